@@ -753,3 +753,37 @@ pub fn open_stream(me: &Identity, input: &mut impl Read, sender: &IdentityKey, o
     sender.verify_parts(context::ENVELOPE, &[&hh, &bh], &signature, "envelope")?;
     Ok(Opened { header, plaintext: Vec::new(), envelope_hash: envelope_hash(&hh, &bh) })
 }
+
+/// Checks a streamed envelope's form and signature without any secret (what a relay
+/// does with an uploaded attachment): returns the header and envelope hash.
+pub fn verify_stream(input: &mut impl Read) -> Result<(Header, [u8; 32])> {
+    let mut version = [0u8; 1];
+    read_exact(input, &mut version, "envelope")?;
+    if version[0] != ENVELOPE_VERSION {
+        return Err(Error::UnsupportedVersion { what: "envelope", found: version[0] });
+    }
+    let header_bytes = read_section(input, MAX_HEADER_LEN, "header")?;
+    let header = Header::parse(&header_bytes)?;
+    let stanza_max = 2 + header.recipients.len() * (2 + header.suite.stanza_len());
+    let stanzas = read_section(input, stanza_max, "stanza block")?;
+    parse_stanzas(&stanzas, header.suite, header.recipients.len())?;
+    let hh: [u8; 32] = Sha256::digest(&header_bytes).into();
+    let mut body_hash = blake3::Hasher::new();
+    let mut remaining = stream::ciphertext_len(header.body_len);
+    let mut buf = vec![0u8; stream::CHUNK_SIZE + stream::TAG_LEN];
+    while remaining > 0 {
+        let n = remaining.min(buf.len() as u64) as usize;
+        read_exact(input, &mut buf[..n], "body")?;
+        body_hash.update(&buf[..n]);
+        remaining -= n as u64;
+    }
+    let mut signature = [0u8; 64];
+    read_exact(input, &mut signature, "signature")?;
+    let mut extra = [0u8; 1];
+    if input.read(&mut extra)? != 0 {
+        return Err(Error::TrailingBytes("envelope", 1));
+    }
+    let bh: [u8; 32] = body_hash.finalize().into();
+    header.sender.verify_parts(context::ENVELOPE, &[&hh, &bh], &signature, "envelope")?;
+    Ok((header, envelope_hash(&hh, &bh)))
+}

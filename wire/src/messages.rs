@@ -1,0 +1,138 @@
+//! Requests and responses. Each request travels on its own QUIC bidirectional stream:
+//! the client writes one `Request` frame, the relay answers with one `Response` frame
+//! (`Watch` and `GetBlob` answer with several). Variant order is part of the format:
+//! append only.
+
+use serde::{Deserialize, Serialize};
+
+/// A 32-byte Ed25519 identity key.
+pub type Key = [u8; 32];
+/// A 16-byte message id.
+pub type MessageId = [u8; 16];
+
+/// Client to relay.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Request {
+    /// First call on every connection; the relay says whether the key is enrolled.
+    Hello { protocol: u16 },
+    /// Enrol the connection's key with a one-time invite code.
+    Enrol { invite: String, public_identity: Vec<u8> },
+    /// Look up members by handle (`CL.primary`), state (`CL`), fingerprint prefix or `*`.
+    Lookup { query: String },
+    /// Store and forward one envelope; answered after it is durable.
+    Send { envelope: Vec<u8> },
+    /// Stream deliveries: the backlog, then `CaughtUp`, then new items as they arrive.
+    /// With `follow = false` the stream ends after `CaughtUp`.
+    Watch { follow: bool },
+    /// The client has durably processed these queue items.
+    Ack { seqs: Vec<u64> },
+    /// Forward a signed receipt to the envelope's sender.
+    SendReceipt { to: Key, receipt: Vec<u8> },
+    /// Upload an attachment envelope from `offset`; the raw bytes follow the frame.
+    PutBlob { message_id: MessageId, total_len: u64, offset: u64 },
+    /// Download an attachment envelope from `offset`; the relay answers `Blob` then raw bytes.
+    GetBlob { message_id: MessageId, offset: u64 },
+}
+
+/// A member of the relay's enrolment list (directory data; trusted only as far as
+/// the key it names is verified by the people involved).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Member {
+    /// `STATE.role`, e.g. `CL.primary`.
+    pub handle: String,
+    /// ISO 3166-1 alpha-2 code.
+    pub state: String,
+    /// `primary`, `alternate` or `further`.
+    pub role: String,
+    /// Display name.
+    pub name: String,
+    /// Encoded `PublicIdentity`.
+    pub public_identity: Vec<u8>,
+    /// Whether the key has been revoked.
+    pub revoked: bool,
+}
+
+/// One queue item handed to a recipient.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Delivery {
+    /// An envelope, trimmed to this recipient's key stanza.
+    Envelope { seq: u64, envelope: Vec<u8> },
+    /// A signed receipt from `from` about a message this client sent.
+    Receipt { seq: u64, from: Key, receipt: Vec<u8> },
+    /// A message this client sent expired undelivered for `recipient`.
+    Expired { seq: u64, message_id: MessageId, recipient: Key },
+}
+
+impl Delivery {
+    /// The queue sequence number to acknowledge.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Delivery::Envelope { seq, .. } | Delivery::Receipt { seq, .. } | Delivery::Expired { seq, .. } => *seq,
+        }
+    }
+}
+
+/// What went wrong, for the client to act on.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// This key is not enrolled: enrol with an invite first.
+    NotEnrolled,
+    /// This key has been revoked.
+    Revoked,
+    /// The invite code is unknown.
+    BadInvite,
+    /// The invite code has expired.
+    InviteExpired,
+    /// The invite code was already used.
+    InviteUsed,
+    /// Over a size limit.
+    TooLarge,
+    /// The request could not be decoded.
+    Malformed,
+    /// A recipient is not enrolled (or revoked).
+    UnknownRecipient,
+    /// A recipient's queue is full.
+    QuotaExceeded,
+    /// The sender is over its rate limit; retry later.
+    RateLimited,
+    /// The envelope failed verification.
+    BadEnvelope,
+    /// The envelope names another sender than the connection's key.
+    NotSender,
+    /// Nothing matches.
+    NotFound,
+    /// Not allowed for this key.
+    Forbidden,
+    /// The relay is shutting down; retry shortly.
+    ShuttingDown,
+    /// The relay failed (disk full, ...); nothing was stored.
+    Internal,
+    /// Protocol version not supported.
+    UnsupportedVersion,
+}
+
+/// Relay to client.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Response {
+    /// Answer to `Hello`.
+    Welcome { relay_time_ms: u64, member: Option<Member> },
+    /// Answer to `Enrol`.
+    Enrolled { member: Member },
+    /// Answer to `Lookup`.
+    Directory { members: Vec<Member> },
+    /// Answer to `Send`: the envelope is committed. `relay_signature` signs
+    /// `pocnet/v1/relay-accept\0 || envelope_hash || u64 stored_at_ms` with the relay key.
+    Accepted { message_id: MessageId, envelope_hash: [u8; 32], stored_at_ms: u64, relay_signature: Vec<u8>, duplicate: bool },
+    /// One item of a `Watch` stream.
+    Deliver(Delivery),
+    /// The backlog has been sent.
+    CaughtUp,
+    /// Answer to `Ack` and `SendReceipt`.
+    Done,
+    /// Answer to `PutBlob`: bytes stored so far and whether the blob is complete and verified.
+    BlobStored { stored: u64, complete: bool },
+    /// Answer to `GetBlob`, followed by `total_len - offset` raw bytes.
+    Blob { total_len: u64 },
+    /// The request failed; nothing was stored.
+    Error { code: ErrorCode, message: String },
+}
