@@ -17,7 +17,9 @@ use pocnet_crypto::{open, open_stream, os_rng, seal, seal_stream, Identity};
 const NOW: u64 = 1_790_000_000;
 
 fn ids(n: usize) -> Vec<Identity> {
-    (0..n).map(|_| Identity::generate(&mut os_rng(), NOW, 86400 * 365).unwrap()).collect()
+    (0..n)
+        .map(|_| Identity::generate(&mut os_rng(), NOW, 86400 * 365).unwrap())
+        .collect()
 }
 
 fn primitives(c: &mut Criterion) {
@@ -27,7 +29,9 @@ fn primitives(c: &mut Criterion) {
     let msg = [0u8; 64];
     let sig = sk.sign(&msg);
     g.bench_function("ed25519_sign", |b| b.iter(|| sk.sign(&msg)));
-    g.bench_function("ed25519_verify_strict", |b| b.iter(|| vk.verify_strict(&msg, &sig).unwrap()));
+    g.bench_function("ed25519_verify_strict", |b| {
+        b.iter(|| vk.verify_strict(&msg, &sig).unwrap())
+    });
     let a = x25519_dalek::StaticSecret::from([1u8; 32]);
     let bpub = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from([2u8; 32]));
     g.bench_function("x25519_agreement", |b| b.iter(|| a.diffie_hellman(&bpub)));
@@ -35,24 +39,83 @@ fn primitives(c: &mut Criterion) {
     let (dsk, dpk) = X25519HkdfSha256::derive_keypair(&[4; 32]);
     let key = [9u8; 32];
     g.bench_function("hpke_xwing_seal_32B", |b| {
-        b.iter(|| hpke::single_shot_seal_with_rng::<HChaCha, HkdfSha256, XWing>(&OpModeS::Base, &xpk, b"i", &key, &[], &mut os_rng()).unwrap())
+        b.iter(|| {
+            hpke::single_shot_seal_with_rng::<HChaCha, HkdfSha256, XWing>(
+                &OpModeS::Base,
+                &xpk,
+                b"i",
+                &key,
+                &[],
+                &mut os_rng(),
+            )
+            .unwrap()
+        })
     });
-    let (enc, ct) = hpke::single_shot_seal_with_rng::<HChaCha, HkdfSha256, XWing>(&OpModeS::Base, &xpk, b"i", &key, &[], &mut os_rng()).unwrap();
+    let (enc, ct) = hpke::single_shot_seal_with_rng::<HChaCha, HkdfSha256, XWing>(
+        &OpModeS::Base,
+        &xpk,
+        b"i",
+        &key,
+        &[],
+        &mut os_rng(),
+    )
+    .unwrap();
     g.bench_function("hpke_xwing_open_32B", |b| {
-        b.iter(|| hpke::single_shot_open::<HChaCha, HkdfSha256, XWing>(&OpModeR::Base, &xsk, &enc, b"i", &ct, &[]).unwrap())
+        b.iter(|| {
+            hpke::single_shot_open::<HChaCha, HkdfSha256, XWing>(
+                &OpModeR::Base,
+                &xsk,
+                &enc,
+                b"i",
+                &ct,
+                &[],
+            )
+            .unwrap()
+        })
     });
     g.bench_function("hpke_x25519_seal_32B", |b| {
-        b.iter(|| hpke::single_shot_seal_with_rng::<HChaCha, HkdfSha256, X25519HkdfSha256>(&OpModeS::Base, &dpk, b"i", &key, &[], &mut os_rng()).unwrap())
+        b.iter(|| {
+            hpke::single_shot_seal_with_rng::<HChaCha, HkdfSha256, X25519HkdfSha256>(
+                &OpModeS::Base,
+                &dpk,
+                b"i",
+                &key,
+                &[],
+                &mut os_rng(),
+            )
+            .unwrap()
+        })
     });
-    let (denc, dct) = hpke::single_shot_seal_with_rng::<HChaCha, HkdfSha256, X25519HkdfSha256>(&OpModeS::Base, &dpk, b"i", &key, &[], &mut os_rng()).unwrap();
+    let (denc, dct) = hpke::single_shot_seal_with_rng::<HChaCha, HkdfSha256, X25519HkdfSha256>(
+        &OpModeS::Base,
+        &dpk,
+        b"i",
+        &key,
+        &[],
+        &mut os_rng(),
+    )
+    .unwrap();
     g.bench_function("hpke_x25519_open_32B", |b| {
-        b.iter(|| hpke::single_shot_open::<HChaCha, HkdfSha256, X25519HkdfSha256>(&OpModeR::Base, &dsk, &denc, b"i", &dct, &[]).unwrap())
+        b.iter(|| {
+            hpke::single_shot_open::<HChaCha, HkdfSha256, X25519HkdfSha256>(
+                &OpModeR::Base,
+                &dsk,
+                &denc,
+                b"i",
+                &dct,
+                &[],
+            )
+            .unwrap()
+        })
     });
     let aead = ChaCha20Poly1305::new(&[5u8; 32].into());
     let mut buf = vec![0u8; 1024];
     g.throughput(Throughput::Bytes(1024));
     g.bench_function("chacha20poly1305_1KiB", |b| {
-        b.iter(|| aead.encrypt_inout_detached(&Nonce::from([0; 12]), &[], buf.as_mut_slice().into()).unwrap())
+        b.iter(|| {
+            aead.encrypt_inout_detached(&Nonce::from([0; 12]), &[], buf.as_mut_slice().into())
+                .unwrap()
+        })
     });
     g.finish();
 }
@@ -65,10 +128,17 @@ fn envelopes(c: &mut Criterion) {
         for n in [1usize, 35] {
             let rcpts = ids(n);
             let pubs: Vec<_> = rcpts.iter().map(|r| r.public()).collect();
-            let fields = HeaderFields { suite, ..HeaderFields::message(NOW * 1000) };
-            g.bench_function(format!("seal_1KiB_{suite_name}_{n}"), |b| b.iter(|| seal(&mut os_rng(), &sender, &pubs, &fields, &body).unwrap()));
+            let fields = HeaderFields {
+                suite,
+                ..HeaderFields::message(NOW * 1000)
+            };
+            g.bench_function(format!("seal_1KiB_{suite_name}_{n}"), |b| {
+                b.iter(|| seal(&mut os_rng(), &sender, &pubs, &fields, &body).unwrap())
+            });
             let sealed = seal(&mut os_rng(), &sender, &pubs, &fields, &body).unwrap();
-            g.bench_function(format!("open_1KiB_{suite_name}_{n}"), |b| b.iter(|| open(&rcpts[0], &sealed.bytes, sender.public_key()).unwrap()));
+            g.bench_function(format!("open_1KiB_{suite_name}_{n}"), |b| {
+                b.iter(|| open(&rcpts[0], &sealed.bytes, sender.public_key()).unwrap())
+            });
         }
     }
     g.finish();
@@ -88,7 +158,8 @@ fn streaming(c: &mut Criterion) {
                 for (i, chunk) in buf.chunks_mut(64 * 1024).enumerate() {
                     let mut n = [0u8; 12];
                     n[4..].copy_from_slice(&(i as u64).to_be_bytes());
-                    aead.encrypt_inout_detached(&Nonce::from(n), &[], chunk.into()).unwrap();
+                    aead.encrypt_inout_detached(&Nonce::from(n), &[], chunk.into())
+                        .unwrap();
                 }
             },
             BatchSize::PerIteration,
@@ -101,7 +172,16 @@ fn streaming(c: &mut Criterion) {
     g.bench_function("seal_stream", |b| {
         b.iter(|| {
             out.clear();
-            seal_stream(&mut os_rng(), &sender, &[rcpt.public()], &fields, LEN as u64, &mut body.as_slice(), &mut out).unwrap()
+            seal_stream(
+                &mut os_rng(),
+                &sender,
+                &[rcpt.public()],
+                &fields,
+                LEN as u64,
+                &mut body.as_slice(),
+                &mut out,
+            )
+            .unwrap()
         })
     });
     let env = out.clone();

@@ -12,7 +12,9 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn with_capacity(n: usize) -> Self {
-        Writer { buf: Vec::with_capacity(n) }
+        Writer {
+            buf: Vec::with_capacity(n),
+        }
     }
     pub(crate) fn u8(&mut self, v: u8) -> &mut Self {
         self.buf.push(v);
@@ -52,7 +54,10 @@ impl<'a> Reader<'a> {
     }
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).ok_or(Error::Truncated(self.what))?;
-        let s = self.data.get(self.pos..end).ok_or(Error::Truncated(self.what))?;
+        let s = self
+            .data
+            .get(self.pos..end)
+            .ok_or(Error::Truncated(self.what))?;
         self.pos = end;
         Ok(s)
     }

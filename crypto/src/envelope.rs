@@ -37,7 +37,8 @@ const HEADER_FIXED_LEN: usize = 1 + 1 + 16 + 32 + 8 + 1 + 1 + 1 + 1 + 32 + 8 + 2
 /// One recipient entry: identity key, encryption-record hash, stanza hash.
 pub const RECIPIENT_ENTRY_LEN: usize = 96;
 /// Largest header.
-pub const MAX_HEADER_LEN: usize = HEADER_FIXED_LEN + MAX_INCIDENT_ID + MAX_RECIPIENTS * RECIPIENT_ENTRY_LEN;
+pub const MAX_HEADER_LEN: usize =
+    HEADER_FIXED_LEN + MAX_INCIDENT_ID + MAX_RECIPIENTS * RECIPIENT_ENTRY_LEN;
 /// Length of the wrapped content key inside a stanza (32-byte key + 16-byte tag).
 const WRAPPED_KEY_LEN: usize = 48;
 /// Ed25519 signature length.
@@ -233,7 +234,9 @@ pub struct Header {
 impl Header {
     fn encode(&self) -> Vec<u8> {
         let inc = self.incident_id.as_deref().unwrap_or("");
-        let mut w = Writer::with_capacity(HEADER_FIXED_LEN + inc.len() + self.recipients.len() * RECIPIENT_ENTRY_LEN);
+        let mut w = Writer::with_capacity(
+            HEADER_FIXED_LEN + inc.len() + self.recipients.len() * RECIPIENT_ENTRY_LEN,
+        );
         w.u8(ENVELOPE_VERSION)
             .u8(self.suite as u8)
             .bytes(&self.message_id)
@@ -263,12 +266,19 @@ impl Header {
     /// compare bytes instead of decompressing the key a second time.
     fn parse_from(bytes: &[u8], known_sender: Option<&IdentityKey>) -> Result<Self> {
         if bytes.len() > MAX_HEADER_LEN {
-            return Err(Error::TooLarge { field: "header", len: bytes.len() as u64, max: MAX_HEADER_LEN as u64 });
+            return Err(Error::TooLarge {
+                field: "header",
+                len: bytes.len() as u64,
+                max: MAX_HEADER_LEN as u64,
+            });
         }
         let mut r = Reader::new(bytes, "envelope header");
         let version = r.u8()?;
         if version != ENVELOPE_VERSION {
-            return Err(Error::UnsupportedVersion { what: "envelope", found: version });
+            return Err(Error::UnsupportedVersion {
+                what: "envelope",
+                found: version,
+            });
         }
         let suite = Suite::from_u8(r.u8()?)?;
         let message_id = r.array()?;
@@ -287,26 +297,44 @@ impl Header {
         }
         let inc_len = r.u8()? as usize;
         if inc_len > MAX_INCIDENT_ID {
-            return Err(Error::TooLarge { field: "incident id", len: inc_len as u64, max: MAX_INCIDENT_ID as u64 });
+            return Err(Error::TooLarge {
+                field: "incident id",
+                len: inc_len as u64,
+                max: MAX_INCIDENT_ID as u64,
+            });
         }
         let inc = r.take(inc_len)?;
         if !inc.iter().all(|b| b.is_ascii_graphic()) {
-            return Err(Error::NonCanonical("incident id must be printable ASCII without spaces"));
+            return Err(Error::NonCanonical(
+                "incident id must be printable ASCII without spaces",
+            ));
         }
         let incident_id = (inc_len > 0).then(|| String::from_utf8_lossy(inc).into_owned());
         let head: [u8; 32] = r.array()?;
         let log_head = (head != [0; 32]).then_some(head);
         let body_len = r.u64()?;
         if body_len > MAX_BODY_LEN {
-            return Err(Error::TooLarge { field: "body", len: body_len, max: MAX_BODY_LEN });
+            return Err(Error::TooLarge {
+                field: "body",
+                len: body_len,
+                max: MAX_BODY_LEN,
+            });
         }
         let n = r.u16()? as usize;
         if n == 0 || n > MAX_RECIPIENTS {
-            return Err(Error::TooLarge { field: "recipient count (1..=1024)", len: n as u64, max: MAX_RECIPIENTS as u64 });
+            return Err(Error::TooLarge {
+                field: "recipient count (1..=1024)",
+                len: n as u64,
+                max: MAX_RECIPIENTS as u64,
+            });
         }
         let mut recipients = Vec::with_capacity(n);
         for _ in 0..n {
-            recipients.push(RecipientEntry { key: r.array()?, record_hash: r.array()?, stanza_hash: r.array()? });
+            recipients.push(RecipientEntry {
+                key: r.array()?,
+                record_hash: r.array()?,
+                stanza_hash: r.array()?,
+            });
         }
         r.finish()?;
         let mut keys: Vec<&[u8; 32]> = recipients.iter().map(|e| &e.key).collect();
@@ -378,7 +406,8 @@ fn stanza_info(message_id: &[u8; 16], sender: &[u8; 32], record_hash: &[u8; 32])
 fn payload_key(content_key: &[u8; 32], header_hash: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     let hk = Hkdf::<Sha256>::new(Some(header_hash), content_key);
     let mut out = Zeroizing::new([0u8; 32]);
-    hk.expand(context::PAYLOAD_INFO, out.as_mut()).expect("32 bytes is a valid HKDF length");
+    hk.expand(context::PAYLOAD_INFO, out.as_mut())
+        .expect("32 bytes is a valid HKDF length");
     out
 }
 
@@ -402,14 +431,24 @@ fn prepare<R: CryptoRng>(
     body_len: u64,
 ) -> Result<Prepared> {
     if recipients.is_empty() || recipients.len() > MAX_RECIPIENTS {
-        return Err(Error::TooLarge { field: "recipient count (1..=1024)", len: recipients.len() as u64, max: MAX_RECIPIENTS as u64 });
+        return Err(Error::TooLarge {
+            field: "recipient count (1..=1024)",
+            len: recipients.len() as u64,
+            max: MAX_RECIPIENTS as u64,
+        });
     }
     if body_len > MAX_BODY_LEN {
-        return Err(Error::TooLarge { field: "body", len: body_len, max: MAX_BODY_LEN });
+        return Err(Error::TooLarge {
+            field: "body",
+            len: body_len,
+            max: MAX_BODY_LEN,
+        });
     }
     let inc = fields.incident_id.as_deref().unwrap_or("");
     if inc.len() > MAX_INCIDENT_ID || !inc.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Error::NonCanonical("incident id must be 1..=64 printable ASCII characters without spaces"));
+        return Err(Error::NonCanonical(
+            "incident id must be 1..=64 printable ASCII characters without spaces",
+        ));
     }
     let mut message_id = [0u8; 16];
     rng.fill_bytes(&mut message_id);
@@ -430,16 +469,27 @@ fn prepare<R: CryptoRng>(
         let mut stanza = Vec::with_capacity(stanza_len);
         match fields.suite {
             Suite::X25519 => {
-                let (enc, ct) = hpke::single_shot_seal_with_rng::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
-                    &OpModeS::Base, record.x25519(), &info, content_key.as_ref(), &[], rng,
-                )
-                .map_err(hpke_err)?;
+                let (enc, ct) =
+                    hpke::single_shot_seal_with_rng::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
+                        &OpModeS::Base,
+                        record.x25519(),
+                        &info,
+                        content_key.as_ref(),
+                        &[],
+                        rng,
+                    )
+                    .map_err(hpke_err)?;
                 stanza.extend_from_slice(&enc.to_bytes());
                 stanza.extend_from_slice(&ct);
             }
             Suite::XWing => {
                 let (enc, ct) = hpke::single_shot_seal_with_rng::<HpkeChaCha, HkdfSha256, XWing>(
-                    &OpModeS::Base, record.xwing(), &info, content_key.as_ref(), &[], rng,
+                    &OpModeS::Base,
+                    record.xwing(),
+                    &info,
+                    content_key.as_ref(),
+                    &[],
+                    rng,
                 )
                 .map_err(hpke_err)?;
                 stanza.extend_from_slice(&enc.to_bytes());
@@ -479,7 +529,12 @@ fn prepare<R: CryptoRng>(
         .bytes(&header_bytes)
         .u32(stanzas.len() as u32)
         .bytes(&stanzas);
-    Ok(Prepared { prefix: prefix.into_vec(), header_hash, payload_key: payload_key(&content_key, &header_hash), message_id })
+    Ok(Prepared {
+        prefix: prefix.into_vec(),
+        header_hash,
+        payload_key: payload_key(&content_key, &header_hash),
+        message_id,
+    })
 }
 
 /// Seals `plaintext` from `sender` to every recipient. Randomness comes from `rng`
@@ -493,8 +548,20 @@ pub fn seal<R: CryptoRng>(
 ) -> Result<Sealed> {
     let mut out = Vec::new();
     let mut input = plaintext;
-    let info = seal_stream(rng, sender, recipients, fields, plaintext.len() as u64, &mut input, &mut out)?;
-    Ok(Sealed { bytes: out, message_id: info.message_id, envelope_hash: info.envelope_hash })
+    let info = seal_stream(
+        rng,
+        sender,
+        recipients,
+        fields,
+        plaintext.len() as u64,
+        &mut input,
+        &mut out,
+    )?;
+    Ok(Sealed {
+        bytes: out,
+        message_id: info.message_id,
+        envelope_hash: info.envelope_hash,
+    })
 }
 
 /// Identifiers of a streamed envelope.
@@ -540,7 +607,11 @@ pub fn seal_stream<R: CryptoRng>(
     let sig = sender.sign_parts(context::ENVELOPE, &[&prep.header_hash, &body_hash]);
     out.write_all(&sig)?;
     let len = prep.prefix.len() as u64 + stream::ciphertext_len(body_len) + SIGNATURE_LEN as u64;
-    Ok(SealedInfo { message_id: prep.message_id, envelope_hash: envelope_hash(&prep.header_hash, &body_hash), len })
+    Ok(SealedInfo {
+        message_id: prep.message_id,
+        envelope_hash: envelope_hash(&prep.header_hash, &body_hash),
+        len,
+    })
 }
 
 /// An envelope split into its parts, without any cryptographic check.
@@ -555,11 +626,18 @@ fn split(envelope: &[u8]) -> Result<Parts<'_>> {
     let mut r = Reader::new(envelope, "envelope");
     let version = r.u8()?;
     if version != ENVELOPE_VERSION {
-        return Err(Error::UnsupportedVersion { what: "envelope", found: version });
+        return Err(Error::UnsupportedVersion {
+            what: "envelope",
+            found: version,
+        });
     }
     let header_len = r.u32()? as usize;
     if header_len > MAX_HEADER_LEN {
-        return Err(Error::TooLarge { field: "header", len: header_len as u64, max: MAX_HEADER_LEN as u64 });
+        return Err(Error::TooLarge {
+            field: "header",
+            len: header_len as u64,
+            max: MAX_HEADER_LEN as u64,
+        });
     }
     let header = r.take(header_len)?;
     let stanzas_len = r.u32()? as usize;
@@ -570,7 +648,12 @@ fn split(envelope: &[u8]) -> Result<Parts<'_>> {
     let body = r.take(r.remaining() - SIGNATURE_LEN)?;
     let signature = r.array()?;
     r.finish()?;
-    Ok(Parts { header, stanzas, body, signature })
+    Ok(Parts {
+        header,
+        stanzas,
+        body,
+        signature,
+    })
 }
 
 /// Parses a stanza block strictly: 1..=n entries, indices strictly increasing and in range.
@@ -585,7 +668,9 @@ fn parse_stanzas(block: &[u8], suite: Suite, n_recipients: usize) -> Result<Vec<
     for _ in 0..count {
         let idx = r.u16()?;
         if idx as usize >= n_recipients || prev.is_some_and(|p| idx <= p) {
-            return Err(Error::NonCanonical("stanza indices must be increasing and within the recipient list"));
+            return Err(Error::NonCanonical(
+                "stanza indices must be increasing and within the recipient list",
+            ));
         }
         prev = Some(idx);
         out.push((idx, r.take(suite.stanza_len())?));
@@ -621,7 +706,10 @@ pub fn trim_for_recipient(envelope: &[u8], key: &[u8; 32]) -> Result<Vec<u8>> {
     let header = Header::parse(parts.header)?;
     let index = header.recipient_index(key).ok_or(Error::NotARecipient)?;
     let stanzas = parse_stanzas(parts.stanzas, header.suite, header.recipients.len())?;
-    let (_, stanza) = stanzas.iter().find(|(i, _)| *i as usize == index).ok_or(Error::StanzaMissing)?;
+    let (_, stanza) = stanzas
+        .iter()
+        .find(|(i, _)| *i as usize == index)
+        .ok_or(Error::StanzaMissing)?;
     let mut w = Writer::with_capacity(envelope.len() - parts.stanzas.len() + 4 + stanza.len());
     let block_len = 2 + 2 + stanza.len();
     w.u8(ENVELOPE_VERSION)
@@ -637,30 +725,57 @@ pub fn trim_for_recipient(envelope: &[u8], key: &[u8; 32]) -> Result<Vec<u8>> {
 }
 
 /// Finds this identity's stanza, checks it against the signed list and unwraps the content key.
-fn unwrap_content_key(me: &Identity, header: &Header, stanza_block: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
+fn unwrap_content_key(
+    me: &Identity,
+    header: &Header,
+    stanza_block: &[u8],
+) -> Result<Zeroizing<[u8; 32]>> {
     let my_key = me.public_key().as_bytes();
     let index = header.recipient_index(my_key).ok_or(Error::NotARecipient)?;
     let entry = &header.recipients[index];
     let stanzas = parse_stanzas(stanza_block, header.suite, header.recipients.len())?;
-    let (_, stanza) = stanzas.iter().find(|(i, _)| *i as usize == index).ok_or(Error::StanzaMissing)?;
+    let (_, stanza) = stanzas
+        .iter()
+        .find(|(i, _)| *i as usize == index)
+        .ok_or(Error::StanzaMissing)?;
     let stanza_hash: [u8; 32] = Sha256::digest(stanza).into();
     if stanza_hash != entry.stanza_hash {
         return Err(Error::StanzaMismatch);
     }
-    let secret = me
-        .encryption_secret(&entry.record_hash)
-        .ok_or_else(|| Error::UnknownEncryptionKey(crate::identity::hex_encode(&entry.record_hash[..8])))?;
-    let info = stanza_info(&header.message_id, header.sender.as_bytes(), &entry.record_hash);
+    let secret = me.encryption_secret(&entry.record_hash).ok_or_else(|| {
+        Error::UnknownEncryptionKey(crate::identity::hex_encode(&entry.record_hash[..8]))
+    })?;
+    let info = stanza_info(
+        &header.message_id,
+        header.sender.as_bytes(),
+        &entry.record_hash,
+    );
     let enc_len = header.suite.stanza_len() - WRAPPED_KEY_LEN;
     let (enc, wrapped) = stanza.split_at(enc_len);
     let key = match header.suite {
         Suite::X25519 => {
-            let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(enc).map_err(|_| Error::UnwrapFailed)?;
-            hpke::single_shot_open::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(&OpModeR::Base, &secret.x25519, &enc, &info, wrapped, &[])
+            let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(enc)
+                .map_err(|_| Error::UnwrapFailed)?;
+            hpke::single_shot_open::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
+                &OpModeR::Base,
+                &secret.x25519,
+                &enc,
+                &info,
+                wrapped,
+                &[],
+            )
         }
         Suite::XWing => {
-            let enc = <XWing as Kem>::EncappedKey::from_bytes(enc).map_err(|_| Error::UnwrapFailed)?;
-            hpke::single_shot_open::<HpkeChaCha, HkdfSha256, XWing>(&OpModeR::Base, &secret.xwing, &enc, &info, wrapped, &[])
+            let enc =
+                <XWing as Kem>::EncappedKey::from_bytes(enc).map_err(|_| Error::UnwrapFailed)?;
+            hpke::single_shot_open::<HpkeChaCha, HkdfSha256, XWing>(
+                &OpModeR::Base,
+                &secret.xwing,
+                &enc,
+                &info,
+                wrapped,
+                &[],
+            )
         }
     }
     .map_err(|_| Error::UnwrapFailed)?;
@@ -692,7 +807,11 @@ pub fn open(me: &Identity, envelope: &[u8], sender: &IdentityKey) -> Result<Open
         stream.open_chunk(&mut buf)?;
         plaintext.extend_from_slice(&buf);
     }
-    Ok(Opened { header, plaintext, envelope_hash: envelope_hash(&hh, &bh) })
+    Ok(Opened {
+        header,
+        plaintext,
+        envelope_hash: envelope_hash(&hh, &bh),
+    })
 }
 
 /// Reads a length-prefixed section of at most `max` bytes from a stream.
@@ -701,7 +820,11 @@ fn read_section(input: &mut impl Read, max: usize, field: &'static str) -> Resul
     read_exact(input, &mut len, field)?;
     let len = u32::from_be_bytes(len) as usize;
     if len > max {
-        return Err(Error::TooLarge { field, len: len as u64, max: max as u64 });
+        return Err(Error::TooLarge {
+            field,
+            len: len as u64,
+            max: max as u64,
+        });
     }
     let mut v = vec![0u8; len];
     read_exact(input, &mut v, field)?;
@@ -720,11 +843,19 @@ fn read_exact(input: &mut impl Read, buf: &mut [u8], what: &'static str) -> Resu
 /// The signature trails the body, so it is checked last: **the output is provisional
 /// until this returns `Ok`** and must be discarded on any error (write to a temporary
 /// file, rename on success). Every chunk is still authenticated before it is written.
-pub fn open_stream(me: &Identity, input: &mut impl Read, sender: &IdentityKey, out: &mut impl Write) -> Result<Opened> {
+pub fn open_stream(
+    me: &Identity,
+    input: &mut impl Read,
+    sender: &IdentityKey,
+    out: &mut impl Write,
+) -> Result<Opened> {
     let mut version = [0u8; 1];
     read_exact(input, &mut version, "envelope")?;
     if version[0] != ENVELOPE_VERSION {
-        return Err(Error::UnsupportedVersion { what: "envelope", found: version[0] });
+        return Err(Error::UnsupportedVersion {
+            what: "envelope",
+            found: version[0],
+        });
     }
     let header_bytes = read_section(input, MAX_HEADER_LEN, "header")?;
     let header = Header::parse_from(&header_bytes, Some(sender))?;
@@ -751,7 +882,11 @@ pub fn open_stream(me: &Identity, input: &mut impl Read, sender: &IdentityKey, o
     }
     let bh: [u8; 32] = body_hash.finalize().into();
     sender.verify_parts(context::ENVELOPE, &[&hh, &bh], &signature, "envelope")?;
-    Ok(Opened { header, plaintext: Vec::new(), envelope_hash: envelope_hash(&hh, &bh) })
+    Ok(Opened {
+        header,
+        plaintext: Vec::new(),
+        envelope_hash: envelope_hash(&hh, &bh),
+    })
 }
 
 /// Checks a streamed envelope's form and signature without any secret (what a relay
@@ -760,7 +895,10 @@ pub fn verify_stream(input: &mut impl Read) -> Result<(Header, [u8; 32])> {
     let mut version = [0u8; 1];
     read_exact(input, &mut version, "envelope")?;
     if version[0] != ENVELOPE_VERSION {
-        return Err(Error::UnsupportedVersion { what: "envelope", found: version[0] });
+        return Err(Error::UnsupportedVersion {
+            what: "envelope",
+            found: version[0],
+        });
     }
     let header_bytes = read_section(input, MAX_HEADER_LEN, "header")?;
     let header = Header::parse(&header_bytes)?;
@@ -784,6 +922,8 @@ pub fn verify_stream(input: &mut impl Read) -> Result<(Header, [u8; 32])> {
         return Err(Error::TrailingBytes("envelope", 1));
     }
     let bh: [u8; 32] = body_hash.finalize().into();
-    header.sender.verify_parts(context::ENVELOPE, &[&hh, &bh], &signature, "envelope")?;
+    header
+        .sender
+        .verify_parts(context::ENVELOPE, &[&hh, &bh], &signature, "envelope")?;
     Ok((header, envelope_hash(&hh, &bh)))
 }

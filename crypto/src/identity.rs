@@ -42,7 +42,8 @@ pub struct IdentityKey {
 impl IdentityKey {
     /// Parses and validates a 32-byte Ed25519 public key; weak (small-order) keys are refused.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self> {
-        let key = VerifyingKey::from_bytes(bytes).map_err(|_| Error::WeakKey("not a valid Ed25519 point"))?;
+        let key = VerifyingKey::from_bytes(bytes)
+            .map_err(|_| Error::WeakKey("not a valid Ed25519 point"))?;
         if key.is_weak() {
             return Err(Error::WeakKey("small-order Ed25519 key"));
         }
@@ -60,13 +61,27 @@ impl IdentityKey {
         Fingerprint(h.finalize().into())
     }
     /// Verifies a domain-separated signature with `verify_strict`.
-    pub fn verify(&self, ctx: SigningContext, message: &[u8], signature: &[u8; 64], what: &'static str) -> Result<()> {
+    pub fn verify(
+        &self,
+        ctx: SigningContext,
+        message: &[u8],
+        signature: &[u8; 64],
+        what: &'static str,
+    ) -> Result<()> {
         self.verify_parts(ctx, &[message], signature, what)
     }
-    pub(crate) fn verify_parts(&self, ctx: SigningContext, parts: &[&[u8]], signature: &[u8; 64], what: &'static str) -> Result<()> {
+    pub(crate) fn verify_parts(
+        &self,
+        ctx: SigningContext,
+        parts: &[&[u8]],
+        signature: &[u8; 64],
+        what: &'static str,
+    ) -> Result<()> {
         let sig = Signature::from_bytes(signature);
         let msg = ctx.message(parts);
-        self.key.verify_strict(&msg, &sig).map_err(|_| Error::BadSignature(what))
+        self.key
+            .verify_strict(&msg, &sig)
+            .map_err(|_| Error::BadSignature(what))
     }
 }
 
@@ -98,13 +113,23 @@ impl Fingerprint {
     /// Hex in groups of four characters, for reading aloud.
     pub fn grouped(&self) -> String {
         let h = self.to_hex();
-        h.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap_or("")).collect::<Vec<_>>().join(" ")
+        h.as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
     /// Parses 64 hex characters; spaces and colons are ignored.
     pub fn parse(s: &str) -> Result<Self> {
-        let clean: String = s.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
-        let bytes = hex_decode(&clean).ok_or(Error::NonCanonical("fingerprint must be 64 hex characters"))?;
-        let arr: [u8; 32] = bytes.try_into().map_err(|_| Error::NonCanonical("fingerprint must be 64 hex characters"))?;
+        let clean: String = s
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != ':')
+            .collect();
+        let bytes = hex_decode(&clean)
+            .ok_or(Error::NonCanonical("fingerprint must be 64 hex characters"))?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| Error::NonCanonical("fingerprint must be 64 hex characters"))?;
         Ok(Fingerprint(arr))
     }
 }
@@ -140,7 +165,10 @@ pub(crate) fn hex_decode(s: &str) -> Option<Vec<u8>> {
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
     };
-    s.as_bytes().chunks(2).map(|p| Some(nib(p[0])? << 4 | nib(p[1])?)).collect()
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Some(nib(p[0])? << 4 | nib(p[1])?))
+        .collect()
 }
 
 /// A signed statement by an identity key: "these are my encryption public keys,
@@ -186,7 +214,10 @@ impl EncryptionKeyRecord {
         let mut r = Reader::new(bytes, "encryption key record");
         let version = r.u8()?;
         if version != RECORD_VERSION {
-            return Err(Error::UnsupportedVersion { what: "encryption key record", found: version });
+            return Err(Error::UnsupportedVersion {
+                what: "encryption key record",
+                found: version,
+            });
         }
         let identity = IdentityKey::from_bytes(&r.array()?)?;
         let serial = r.u32()?;
@@ -200,7 +231,12 @@ impl EncryptionKeyRecord {
         let signed_len = r.position();
         let sig: [u8; 64] = r.array()?;
         r.finish()?;
-        identity.verify(context::ENC_KEY, &bytes[..signed_len], &sig, "encryption key record")?;
+        identity.verify(
+            context::ENC_KEY,
+            &bytes[..signed_len],
+            &sig,
+            "encryption key record",
+        )?;
         let x25519 = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(x)
             .map_err(|_| Error::BadRecipientKey("X25519 public key does not parse".into()))?;
         let xwing = <XWing as Kem>::PublicKey::from_bytes(xw)
@@ -240,7 +276,11 @@ impl EncryptionKeyRecord {
     /// Whether the record may be used to seal at Unix second `at`.
     pub fn check_valid_at(&self, at: u64) -> Result<()> {
         if at < self.not_before || at >= self.not_after {
-            return Err(Error::KeyNotValid { at, not_before: self.not_before, not_after: self.not_after });
+            return Err(Error::KeyNotValid {
+                at,
+                not_before: self.not_before,
+                not_after: self.not_after,
+            });
         }
         Ok(())
     }
@@ -296,8 +336,13 @@ impl PublicIdentity {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         match bytes.first() {
             None => Err(Error::Truncated("public identity")),
-            Some(&PUBLIC_IDENTITY_VERSION) => Ok(PublicIdentity { record: EncryptionKeyRecord::from_bytes(&bytes[1..])? }),
-            Some(&v) => Err(Error::UnsupportedVersion { what: "public identity", found: v }),
+            Some(&PUBLIC_IDENTITY_VERSION) => Ok(PublicIdentity {
+                record: EncryptionKeyRecord::from_bytes(&bytes[1..])?,
+            }),
+            Some(&v) => Err(Error::UnsupportedVersion {
+                what: "public identity",
+                found: v,
+            }),
         }
     }
 }
@@ -331,31 +376,62 @@ impl Identity {
     fn from_signing_seed(seed: &[u8; 32]) -> Result<Self> {
         let signing = SigningKey::from_bytes(seed);
         let public = IdentityKey::from_bytes(&signing.verifying_key().to_bytes())?;
-        Ok(Identity { signing, public, enc: Vec::new() })
+        Ok(Identity {
+            signing,
+            public,
+            enc: Vec::new(),
+        })
     }
 
     /// Adds a new encryption key valid from `now`; earlier keys stay until [`Identity::prune`]
     /// so messages already in flight can still be opened.
-    pub fn rotate_encryption_key<R: CryptoRng>(&mut self, rng: &mut R, now: u64, validity_secs: u64) -> Result<()> {
+    pub fn rotate_encryption_key<R: CryptoRng>(
+        &mut self,
+        rng: &mut R,
+        now: u64,
+        validity_secs: u64,
+    ) -> Result<()> {
         if self.enc.len() >= MAX_ENCRYPTION_KEYS {
-            return Err(Error::TooLarge { field: "encryption keys held", len: self.enc.len() as u64 + 1, max: MAX_ENCRYPTION_KEYS as u64 });
+            return Err(Error::TooLarge {
+                field: "encryption keys held",
+                len: self.enc.len() as u64 + 1,
+                max: MAX_ENCRYPTION_KEYS as u64,
+            });
         }
         let mut xs = Zeroizing::new([0u8; 32]);
         let mut ws = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(xs.as_mut());
         rng.fill_bytes(ws.as_mut());
-        let serial = self.enc.iter().map(|e| e.record.serial() + 1).max().unwrap_or(1);
+        let serial = self
+            .enc
+            .iter()
+            .map(|e| e.record.serial() + 1)
+            .max()
+            .unwrap_or(1);
         let secret = self.derive_secret(serial, now, now.saturating_add(validity_secs), xs, ws)?;
         self.enc.push(secret);
         Ok(())
     }
 
-    fn derive_secret(&self, serial: u32, nb: u64, na: u64, xs: Zeroizing<[u8; 32]>, ws: Zeroizing<[u8; 32]>) -> Result<EncryptionSecret> {
+    fn derive_secret(
+        &self,
+        serial: u32,
+        nb: u64,
+        na: u64,
+        xs: Zeroizing<[u8; 32]>,
+        ws: Zeroizing<[u8; 32]>,
+    ) -> Result<EncryptionSecret> {
         let (x_sk, x_pk) = X25519HkdfSha256::derive_keypair(xs.as_ref());
         let (w_sk, w_pk) = XWing::derive_keypair(ws.as_ref());
         let x_pk: [u8; 32] = x_pk.to_bytes().into();
         let record = EncryptionKeyRecord::issue(self, serial, nb, na, &x_pk, &w_pk.to_bytes())?;
-        Ok(EncryptionSecret { record, x25519_seed: xs, xwing_seed: ws, x25519: x_sk, xwing: w_sk })
+        Ok(EncryptionSecret {
+            record,
+            x25519_seed: xs,
+            xwing_seed: ws,
+            x25519: x_sk,
+            xwing: w_sk,
+        })
     }
 
     /// Deletes the private halves of encryption keys that expired more than `grace_secs`
@@ -363,7 +439,9 @@ impl Identity {
     pub fn prune(&mut self, now: u64, grace_secs: u64) -> usize {
         let newest = self.enc.iter().map(|e| e.record.serial()).max();
         let before = self.enc.len();
-        self.enc.retain(|e| Some(e.record.serial()) == newest || e.record.not_after.saturating_add(grace_secs) > now);
+        self.enc.retain(|e| {
+            Some(e.record.serial()) == newest || e.record.not_after.saturating_add(grace_secs) > now
+        });
         before - self.enc.len()
     }
 
@@ -377,8 +455,14 @@ impl Identity {
     }
     /// The public identity with the newest encryption key.
     pub fn public(&self) -> PublicIdentity {
-        let newest = self.enc.iter().max_by_key(|e| e.record.serial()).expect("an identity always holds an encryption key");
-        PublicIdentity { record: newest.record.clone() }
+        let newest = self
+            .enc
+            .iter()
+            .max_by_key(|e| e.record.serial())
+            .expect("an identity always holds an encryption key");
+        PublicIdentity {
+            record: newest.record.clone(),
+        }
     }
     /// All encryption key records still held, oldest first.
     pub fn encryption_records(&self) -> impl Iterator<Item = &EncryptionKeyRecord> {
@@ -406,9 +490,13 @@ impl Identity {
     /// Secret encoding (to be stored only inside an encrypted key file).
     pub fn to_secret_bytes(&self) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::with_capacity(2 + 32 + self.enc.len() * (ENC_RECORD_LEN + 64));
-        w.u8(SECRET_VERSION).bytes(&self.signing.to_bytes()).u8(self.enc.len() as u8);
+        w.u8(SECRET_VERSION)
+            .bytes(&self.signing.to_bytes())
+            .u8(self.enc.len() as u8);
         for e in &self.enc {
-            w.bytes(e.record.as_bytes()).bytes(e.x25519_seed.as_ref()).bytes(e.xwing_seed.as_ref());
+            w.bytes(e.record.as_bytes())
+                .bytes(e.x25519_seed.as_ref())
+                .bytes(e.xwing_seed.as_ref());
         }
         Zeroizing::new(w.into_vec())
     }
@@ -418,13 +506,18 @@ impl Identity {
         let mut r = Reader::new(bytes, "secret identity");
         let v = r.u8()?;
         if v != SECRET_VERSION {
-            return Err(Error::UnsupportedVersion { what: "secret identity", found: v });
+            return Err(Error::UnsupportedVersion {
+                what: "secret identity",
+                found: v,
+            });
         }
         let seed = Zeroizing::new(r.array::<32>()?);
         let mut id = Self::from_signing_seed(&seed)?;
         let n = r.u8()? as usize;
         if n == 0 || n > MAX_ENCRYPTION_KEYS {
-            return Err(Error::NonCanonical("secret identity must hold 1..=16 encryption keys"));
+            return Err(Error::NonCanonical(
+                "secret identity must hold 1..=16 encryption keys",
+            ));
         }
         for _ in 0..n {
             let rec = EncryptionKeyRecord::from_bytes(r.take(ENC_RECORD_LEN)?)?;
@@ -433,7 +526,9 @@ impl Identity {
             let (nb, na) = rec.window();
             let secret = id.derive_secret(rec.serial(), nb, na, xs, ws)?;
             if secret.record.as_bytes() != rec.as_bytes() || rec.identity() != id.public_key() {
-                return Err(Error::NonCanonical("stored encryption key does not match its record"));
+                return Err(Error::NonCanonical(
+                    "stored encryption key does not match its record",
+                ));
             }
             id.enc.push(secret);
         }
@@ -444,7 +539,12 @@ impl Identity {
 
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Identity({}, {} encryption keys)", self.fingerprint().short(), self.enc.len())
+        write!(
+            f,
+            "Identity({}, {} encryption keys)",
+            self.fingerprint().short(),
+            self.enc.len()
+        )
     }
 }
 

@@ -36,11 +36,23 @@ pub struct KdfParams {
 impl KdfParams {
     /// The default: 64 MiB, 3 passes, 1 lane (RFC 9106's second recommended option
     /// scaled to a laptop; about a quarter of a second here).
-    pub const DEFAULT: KdfParams = KdfParams { m_cost_kib: 64 * 1024, t_cost: 3, p_cost: 1 };
+    pub const DEFAULT: KdfParams = KdfParams {
+        m_cost_kib: 64 * 1024,
+        t_cost: 3,
+        p_cost: 1,
+    };
     /// Upper bounds accepted when reading a file, so a hostile file cannot demand 4 TiB.
-    const MAX: KdfParams = KdfParams { m_cost_kib: 4 * 1024 * 1024, t_cost: 64, p_cost: 16 };
+    const MAX: KdfParams = KdfParams {
+        m_cost_kib: 4 * 1024 * 1024,
+        t_cost: 64,
+        p_cost: 16,
+    };
     /// Lower bounds accepted when reading or writing (tests may go this low; never below).
-    const MIN: KdfParams = KdfParams { m_cost_kib: 8 * 1024, t_cost: 1, p_cost: 1 };
+    const MIN: KdfParams = KdfParams {
+        m_cost_kib: 8 * 1024,
+        t_cost: 1,
+        p_cost: 1,
+    };
 
     fn check(&self) -> Result<()> {
         let ok = |v: u32, lo: u32, hi: u32| (lo..=hi).contains(&v);
@@ -50,13 +62,16 @@ impl KdfParams {
         {
             Ok(())
         } else {
-            Err(Error::Kdf(format!("Argon2id parameters {self:?} are outside the accepted range")))
+            Err(Error::Kdf(format!(
+                "Argon2id parameters {self:?} are outside the accepted range"
+            )))
         }
     }
 
     fn derive(&self, passphrase: &[u8], salt: &[u8; 16]) -> Result<Zeroizing<[u8; 32]>> {
         self.check()?;
-        let params = Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(32)).map_err(|e| Error::Kdf(e.to_string()))?;
+        let params = Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(32))
+            .map_err(|e| Error::Kdf(e.to_string()))?;
         let mut kek = Zeroizing::new([0u8; 32]);
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
             .hash_password_into(passphrase, salt, kek.as_mut())
@@ -66,9 +81,18 @@ impl KdfParams {
 }
 
 /// Encrypts `secret` under `passphrase`.
-pub fn seal_secret<R: CryptoRng>(rng: &mut R, secret: &[u8], passphrase: &[u8], params: KdfParams) -> Result<Vec<u8>> {
+pub fn seal_secret<R: CryptoRng>(
+    rng: &mut R,
+    secret: &[u8],
+    passphrase: &[u8],
+    params: KdfParams,
+) -> Result<Vec<u8>> {
     if secret.len() > MAX_SECRET_LEN {
-        return Err(Error::TooLarge { field: "key file secret", len: secret.len() as u64, max: MAX_SECRET_LEN as u64 });
+        return Err(Error::TooLarge {
+            field: "key file secret",
+            len: secret.len() as u64,
+            max: MAX_SECRET_LEN as u64,
+        });
     }
     let mut salt = [0u8; 16];
     let mut nonce = [0u8; 24];
@@ -87,7 +111,13 @@ pub fn seal_secret<R: CryptoRng>(rng: &mut R, secret: &[u8], passphrase: &[u8], 
         .u32((secret.len() + 16) as u32);
     let aead = XChaCha20Poly1305::new(&(*kek).into());
     let ct = aead
-        .encrypt(&XNonce::from(nonce), Payload { msg: secret, aad: &w.buf })
+        .encrypt(
+            &XNonce::from(nonce),
+            Payload {
+                msg: secret,
+                aad: &w.buf,
+            },
+        )
         .map_err(|_| Error::Kdf("encryption failed".into()))?;
     w.bytes(&ct);
     let sum = Sha256::digest(&w.buf);
@@ -111,17 +141,28 @@ pub fn open_secret(file: &[u8], passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>>
     r.take(MAGIC.len())?;
     let v = r.u8()?;
     if v != KEYFILE_VERSION {
-        return Err(Error::UnsupportedVersion { what: "key file", found: v });
+        return Err(Error::UnsupportedVersion {
+            what: "key file",
+            found: v,
+        });
     }
     if r.u8()? != KDF_ARGON2ID_13 {
         return Err(Error::Kdf("unknown key-derivation function".into()));
     }
-    let params = KdfParams { m_cost_kib: r.u32()?, t_cost: r.u32()?, p_cost: r.u32()? };
+    let params = KdfParams {
+        m_cost_kib: r.u32()?,
+        t_cost: r.u32()?,
+        p_cost: r.u32()?,
+    };
     let salt: [u8; 16] = r.array()?;
     let nonce: [u8; 24] = r.array()?;
     let ct_len = r.u32()? as usize;
     if ct_len > MAX_SECRET_LEN + 16 {
-        return Err(Error::TooLarge { field: "key file secret", len: ct_len as u64, max: MAX_SECRET_LEN as u64 });
+        return Err(Error::TooLarge {
+            field: "key file secret",
+            len: ct_len as u64,
+            max: MAX_SECRET_LEN as u64,
+        });
     }
     let aad_len = r.position();
     let ct = r.take(ct_len)?;
@@ -129,14 +170,25 @@ pub fn open_secret(file: &[u8], passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>>
     let kek = params.derive(passphrase, &salt)?;
     let aead = XChaCha20Poly1305::new(&(*kek).into());
     let pt = aead
-        .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad: &body[..aad_len] })
+        .decrypt(
+            &XNonce::from(nonce),
+            Payload {
+                msg: ct,
+                aad: &body[..aad_len],
+            },
+        )
         .map_err(|_| Error::WrongPassphrase)?;
     Ok(Zeroizing::new(pt))
 }
 
 impl Identity {
     /// The identity as an encrypted key file.
-    pub fn to_key_file<R: CryptoRng>(&self, rng: &mut R, passphrase: &[u8], params: KdfParams) -> Result<Vec<u8>> {
+    pub fn to_key_file<R: CryptoRng>(
+        &self,
+        rng: &mut R,
+        passphrase: &[u8],
+        params: KdfParams,
+    ) -> Result<Vec<u8>> {
         seal_secret(rng, &self.to_secret_bytes(), passphrase, params)
     }
     /// Loads an identity from an encrypted key file.

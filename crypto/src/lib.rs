@@ -17,9 +17,15 @@ pub mod keyfile;
 pub mod receipt;
 pub mod stream;
 
-pub use envelope::{open, open_stream, seal, seal_stream, trim_for_recipient, verify, verify_stream, ContentType, Header, HeaderFields, Opened, Sealed, Suite, Tlp};
+pub use envelope::{
+    open, open_stream, seal, seal_stream, trim_for_recipient, verify, verify_stream, ContentType,
+    Header, HeaderFields, Opened, Sealed, Suite, Tlp,
+};
 pub use error::{Error, Result};
-pub use identity::{safety_number, EncryptionKeyRecord, Fingerprint, Identity, IdentityKey, PublicIdentity, SafetyNumber};
+pub use identity::{
+    safety_number, EncryptionKeyRecord, Fingerprint, Identity, IdentityKey, PublicIdentity,
+    SafetyNumber,
+};
 pub use keyfile::KdfParams;
 pub use receipt::{Receipt, ReceiptKind};
 

@@ -63,7 +63,14 @@ pub struct Receipt {
 
 impl Receipt {
     /// Signs a receipt as `signer`.
-    pub fn sign(signer: &Identity, kind: ReceiptKind, message_id: [u8; 16], envelope_hash: [u8; 32], sender: &IdentityKey, at_ms: u64) -> Self {
+    pub fn sign(
+        signer: &Identity,
+        kind: ReceiptKind,
+        message_id: [u8; 16],
+        envelope_hash: [u8; 32],
+        sender: &IdentityKey,
+        at_ms: u64,
+    ) -> Self {
         let mut w = Writer::with_capacity(RECEIPT_LEN);
         w.u8(RECEIPT_VERSION)
             .u8(kind as u8)
@@ -90,7 +97,10 @@ impl Receipt {
         let mut r = Reader::new(bytes, "receipt");
         let v = r.u8()?;
         if v != RECEIPT_VERSION {
-            return Err(Error::UnsupportedVersion { what: "receipt", found: v });
+            return Err(Error::UnsupportedVersion {
+                what: "receipt",
+                found: v,
+            });
         }
         let kind = ReceiptKind::from_u8(r.u8()?)?;
         let message_id = r.array()?;
@@ -105,7 +115,15 @@ impl Receipt {
             return Err(Error::BadSignature("receipt (signed by another identity)"));
         }
         signer.verify(context::RECEIPT, &bytes[..signed_len], &sig, "receipt")?;
-        Ok(Receipt { kind, message_id, envelope_hash, signer: signer_bytes, sender, at_ms, bytes: bytes.to_vec() })
+        Ok(Receipt {
+            kind,
+            message_id,
+            envelope_hash,
+            signer: signer_bytes,
+            sender,
+            at_ms,
+            bytes: bytes.to_vec(),
+        })
     }
 
     /// The exact signed bytes.

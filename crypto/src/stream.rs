@@ -47,7 +47,11 @@ pub(crate) struct Stream {
 impl Stream {
     pub(crate) fn new(key: &Zeroizing<[u8; 32]>, body_len: u64) -> Self {
         let aead = ChaCha20Poly1305::new(&chacha20poly1305::Key::from(**key));
-        Stream { aead, next: 0, chunks: chunk_count(body_len) }
+        Stream {
+            aead,
+            next: 0,
+            chunks: chunk_count(body_len),
+        }
     }
 
     /// Encrypts `buf` (one chunk of plaintext) in place and appends its tag.

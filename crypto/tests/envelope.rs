@@ -7,11 +7,16 @@ mod common;
 use common::*;
 use pocnet_crypto::envelope::{self, HeaderFields, Suite};
 use pocnet_crypto::stream::CHUNK_SIZE;
-use pocnet_crypto::{open, open_stream, seal, seal_stream, trim_for_recipient, EncryptionKeyRecord, Error, Identity};
+use pocnet_crypto::{
+    open, open_stream, seal, seal_stream, trim_for_recipient, EncryptionKeyRecord, Error, Identity,
+};
 use proptest::prelude::*;
 
 fn fields(suite: Suite) -> HeaderFields {
-    HeaderFields { suite, ..HeaderFields::message(NOW * 1000) }
+    HeaderFields {
+        suite,
+        ..HeaderFields::message(NOW * 1000)
+    }
 }
 
 fn roundtrip(n: usize, suite: Suite) {
@@ -19,7 +24,14 @@ fn roundtrip(n: usize, suite: Suite) {
     let (ids, pubs) = identities(&format!("rcpt-{n}"), n);
     let outsider = identity("outsider");
     let body = b"Airport ATC systems degraded; requesting contact.";
-    let sealed = seal(&mut SeededRng::new("seal"), &sender, &pubs, &fields(suite), body).unwrap();
+    let sealed = seal(
+        &mut SeededRng::new("seal"),
+        &sender,
+        &pubs,
+        &fields(suite),
+        body,
+    )
+    .unwrap();
     for id in &ids {
         let opened = open(id, &sealed.bytes, sender.public_key()).unwrap();
         assert_eq!(opened.plaintext, body);
@@ -29,9 +41,15 @@ fn roundtrip(n: usize, suite: Suite) {
         // The relay's per-recipient copy opens too and carries one stanza only.
         let trimmed = trim_for_recipient(&sealed.bytes, id.public_key().as_bytes()).unwrap();
         assert!(n == 1 || trimmed.len() < sealed.bytes.len());
-        assert_eq!(open(id, &trimmed, sender.public_key()).unwrap().plaintext, body);
+        assert_eq!(
+            open(id, &trimmed, sender.public_key()).unwrap().plaintext,
+            body
+        );
     }
-    assert!(matches!(open(&outsider, &sealed.bytes, sender.public_key()), Err(Error::NotARecipient)));
+    assert!(matches!(
+        open(&outsider, &sealed.bytes, sender.public_key()),
+        Err(Error::NotARecipient)
+    ));
 }
 
 #[test]
@@ -48,7 +66,10 @@ fn trimmed_copy_for_one_recipient_does_not_open_for_another() {
     let (ids, pubs) = identities("trim", 2);
     let sealed = seal(&mut os(), &sender, &pubs, &fields(Suite::XWing), b"x").unwrap();
     let for_a = trim_for_recipient(&sealed.bytes, ids[0].public_key().as_bytes()).unwrap();
-    assert!(matches!(open(&ids[1], &for_a, sender.public_key()), Err(Error::StanzaMissing)));
+    assert!(matches!(
+        open(&ids[1], &for_a, sender.public_key()),
+        Err(Error::StanzaMissing)
+    ));
 }
 
 fn os() -> impl pocnet_crypto::rand_core::CryptoRng {
@@ -61,7 +82,10 @@ fn wrong_sender_key_is_rejected() {
     let other = identity("other");
     let (ids, pubs) = identities("ws", 1);
     let sealed = seal(&mut os(), &sender, &pubs, &fields(Suite::XWing), b"hello").unwrap();
-    assert!(matches!(open(&ids[0], &sealed.bytes, other.public_key()), Err(Error::BadSignature(_))));
+    assert!(matches!(
+        open(&ids[0], &sealed.bytes, other.public_key()),
+        Err(Error::BadSignature(_))
+    ));
 }
 
 /// Byte offsets inside an envelope, computed from the documented layout.
@@ -73,7 +97,11 @@ struct Layout {
 
 fn layout(env: &[u8]) -> Layout {
     let header_len = u32::from_be_bytes(env[1..5].try_into().unwrap()) as usize;
-    Layout { header_start: 5, header_len, stanzas_start: 5 + header_len + 4 }
+    Layout {
+        header_start: 5,
+        header_len,
+        stanzas_start: 5 + header_len + 4,
+    }
 }
 
 #[test]
@@ -92,7 +120,10 @@ fn swapped_stanzas_are_detected() {
     env[first..first + s].copy_from_slice(&b);
     env[second..second + s].copy_from_slice(&a);
     for id in &ids {
-        assert!(matches!(open(id, &env, sender.public_key()), Err(Error::StanzaMismatch)));
+        assert!(matches!(
+            open(id, &env, sender.public_key()),
+            Err(Error::StanzaMismatch)
+        ));
     }
 }
 
@@ -104,10 +135,16 @@ fn swapped_recipient_entries_in_header_break_the_signature() {
     let l = layout(&sealed.bytes);
     let entries = l.header_start + l.header_len - 2 * 96;
     let mut env = sealed.bytes.clone();
-    let (a, b) = (env[entries..entries + 96].to_vec(), env[entries + 96..entries + 192].to_vec());
+    let (a, b) = (
+        env[entries..entries + 96].to_vec(),
+        env[entries + 96..entries + 192].to_vec(),
+    );
     env[entries..entries + 96].copy_from_slice(&b);
     env[entries + 96..entries + 192].copy_from_slice(&a);
-    assert!(matches!(open(&ids[0], &env, sender.public_key()), Err(Error::BadSignature(_))));
+    assert!(matches!(
+        open(&ids[0], &env, sender.public_key()),
+        Err(Error::BadSignature(_))
+    ));
 }
 
 #[test]
@@ -122,27 +159,52 @@ fn envelope_resigned_by_another_identity_is_rejected() {
     let sender_at = l.header_start + 1 + 1 + 16;
     env[sender_at..sender_at + 32].copy_from_slice(mallory.public_key().as_bytes());
     let header = &env[l.header_start..l.header_start + l.header_len];
-    let body_start = l.stanzas_start + u32::from_be_bytes(env[l.stanzas_start - 4..l.stanzas_start].try_into().unwrap()) as usize;
+    let body_start = l.stanzas_start
+        + u32::from_be_bytes(
+            env[l.stanzas_start - 4..l.stanzas_start]
+                .try_into()
+                .unwrap(),
+        ) as usize;
     let body = &env[body_start..env.len() - 64];
     use sha2::{Digest, Sha256};
     let (hh, bh) = (Sha256::digest(header), blake3::hash(body));
     // Mallory's signature over the altered header (the context prefix is added by `sign`).
-    let sig = mallory.sign(pocnet_crypto::context::ENVELOPE, &[hh.as_slice(), bh.as_bytes().as_slice()].concat());
+    let sig = mallory.sign(
+        pocnet_crypto::context::ENVELOPE,
+        &[hh.as_slice(), bh.as_bytes().as_slice()].concat(),
+    );
     let n = env.len();
     env[n - 64..].copy_from_slice(&sig);
     // The recipient expecting Alice refuses it ...
-    assert!(matches!(open(&ids[0], &env, alice.public_key()), Err(Error::BadSignature(_))));
+    assert!(matches!(
+        open(&ids[0], &env, alice.public_key()),
+        Err(Error::BadSignature(_))
+    ));
     // ... and even a recipient who takes it as Mallory's cannot open Alice's content:
     // the stanza is bound to the original sender.
-    assert!(matches!(open(&ids[0], &env, mallory.public_key()), Err(Error::UnwrapFailed)));
+    assert!(matches!(
+        open(&ids[0], &env, mallory.public_key()),
+        Err(Error::UnwrapFailed)
+    ));
 }
 
 fn three_chunk_envelope() -> (Identity, Identity, Vec<u8>, Vec<u8>) {
     let sender = identity("sender");
     let rcpt = identity("stream-rcpt");
-    let body: Vec<u8> = (0..(2 * CHUNK_SIZE + 1000)).map(|i| (i % 251) as u8).collect();
+    let body: Vec<u8> = (0..(2 * CHUNK_SIZE + 1000))
+        .map(|i| (i % 251) as u8)
+        .collect();
     let mut out = Vec::new();
-    seal_stream(&mut os(), &sender, &[rcpt.public()], &fields(Suite::X25519), body.len() as u64, &mut body.as_slice(), &mut out).unwrap();
+    seal_stream(
+        &mut os(),
+        &sender,
+        &[rcpt.public()],
+        &fields(Suite::X25519),
+        body.len() as u64,
+        &mut body.as_slice(),
+        &mut out,
+    )
+    .unwrap();
     (sender, rcpt, body, out)
 }
 
@@ -152,7 +214,10 @@ fn stream_round_trip_writes_the_body() {
     let mut out = Vec::new();
     open_stream(&rcpt, &mut env.as_slice(), sender.public_key(), &mut out).unwrap();
     assert_eq!(out, body);
-    assert_eq!(open(&rcpt, &env, sender.public_key()).unwrap().plaintext, body);
+    assert_eq!(
+        open(&rcpt, &env, sender.public_key()).unwrap().plaintext,
+        body
+    );
 }
 
 #[test]
@@ -161,12 +226,21 @@ fn reordered_stream_chunks_are_rejected() {
     let c = CHUNK_SIZE + 16;
     let body_start = env.len() - 64 - (2 * c + 1000 + 16);
     let mut bad = env.clone();
-    let (a, b) = (env[body_start..body_start + c].to_vec(), env[body_start + c..body_start + 2 * c].to_vec());
+    let (a, b) = (
+        env[body_start..body_start + c].to_vec(),
+        env[body_start + c..body_start + 2 * c].to_vec(),
+    );
     bad[body_start..body_start + c].copy_from_slice(&b);
     bad[body_start + c..body_start + 2 * c].copy_from_slice(&a);
     let mut out = Vec::new();
-    assert!(matches!(open_stream(&rcpt, &mut bad.as_slice(), sender.public_key(), &mut out), Err(Error::ChunkCorrupted(0))));
-    assert!(matches!(open(&rcpt, &bad, sender.public_key()), Err(Error::BadSignature(_))));
+    assert!(matches!(
+        open_stream(&rcpt, &mut bad.as_slice(), sender.public_key(), &mut out),
+        Err(Error::ChunkCorrupted(0))
+    ));
+    assert!(matches!(
+        open(&rcpt, &bad, sender.public_key()),
+        Err(Error::BadSignature(_))
+    ));
 }
 
 #[test]
@@ -181,11 +255,25 @@ fn truncated_streams_are_rejected() {
     // Drop the final chunk but keep the signature: the reader asks for a full-sized last chunk.
     let mut dropped = env[..cut].to_vec();
     dropped.extend_from_slice(&env[env.len() - 64..]);
-    assert!(open_stream(&rcpt, &mut dropped.as_slice(), sender.public_key(), &mut Vec::new()).is_err());
+    assert!(open_stream(
+        &rcpt,
+        &mut dropped.as_slice(),
+        sender.public_key(),
+        &mut Vec::new()
+    )
+    .is_err());
     // Appending a byte is refused too.
     let mut longer = env.clone();
     longer.push(0);
-    assert!(matches!(open_stream(&rcpt, &mut longer.as_slice(), sender.public_key(), &mut Vec::new()), Err(Error::TrailingBytes(..))));
+    assert!(matches!(
+        open_stream(
+            &rcpt,
+            &mut longer.as_slice(),
+            sender.public_key(),
+            &mut Vec::new()
+        ),
+        Err(Error::TrailingBytes(..))
+    ));
     let _ = c;
 }
 
@@ -193,12 +281,27 @@ fn truncated_streams_are_rejected() {
 fn chunk_from_another_envelope_is_rejected() {
     let (sender, rcpt, body, env1) = three_chunk_envelope();
     let mut env2 = Vec::new();
-    seal_stream(&mut os(), &sender, &[rcpt.public()], &fields(Suite::X25519), body.len() as u64, &mut body.as_slice(), &mut env2).unwrap();
+    seal_stream(
+        &mut os(),
+        &sender,
+        &[rcpt.public()],
+        &fields(Suite::X25519),
+        body.len() as u64,
+        &mut body.as_slice(),
+        &mut env2,
+    )
+    .unwrap();
     let c = CHUNK_SIZE + 16;
     let body_start = env1.len() - 64 - (2 * c + 1000 + 16);
     let mut spliced = env1.clone();
-    spliced[body_start + c..body_start + 2 * c].copy_from_slice(&env2[body_start + c..body_start + 2 * c]);
-    let r = open_stream(&rcpt, &mut spliced.as_slice(), sender.public_key(), &mut Vec::new());
+    spliced[body_start + c..body_start + 2 * c]
+        .copy_from_slice(&env2[body_start + c..body_start + 2 * c]);
+    let r = open_stream(
+        &rcpt,
+        &mut spliced.as_slice(),
+        sender.public_key(),
+        &mut Vec::new(),
+    );
     assert!(matches!(r, Err(Error::ChunkCorrupted(1))), "{r:?}");
 }
 
@@ -208,8 +311,10 @@ fn all_zero_x25519_output_is_refused_at_seal() {
     // DH output would be all zeros. HPKE must refuse it.
     let victim = identity("victim");
     let sender = identity("sender");
-    let xwing = victim.public().encryption_record().as_bytes()[1 + 32 + 4 + 8 + 8 + 32..][..1216].to_vec();
-    let record = EncryptionKeyRecord::issue(&victim, 9, NOW, NOW + YEAR, &[0u8; 32], &xwing).unwrap();
+    let xwing =
+        victim.public().encryption_record().as_bytes()[1 + 32 + 4 + 8 + 8 + 32..][..1216].to_vec();
+    let record =
+        EncryptionKeyRecord::issue(&victim, 9, NOW, NOW + YEAR, &[0u8; 32], &xwing).unwrap();
     let bad = pocnet_crypto::PublicIdentity::new(record);
     let r = seal(&mut os(), &sender, &[bad], &fields(Suite::X25519), b"x");
     assert!(matches!(r, Err(Error::BadRecipientKey(_))), "{r:?}");
@@ -219,8 +324,14 @@ fn all_zero_x25519_output_is_refused_at_seal() {
 fn expired_recipient_key_is_refused_at_seal() {
     let sender = identity("sender");
     let (_, pubs) = identities("exp", 1);
-    let late = HeaderFields { created_at_ms: (NOW + 2 * YEAR) * 1000, ..fields(Suite::XWing) };
-    assert!(matches!(seal(&mut os(), &sender, &pubs, &late, b"x"), Err(Error::KeyNotValid { .. })));
+    let late = HeaderFields {
+        created_at_ms: (NOW + 2 * YEAR) * 1000,
+        ..fields(Suite::XWing)
+    };
+    assert!(matches!(
+        seal(&mut os(), &sender, &pubs, &late, b"x"),
+        Err(Error::KeyNotValid { .. })
+    ));
 }
 
 #[test]
@@ -228,13 +339,36 @@ fn rotation_keeps_old_messages_openable_until_pruned() {
     let sender = identity("sender");
     let mut rcpt = identity("rotating");
     let old_pub = rcpt.public();
-    let sealed = seal(&mut os(), &sender, &[old_pub.clone()], &fields(Suite::XWing), b"before rotation").unwrap();
-    rcpt.rotate_encryption_key(&mut os(), NOW + 100, YEAR).unwrap();
-    assert_ne!(rcpt.public().encryption_record().hash(), old_pub.encryption_record().hash());
-    assert_eq!(rcpt.public().fingerprint(), old_pub.fingerprint(), "fingerprint is stable across rotation");
-    assert_eq!(open(&rcpt, &sealed.bytes, sender.public_key()).unwrap().plaintext, b"before rotation");
+    let sealed = seal(
+        &mut os(),
+        &sender,
+        &[old_pub.clone()],
+        &fields(Suite::XWing),
+        b"before rotation",
+    )
+    .unwrap();
+    rcpt.rotate_encryption_key(&mut os(), NOW + 100, YEAR)
+        .unwrap();
+    assert_ne!(
+        rcpt.public().encryption_record().hash(),
+        old_pub.encryption_record().hash()
+    );
+    assert_eq!(
+        rcpt.public().fingerprint(),
+        old_pub.fingerprint(),
+        "fingerprint is stable across rotation"
+    );
+    assert_eq!(
+        open(&rcpt, &sealed.bytes, sender.public_key())
+            .unwrap()
+            .plaintext,
+        b"before rotation"
+    );
     assert_eq!(rcpt.prune(NOW + 2 * YEAR, 0), 1);
-    assert!(matches!(open(&rcpt, &sealed.bytes, sender.public_key()), Err(Error::UnknownEncryptionKey(_))));
+    assert!(matches!(
+        open(&rcpt, &sealed.bytes, sender.public_key()),
+        Err(Error::UnknownEncryptionKey(_))
+    ));
 }
 
 #[test]
@@ -242,7 +376,10 @@ fn duplicate_recipients_are_refused() {
     let sender = identity("sender");
     let (_, pubs) = identities("dup", 1);
     let twice = vec![pubs[0].clone(), pubs[0].clone()];
-    assert!(matches!(seal(&mut os(), &sender, &twice, &fields(Suite::X25519), b"x"), Err(Error::NonCanonical(_))));
+    assert!(matches!(
+        seal(&mut os(), &sender, &twice, &fields(Suite::X25519), b"x"),
+        Err(Error::NonCanonical(_))
+    ));
 }
 
 #[test]
@@ -255,16 +392,28 @@ fn header_parse_rejects_unknown_version_suite_and_trailing_bytes() {
     envelope::Header::parse(&header).unwrap();
     let mut v = header.clone();
     v[0] = 2;
-    assert!(matches!(envelope::Header::parse(&v), Err(Error::UnsupportedVersion { found: 2, .. })));
+    assert!(matches!(
+        envelope::Header::parse(&v),
+        Err(Error::UnsupportedVersion { found: 2, .. })
+    ));
     let mut s = header.clone();
     s[1] = 9;
-    assert!(matches!(envelope::Header::parse(&s), Err(Error::UnknownSuite(9))));
+    assert!(matches!(
+        envelope::Header::parse(&s),
+        Err(Error::UnknownSuite(9))
+    ));
     let mut t = header.clone();
     t.push(0);
-    assert!(matches!(envelope::Header::parse(&t), Err(Error::TrailingBytes(..))));
+    assert!(matches!(
+        envelope::Header::parse(&t),
+        Err(Error::TrailingBytes(..))
+    ));
     let mut f = header;
     f[1 + 1 + 16 + 32 + 8 + 2] = 0x80; // reserved flag bit
-    assert!(matches!(envelope::Header::parse(&f), Err(Error::NonCanonical(_))));
+    assert!(matches!(
+        envelope::Header::parse(&f),
+        Err(Error::NonCanonical(_))
+    ));
 }
 
 #[test]
@@ -280,7 +429,9 @@ fn header_fields_survive_and_are_signed() {
         ..fields(Suite::XWing)
     };
     let sealed = seal(&mut os(), &sender, &pubs, &f, b"x").unwrap();
-    let h = open(&ids[0], &sealed.bytes, sender.public_key()).unwrap().header;
+    let h = open(&ids[0], &sealed.bytes, sender.public_key())
+        .unwrap()
+        .header;
     assert_eq!(h.tlp, pocnet_crypto::Tlp::Red);
     assert!(h.exercise);
     assert_eq!(h.incident_id.as_deref(), Some("INC-2026-0042"));
@@ -289,7 +440,10 @@ fn header_fields_survive_and_are_signed() {
     // Turning the exercise flag off (to pass a drill off as real) breaks the signature.
     let mut env = sealed.bytes.clone();
     env[5 + 1 + 1 + 16 + 32 + 8 + 2] ^= 1;
-    assert!(matches!(open(&ids[0], &env, sender.public_key()), Err(Error::BadSignature(_))));
+    assert!(matches!(
+        open(&ids[0], &env, sender.public_key()),
+        Err(Error::BadSignature(_))
+    ));
 }
 
 #[test]
@@ -297,7 +451,14 @@ fn every_single_byte_flip_fails_cleanly_x25519() {
     // Exhaustive over positions for a small envelope: each flip gives a typed error.
     let sender = identity("sender");
     let (ids, pubs) = identities("flip", 2);
-    let sealed = seal(&mut os(), &sender, &pubs, &fields(Suite::X25519), b"short body").unwrap();
+    let sealed = seal(
+        &mut os(),
+        &sender,
+        &pubs,
+        &fields(Suite::X25519),
+        b"short body",
+    )
+    .unwrap();
     for pos in 0..sealed.bytes.len() {
         let mut env = sealed.bytes.clone();
         env[pos] ^= 0x01;
@@ -307,7 +468,10 @@ fn every_single_byte_flip_fails_cleanly_x25519() {
         if let Ok(o) = r {
             let l = layout(&sealed.bytes);
             let other_stanza = l.stanzas_start + 2 + (2 + Suite::X25519.stanza_len());
-            assert!(pos >= other_stanza && pos < other_stanza + 2 + Suite::X25519.stanza_len(), "flip at {pos} went unnoticed");
+            assert!(
+                pos >= other_stanza && pos < other_stanza + 2 + Suite::X25519.stanza_len(),
+                "flip at {pos} went unnoticed"
+            );
             assert_eq!(o.plaintext, b"short body");
             assert!(open(&ids[1], &env, sender.public_key()).is_err());
         }

@@ -18,10 +18,21 @@ fn compute() -> BTreeMap<String, String> {
     let bob = identity("vector-bob");
     let carol = identity("vector-carol");
     let mut v = BTreeMap::new();
-    v.insert("alice.public_identity".into(), hex::encode(alice.public().to_bytes()));
+    v.insert(
+        "alice.public_identity".into(),
+        hex::encode(alice.public().to_bytes()),
+    );
     v.insert("alice.fingerprint".into(), alice.fingerprint().to_hex());
-    v.insert("bob.public_identity".into(), hex::encode(bob.public().to_bytes()));
-    v.insert("safety_number.alice_bob".into(), safety_number(alice.public_key(), bob.public_key()).digits().to_string());
+    v.insert(
+        "bob.public_identity".into(),
+        hex::encode(bob.public().to_bytes()),
+    );
+    v.insert(
+        "safety_number.alice_bob".into(),
+        safety_number(alice.public_key(), bob.public_key())
+            .digits()
+            .to_string(),
+    );
     for (name, suite) in [("x25519", Suite::X25519), ("xwing", Suite::XWing)] {
         let fields = HeaderFields {
             suite,
@@ -29,11 +40,28 @@ fn compute() -> BTreeMap<String, String> {
             incident_id: Some("KAT-1".into()),
             ..HeaderFields::message(NOW * 1000)
         };
-        let sealed = seal(&mut SeededRng::new(&format!("vector-seal-{name}")), &alice, &[bob.public(), carol.public()], &fields, b"pocnet known-answer vector").unwrap();
+        let sealed = seal(
+            &mut SeededRng::new(&format!("vector-seal-{name}")),
+            &alice,
+            &[bob.public(), carol.public()],
+            &fields,
+            b"pocnet known-answer vector",
+        )
+        .unwrap();
         v.insert(format!("envelope.{name}"), hex::encode(&sealed.bytes));
-        v.insert(format!("envelope.{name}.hash"), hex::encode(sealed.envelope_hash));
+        v.insert(
+            format!("envelope.{name}.hash"),
+            hex::encode(sealed.envelope_hash),
+        );
     }
-    let receipt = Receipt::sign(&bob, ReceiptKind::Delivered, [0x11; 16], [0x22; 32], alice.public_key(), NOW * 1000);
+    let receipt = Receipt::sign(
+        &bob,
+        ReceiptKind::Delivered,
+        [0x11; 16],
+        [0x22; 32],
+        alice.public_key(),
+        NOW * 1000,
+    );
     v.insert("receipt.delivered".into(), hex::encode(receipt.as_bytes()));
     v
 }
@@ -41,7 +69,10 @@ fn compute() -> BTreeMap<String, String> {
 fn parse(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| l.split_once(": ").map(|(k, v)| (k.to_string(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(": ")
+                .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        })
         .collect()
 }
 
@@ -49,14 +80,19 @@ fn parse(text: &str) -> BTreeMap<String, String> {
 fn formats_match_known_answer_vectors() {
     let now = compute();
     if std::env::var_os("POCNET_UPDATE_VECTORS").is_some() {
-        let mut out = String::from("# pocnet v1 known-answer vectors (see crypto/tests/vectors.rs and PROTOCOL.md)\n");
+        let mut out = String::from(
+            "# pocnet v1 known-answer vectors (see crypto/tests/vectors.rs and PROTOCOL.md)\n",
+        );
         for (k, val) in &now {
             out.push_str(&format!("{k}: {val}\n"));
         }
         std::fs::write(FILE, out).unwrap();
     }
     let stored = parse(&std::fs::read_to_string(FILE).expect("vector file"));
-    assert_eq!(stored.keys().collect::<Vec<_>>(), now.keys().collect::<Vec<_>>());
+    assert_eq!(
+        stored.keys().collect::<Vec<_>>(),
+        now.keys().collect::<Vec<_>>()
+    );
     for (k, val) in &now {
         assert_eq!(&stored[k], val, "vector {k} changed: the wire format moved");
     }
@@ -71,7 +107,10 @@ fn stored_envelopes_still_open() {
         let env = hex::decode(&stored[&format!("envelope.{name}")]).unwrap();
         let opened = open(&bob, &env, alice.public_key()).unwrap();
         assert_eq!(opened.plaintext, b"pocnet known-answer vector");
-        assert_eq!(hex::encode(opened.envelope_hash), stored[&format!("envelope.{name}.hash")]);
+        assert_eq!(
+            hex::encode(opened.envelope_hash),
+            stored[&format!("envelope.{name}.hash")]
+        );
         assert_eq!(opened.header.tlp, Tlp::AmberStrict);
     }
 }

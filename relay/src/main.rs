@@ -90,13 +90,21 @@ enum Command {
 
 fn passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
     if let Some(f) = file {
-        let text = Zeroizing::new(std::fs::read_to_string(f).with_context(|| format!("cannot read passphrase file {}", f.display()))?);
-        return Ok(Zeroizing::new(text.lines().next().unwrap_or("").to_string()));
+        let text = Zeroizing::new(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read passphrase file {}", f.display()))?,
+        );
+        return Ok(Zeroizing::new(
+            text.lines().next().unwrap_or("").to_string(),
+        ));
     }
     if let Ok(p) = std::env::var("POCNET_RELAY_PASSPHRASE") {
         return Ok(Zeroizing::new(p));
     }
-    let p = Zeroizing::new(rpassword::prompt_password("Relay key passphrase: ").context("no passphrase: set POCNET_RELAY_PASSPHRASE or use --passphrase-file")?);
+    let p = Zeroizing::new(
+        rpassword::prompt_password("Relay key passphrase: ")
+            .context("no passphrase: set POCNET_RELAY_PASSPHRASE or use --passphrase-file")?,
+    );
     if confirm && *p != *Zeroizing::new(rpassword::prompt_password("Repeat passphrase: ")?) {
         anyhow::bail!("the passphrases differ");
     }
@@ -105,12 +113,18 @@ fn passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<Zeroizing<St
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("POCNET_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("POCNET_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Init { data, passphrase_file } => {
+        Command::Init {
+            data,
+            passphrase_file,
+        } => {
             let p = passphrase(passphrase_file.as_deref(), true)?;
             if p.is_empty() {
                 anyhow::bail!("the relay key passphrase must not be empty");
@@ -118,13 +132,28 @@ fn main() -> anyhow::Result<()> {
             let id = admin::init(&data, p.as_bytes())?;
             println!("relay initialised in {}", data.display());
             println!("fingerprint: {}", id.fingerprint());
-            println!("clients pin it with: pocnet enrol --relay HOST:PORT --relay-key {}", id.fingerprint());
+            println!(
+                "clients pin it with: pocnet enrol --relay HOST:PORT --relay-key {}",
+                id.fingerprint()
+            );
         }
-        Command::Fingerprint { data, passphrase_file } => {
-            let id = admin::load_identity(&data, passphrase(passphrase_file.as_deref(), false)?.as_bytes())?;
+        Command::Fingerprint {
+            data,
+            passphrase_file,
+        } => {
+            let id = admin::load_identity(
+                &data,
+                passphrase(passphrase_file.as_deref(), false)?.as_bytes(),
+            )?;
             println!("{}", id.fingerprint());
         }
-        Command::Serve { data, listen, ttl_secs, rate_per_sec, passphrase_file } => {
+        Command::Serve {
+            data,
+            listen,
+            ttl_secs,
+            rate_per_sec,
+            passphrase_file,
+        } => {
             let mut cfg = Config::load(&data)?;
             if let Some(l) = listen {
                 cfg.listen = l;
@@ -136,7 +165,10 @@ fn main() -> anyhow::Result<()> {
                 cfg.rate_per_sec = r;
                 cfg.rate_burst = cfg.rate_burst.max(r);
             }
-            let id = admin::load_identity(&data, passphrase(passphrase_file.as_deref(), false)?.as_bytes())?;
+            let id = admin::load_identity(
+                &data,
+                passphrase(passphrase_file.as_deref(), false)?.as_bytes(),
+            )?;
             let fp = id.fingerprint();
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
@@ -154,10 +186,20 @@ fn main() -> anyhow::Result<()> {
                 anyhow::Ok(())
             })?;
         }
-        Command::Invite { data, state, role, name, valid_hours } => {
+        Command::Invite {
+            data,
+            state,
+            role,
+            name,
+            valid_hours,
+        } => {
             let code = admin::invite(&data, &state, &role, &name, valid_hours * 3600)?;
             println!("{code}");
-            eprintln!("one-time code for {}.{} ({name}), valid {valid_hours} h", state.to_ascii_uppercase(), role);
+            eprintln!(
+                "one-time code for {}.{} ({name}), valid {valid_hours} h",
+                state.to_ascii_uppercase(),
+                role
+            );
         }
         Command::Revoke { data, who } => {
             let what = admin::revoke(&data, &who)?;
@@ -165,7 +207,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Members { data } => {
             for (handle, name, fp, revoked) in admin::members(&data)? {
-                println!("{handle:<16} {fp}  {name}{}", if revoked { "  [revoked]" } else { "" });
+                println!(
+                    "{handle:<16} {fp}  {name}{}",
+                    if revoked { "  [revoked]" } else { "" }
+                );
             }
         }
     }

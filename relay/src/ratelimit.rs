@@ -12,7 +12,11 @@ pub struct RateLimiter<K> {
 impl<K: std::hash::Hash + Eq> RateLimiter<K> {
     /// `rate` tokens per second, at most `burst` saved up.
     pub fn new(rate: f64, burst: f64) -> Self {
-        RateLimiter { rate, burst: burst.max(1.0), buckets: HashMap::new() }
+        RateLimiter {
+            rate,
+            burst: burst.max(1.0),
+            buckets: HashMap::new(),
+        }
     }
     /// Takes one token for `key` at `now_ms`; `false` if the bucket is empty.
     pub fn allow(&mut self, key: K, now_ms: u64) -> bool {

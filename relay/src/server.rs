@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use pocnet_crypto::context::SigningContext;
 use pocnet_crypto::{ContentType, Identity, IdentityKey, Receipt};
 use pocnet_wire::{decode, encode, Delivery, ErrorCode, Key, Request, Response, MAX_FRAME};
 use quinn::{RecvStream, SendStream};
@@ -19,8 +18,7 @@ use crate::config::Config;
 use crate::ratelimit::RateLimiter;
 use crate::store::{NewEnvelope, StoreError, StoreHandle};
 
-/// Context of the relay's signature on `Accepted`.
-pub const RELAY_ACCEPT: SigningContext = SigningContext::new(b"pocnet/v1/relay-accept\0");
+pub use pocnet_wire::RELAY_ACCEPT;
 
 /// The message the relay signs when it accepts an envelope.
 pub fn accept_statement(envelope_hash: &[u8; 32], stored_at_ms: u64) -> Vec<u8> {
@@ -62,8 +60,12 @@ impl Running {
             }
         })
         .await;
-        self.endpoint.close(quinn::VarInt::from_u32(CLOSE_SHUTDOWN), b"relay shutting down");
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), self.endpoint.wait_idle()).await;
+        self.endpoint.close(
+            quinn::VarInt::from_u32(CLOSE_SHUTDOWN),
+            b"relay shutting down",
+        );
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), self.endpoint.wait_idle())
+            .await;
     }
 }
 
@@ -73,17 +75,25 @@ pub async fn start(dir: PathBuf, cfg: Config, identity: Identity) -> anyhow::Res
     std::fs::create_dir_all(data.blobs())?;
     let store = StoreHandle::open(&data.db(), cfg.batch_max, cfg.queue_quota)?;
     let auth = Mutex::new(crate::store::open_db(&data.db())?);
-    let admit: Arc<pocnet_wire::tls::AdmitFn> = Arc::new(move |key: &IdentityKey| !admin::is_revoked(&auth.lock().expect("auth lock"), key.as_bytes()));
+    let admit: Arc<pocnet_wire::tls::AdmitFn> = Arc::new(move |key: &IdentityKey| {
+        !admin::is_revoked(&auth.lock().expect("auth lock"), key.as_bytes())
+    });
     let seed = identity.signing_seed();
     let tls = pocnet_wire::tls::server_config(&seed, identity.public_key().as_bytes(), admit)?;
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(quinn::crypto::rustls::QuicServerConfig::try_from(tls)?));
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(
+        quinn::crypto::rustls::QuicServerConfig::try_from(tls)?,
+    ));
     let mut transport = quinn::TransportConfig::default();
     transport.max_concurrent_bidi_streams(1024u32.into());
     transport.max_idle_timeout(Some(std::time::Duration::from_secs(60).try_into()?));
     transport.keep_alive_interval(Some(std::time::Duration::from_secs(15)));
     server.transport_config(Arc::new(transport));
-    let addr: SocketAddr = cfg.listen.parse().with_context(|| format!("listen address {:?} is not HOST:PORT", cfg.listen))?;
-    let endpoint = quinn::Endpoint::server(server, addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let addr: SocketAddr = cfg
+        .listen
+        .parse()
+        .with_context(|| format!("listen address {:?} is not HOST:PORT", cfg.listen))?;
+    let endpoint = quinn::Endpoint::server(server, addr)
+        .with_context(|| format!("cannot listen on {addr}"))?;
     let addr = endpoint.local_addr()?;
     let relay = Arc::new(Relay {
         limiter: Mutex::new(RateLimiter::new(cfg.rate_per_sec, cfg.rate_burst)),
@@ -95,7 +105,9 @@ pub async fn start(dir: PathBuf, cfg: Config, identity: Identity) -> anyhow::Res
     });
     let sweeper = relay.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(sweeper.cfg.sweep_interval_secs.max(1)));
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(
+            sweeper.cfg.sweep_interval_secs.max(1),
+        ));
         loop {
             tick.tick().await;
             if sweeper.stopping.load(Ordering::SeqCst) {
@@ -125,13 +137,21 @@ pub async fn start(dir: PathBuf, cfg: Config, identity: Identity) -> anyhow::Res
             });
         }
     });
-    Ok(Running { addr, endpoint, relay, accept_task })
+    Ok(Running {
+        addr,
+        endpoint,
+        relay,
+        accept_task,
+    })
 }
 
 async fn connection(relay: Arc<Relay>, conn: quinn::Connection) {
     let Some(peer) = conn
         .peer_identity()
-        .and_then(|p| p.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
+        .and_then(|p| {
+            p.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+                .ok()
+        })
         .and_then(|certs| pocnet_wire::tls::peer_identity(&certs))
     else {
         conn.close(2u32.into(), b"no client key");
@@ -171,29 +191,52 @@ pub async fn read_frame(recv: &mut RecvStream, max: usize) -> anyhow::Result<Opt
 }
 
 fn err(code: ErrorCode, message: impl Into<String>) -> Response {
-    Response::Error { code, message: message.into() }
+    Response::Error {
+        code,
+        message: message.into(),
+    }
 }
 
 fn store_err(e: StoreError) -> Response {
     match e {
         StoreError::QuotaExceeded(_) => err(ErrorCode::QuotaExceeded, e.to_string()),
-        StoreError::BadInvite => err(ErrorCode::BadInvite, "invite code not recognised; check it with the relay operator"),
-        StoreError::InviteExpired => err(ErrorCode::InviteExpired, "invite code expired; ask the relay operator for a new one"),
-        StoreError::InviteUsed => err(ErrorCode::InviteUsed, "invite code already used; each code enrols one key"),
-        StoreError::AlreadyEnrolled(_) | StoreError::HandleTaken(_) => err(ErrorCode::Forbidden, e.to_string()),
+        StoreError::BadInvite => err(
+            ErrorCode::BadInvite,
+            "invite code not recognised; check it with the relay operator",
+        ),
+        StoreError::InviteExpired => err(
+            ErrorCode::InviteExpired,
+            "invite code expired; ask the relay operator for a new one",
+        ),
+        StoreError::InviteUsed => err(
+            ErrorCode::InviteUsed,
+            "invite code already used; each code enrols one key",
+        ),
+        StoreError::AlreadyEnrolled(_) | StoreError::HandleTaken(_) => {
+            err(ErrorCode::Forbidden, e.to_string())
+        }
         StoreError::Sqlite(_) | StoreError::Closed => {
             tracing::error!("{e}");
-            err(ErrorCode::Internal, format!("{e}; nothing was stored, retry later"))
+            err(
+                ErrorCode::Internal,
+                format!("{e}; nothing was stored, retry later"),
+            )
         }
     }
 }
 
-async fn stream(relay: Arc<Relay>, peer: IdentityKey, mut send: SendStream, mut recv: RecvStream) -> anyhow::Result<()> {
+async fn stream(
+    relay: Arc<Relay>,
+    peer: IdentityKey,
+    mut send: SendStream,
+    mut recv: RecvStream,
+) -> anyhow::Result<()> {
     let body = match read_frame(&mut recv, MAX_FRAME).await {
         Ok(Some(b)) => b,
         Ok(None) => return Ok(()),
         Err(e) => {
-            send.write_all(&encode(&err(ErrorCode::TooLarge, e.to_string()))).await?;
+            send.write_all(&encode(&err(ErrorCode::TooLarge, e.to_string())))
+                .await?;
             send.finish()?;
             return Ok(());
         }
@@ -201,26 +244,40 @@ async fn stream(relay: Arc<Relay>, peer: IdentityKey, mut send: SendStream, mut 
     let request: Request = match decode(&body) {
         Ok(r) => r,
         Err(e) => {
-            send.write_all(&encode(&err(ErrorCode::Malformed, format!("{e}; is the client up to date?")))).await?;
+            send.write_all(&encode(&err(
+                ErrorCode::Malformed,
+                format!("{e}; is the client up to date?"),
+            )))
+            .await?;
             send.finish()?;
             return Ok(());
         }
     };
     if relay.stopping.load(Ordering::SeqCst) {
-        send.write_all(&encode(&err(ErrorCode::ShuttingDown, "relay is shutting down; retry shortly"))).await?;
+        send.write_all(&encode(&err(
+            ErrorCode::ShuttingDown,
+            "relay is shutting down; retry shortly",
+        )))
+        .await?;
         send.finish()?;
         return Ok(());
     }
     match request {
         Request::Watch { follow } => watch(&relay, peer, follow, &mut send).await?,
-        Request::PutBlob { message_id, total_len, offset } => {
+        Request::PutBlob {
+            message_id,
+            total_len,
+            offset,
+        } => {
             let resp = match relay.member_ok(&peer) {
                 Err(r) => r,
                 Ok(()) => put_blob(&relay, &peer, message_id, total_len, offset, &mut recv).await,
             };
             send.write_all(&encode(&resp)).await?;
         }
-        Request::GetBlob { message_id, offset } => get_blob(&relay, &peer, message_id, offset, &mut send).await?,
+        Request::GetBlob { message_id, offset } => {
+            get_blob(&relay, &peer, message_id, offset, &mut send).await?
+        }
         other => {
             let resp = handle_request(&relay, &peer, other).await;
             send.write_all(&encode(&resp)).await?;
@@ -235,9 +292,15 @@ async fn stream(relay: Arc<Relay>, peer: IdentityKey, mut send: SendStream, mut 
 impl Relay {
     fn member_ok(&self, peer: &IdentityKey) -> Result<(), Response> {
         match self.store.member(peer.as_bytes()) {
-            Ok(Some(m)) if m.revoked => Err(err(ErrorCode::Revoked, "this key has been revoked; contact the Secretariat")),
+            Ok(Some(m)) if m.revoked => Err(err(
+                ErrorCode::Revoked,
+                "this key has been revoked; contact the Secretariat",
+            )),
             Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(err(ErrorCode::NotEnrolled, "this key is not enrolled; run `pocnet enrol` with an invite code")),
+            Ok(None) => Err(err(
+                ErrorCode::NotEnrolled,
+                "this key is not enrolled; run `pocnet enrol` with an invite code",
+            )),
             Err(e) => Err(store_err(e)),
         }
     }
@@ -247,23 +310,56 @@ async fn handle_request(relay: &Relay, peer: &IdentityKey, req: Request) -> Resp
     match req {
         Request::Hello { protocol } => {
             if protocol != pocnet_wire::PROTOCOL_VERSION {
-                return err(ErrorCode::UnsupportedVersion, format!("relay speaks protocol {}, client {protocol}", pocnet_wire::PROTOCOL_VERSION));
+                return err(
+                    ErrorCode::UnsupportedVersion,
+                    format!(
+                        "relay speaks protocol {}, client {protocol}",
+                        pocnet_wire::PROTOCOL_VERSION
+                    ),
+                );
             }
             match relay.store.member(peer.as_bytes()) {
-                Ok(Some(m)) if m.revoked => err(ErrorCode::Revoked, "this key has been revoked; contact the Secretariat"),
-                Ok(member) => Response::Welcome { relay_time_ms: now_ms(), member },
+                Ok(Some(m)) if m.revoked => err(
+                    ErrorCode::Revoked,
+                    "this key has been revoked; contact the Secretariat",
+                ),
+                Ok(member) => Response::Welcome {
+                    relay_time_ms: now_ms(),
+                    member,
+                },
                 Err(e) => store_err(e),
             }
         }
-        Request::Enrol { invite, public_identity } => {
+        Request::Enrol {
+            invite,
+            public_identity,
+        } => {
             let pi = match pocnet_crypto::PublicIdentity::from_bytes(&public_identity) {
                 Ok(pi) => pi,
-                Err(e) => return err(ErrorCode::Malformed, format!("public identity rejected: {e}")),
+                Err(e) => {
+                    return err(
+                        ErrorCode::Malformed,
+                        format!("public identity rejected: {e}"),
+                    )
+                }
             };
             if pi.key() != peer {
-                return err(ErrorCode::Forbidden, "the public identity must be the connection's own key");
+                return err(
+                    ErrorCode::Forbidden,
+                    "the public identity must be the connection's own key",
+                );
             }
-            match relay.store.enrol(invite, *peer.as_bytes(), peer.fingerprint().to_hex(), public_identity, now_ms()).await {
+            match relay
+                .store
+                .enrol(
+                    invite,
+                    *peer.as_bytes(),
+                    peer.fingerprint().to_hex(),
+                    public_identity,
+                    now_ms(),
+                )
+                .await
+            {
                 Ok(member) => Response::Enrolled { member },
                 Err(e) => store_err(e),
             }
@@ -284,10 +380,22 @@ async fn handle_request(relay: &Relay, peer: &IdentityKey, req: Request) -> Resp
                 },
                 Request::SendReceipt { to, receipt } => match Receipt::verify(&receipt, peer) {
                     Err(e) => err(ErrorCode::BadEnvelope, format!("receipt rejected: {e}")),
-                    Ok(r) if r.sender != to => err(ErrorCode::Malformed, "receipt is addressed to another sender"),
+                    Ok(r) if r.sender != to => err(
+                        ErrorCode::Malformed,
+                        "receipt is addressed to another sender",
+                    ),
                     Ok(_) => {
                         let now = now_ms();
-                        match relay.store.queue_receipt(to, *peer.as_bytes(), receipt, now + relay.cfg.ttl_secs * 1000).await {
+                        match relay
+                            .store
+                            .queue_receipt(
+                                to,
+                                *peer.as_bytes(),
+                                receipt,
+                                now + relay.cfg.ttl_secs * 1000,
+                            )
+                            .await
+                        {
                             Ok(()) => Response::Done,
                             Err(e) => store_err(e),
                         }
@@ -303,7 +411,11 @@ async fn send_envelope(relay: &Relay, peer: &IdentityKey, envelope: Vec<u8>) -> 
     if envelope.len() as u64 > relay.cfg.max_envelope_bytes {
         return err(
             ErrorCode::TooLarge,
-            format!("envelope is {} bytes, the relay's limit is {}; send large files with --attach", envelope.len(), relay.cfg.max_envelope_bytes),
+            format!(
+                "envelope is {} bytes, the relay's limit is {}; send large files with --attach",
+                envelope.len(),
+                relay.cfg.max_envelope_bytes
+            ),
         );
     }
     let (header, envelope_hash) = match pocnet_crypto::verify(&envelope) {
@@ -311,18 +423,45 @@ async fn send_envelope(relay: &Relay, peer: &IdentityKey, envelope: Vec<u8>) -> 
         Err(e) => return err(ErrorCode::BadEnvelope, format!("envelope rejected: {e}")),
     };
     if header.sender != *peer {
-        return err(ErrorCode::NotSender, "the envelope's signed sender is not this connection's key");
+        return err(
+            ErrorCode::NotSender,
+            "the envelope's signed sender is not this connection's key",
+        );
     }
     let now = now_ms();
-    if !relay.limiter.lock().expect("limiter").allow(*peer.as_bytes(), now) {
-        return err(ErrorCode::RateLimited, format!("over {} envelopes/s; retry in a moment", relay.cfg.rate_per_sec));
+    if !relay
+        .limiter
+        .lock()
+        .expect("limiter")
+        .allow(*peer.as_bytes(), now)
+    {
+        return err(
+            ErrorCode::RateLimited,
+            format!(
+                "over {} envelopes/s; retry in a moment",
+                relay.cfg.rate_per_sec
+            ),
+        );
     }
     let mut recipients = Vec::with_capacity(header.recipients.len());
     for r in &header.recipients {
         match relay.store.member(&r.key) {
             Ok(Some(m)) if !m.revoked => recipients.push(r.key),
-            Ok(Some(m)) => return err(ErrorCode::UnknownRecipient, format!("recipient {} has been revoked", m.handle)),
-            Ok(None) => return err(ErrorCode::UnknownRecipient, format!("recipient {} is not enrolled at this relay", pocnet_crypto::to_hex(&r.key[..8]))),
+            Ok(Some(m)) => {
+                return err(
+                    ErrorCode::UnknownRecipient,
+                    format!("recipient {} has been revoked", m.handle),
+                )
+            }
+            Ok(None) => {
+                return err(
+                    ErrorCode::UnknownRecipient,
+                    format!(
+                        "recipient {} is not enrolled at this relay",
+                        pocnet_crypto::to_hex(&r.key[..8])
+                    ),
+                )
+            }
             Err(e) => return store_err(e),
         }
     }
@@ -341,7 +480,13 @@ async fn send_envelope(relay: &Relay, peer: &IdentityKey, envelope: Vec<u8>) -> 
             message_id,
             envelope_hash,
             stored_at_ms: a.stored_at_ms,
-            relay_signature: relay.identity.sign(RELAY_ACCEPT, &accept_statement(&envelope_hash, a.stored_at_ms)).to_vec(),
+            relay_signature: relay
+                .identity
+                .sign(
+                    RELAY_ACCEPT,
+                    &accept_statement(&envelope_hash, a.stored_at_ms),
+                )
+                .to_vec(),
             duplicate: a.duplicate,
         },
         Err(e) => store_err(e),
@@ -350,18 +495,25 @@ async fn send_envelope(relay: &Relay, peer: &IdentityKey, envelope: Vec<u8>) -> 
 
 fn trim(delivery: Delivery, me: &Key) -> Option<Delivery> {
     match delivery {
-        Delivery::Envelope { seq, envelope } => match pocnet_crypto::trim_for_recipient(&envelope, me) {
-            Ok(envelope) => Some(Delivery::Envelope { seq, envelope }),
-            Err(e) => {
-                tracing::error!("stored envelope {seq} cannot be trimmed: {e}");
-                None
+        Delivery::Envelope { seq, envelope } => {
+            match pocnet_crypto::trim_for_recipient(&envelope, me) {
+                Ok(envelope) => Some(Delivery::Envelope { seq, envelope }),
+                Err(e) => {
+                    tracing::error!("stored envelope {seq} cannot be trimmed: {e}");
+                    None
+                }
             }
-        },
+        }
         other => Some(other),
     }
 }
 
-async fn watch(relay: &Relay, peer: IdentityKey, follow: bool, send: &mut SendStream) -> anyhow::Result<()> {
+async fn watch(
+    relay: &Relay,
+    peer: IdentityKey,
+    follow: bool,
+    send: &mut SendStream,
+) -> anyhow::Result<()> {
     if let Err(r) = relay.member_ok(&peer) {
         send.write_all(&encode(&r)).await?;
         return Ok(());
@@ -389,7 +541,9 @@ async fn watch(relay: &Relay, peer: IdentityKey, follow: bool, send: &mut SendSt
         }
     }
     send.write_all(&encode(&Response::CaughtUp)).await?;
-    let Some(live) = live.as_mut() else { return Ok(()) };
+    let Some(live) = live.as_mut() else {
+        return Ok(());
+    };
     while let Some(d) = live.recv().await {
         if d.seq() <= last {
             continue;
@@ -403,26 +557,64 @@ async fn watch(relay: &Relay, peer: IdentityKey, follow: bool, send: &mut SendSt
 }
 
 fn blob_path(dir: &std::path::Path, message_id: &[u8; 16], part: bool) -> PathBuf {
-    dir.join(format!("{}{}", pocnet_crypto::to_hex(message_id), if part { ".part" } else { "" }))
+    dir.join(format!(
+        "{}{}",
+        pocnet_crypto::to_hex(message_id),
+        if part { ".part" } else { "" }
+    ))
 }
 
-async fn put_blob(relay: &Relay, peer: &IdentityKey, message_id: [u8; 16], total_len: u64, offset: u64, recv: &mut RecvStream) -> Response {
+async fn put_blob(
+    relay: &Relay,
+    peer: &IdentityKey,
+    message_id: [u8; 16],
+    total_len: u64,
+    offset: u64,
+    recv: &mut RecvStream,
+) -> Response {
     if total_len > relay.cfg.max_attachment_bytes {
-        return err(ErrorCode::TooLarge, format!("attachment is {total_len} bytes, the relay's limit is {}", relay.cfg.max_attachment_bytes));
+        return err(
+            ErrorCode::TooLarge,
+            format!(
+                "attachment is {total_len} bytes, the relay's limit is {}",
+                relay.cfg.max_attachment_bytes
+            ),
+        );
     }
     match relay.store.blob(&message_id) {
-        Ok(Some((sender, n, _))) if sender == *peer.as_bytes() => return Response::BlobStored { stored: n, complete: true },
-        Ok(Some(_)) => return err(ErrorCode::Forbidden, "another sender holds this attachment id"),
+        Ok(Some((sender, n, _))) if sender == *peer.as_bytes() => {
+            return Response::BlobStored {
+                stored: n,
+                complete: true,
+            }
+        }
+        Ok(Some(_)) => {
+            return err(
+                ErrorCode::Forbidden,
+                "another sender holds this attachment id",
+            )
+        }
         Ok(None) => {}
         Err(e) => return store_err(e),
     }
     let part = blob_path(&relay.blobs, &message_id, true);
-    let have = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
+    let have = tokio::fs::metadata(&part)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
     if offset != have || have > total_len {
         // The client resumes from what is on disk.
-        return Response::BlobStored { stored: have.min(total_len), complete: false };
+        return Response::BlobStored {
+            stored: have.min(total_len),
+            complete: false,
+        };
     }
-    let mut file = match tokio::fs::OpenOptions::new().create(true).append(true).open(&part).await {
+    let mut file = match tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&part)
+        .await
+    {
         Ok(f) => f,
         Err(e) => return err(ErrorCode::Internal, format!("cannot store attachment: {e}")),
     };
@@ -433,7 +625,10 @@ async fn put_blob(relay: &Relay, peer: &IdentityKey, message_id: [u8; 16], total
         match recv.read(&mut buf[..want]).await {
             Ok(Some(n)) => {
                 if let Err(e) = file.write_all(&buf[..n]).await {
-                    return err(ErrorCode::Internal, format!("cannot store attachment ({e}); {stored} bytes kept, resume later"));
+                    return err(
+                        ErrorCode::Internal,
+                        format!("cannot store attachment ({e}); {stored} bytes kept, resume later"),
+                    );
                 }
                 stored += n as u64;
             }
@@ -445,13 +640,18 @@ async fn put_blob(relay: &Relay, peer: &IdentityKey, message_id: [u8; 16], total
     }
     drop(file);
     if stored < total_len {
-        return Response::BlobStored { stored, complete: false };
+        return Response::BlobStored {
+            stored,
+            complete: false,
+        };
     }
     // Complete: check it is a signed attachment envelope from this sender before keeping it.
     let path = part.clone();
     let checked = tokio::task::spawn_blocking(move || -> Result<pocnet_crypto::Header, String> {
         let mut f = std::io::BufReader::new(std::fs::File::open(&path).map_err(|e| e.to_string())?);
-        pocnet_crypto::envelope::verify_stream(&mut f).map(|(h, _)| h).map_err(|e| e.to_string())
+        pocnet_crypto::envelope::verify_stream(&mut f)
+            .map(|(h, _)| h)
+            .map_err(|e| e.to_string())
     })
     .await;
     let header = match checked {
@@ -462,29 +662,61 @@ async fn put_blob(relay: &Relay, peer: &IdentityKey, message_id: [u8; 16], total
         }
         Err(e) => return err(ErrorCode::Internal, e.to_string()),
     };
-    if header.sender != *peer || header.message_id != message_id || header.content_type != ContentType::Attachment {
+    if header.sender != *peer
+        || header.message_id != message_id
+        || header.content_type != ContentType::Attachment
+    {
         let _ = tokio::fs::remove_file(&part).await;
-        return err(ErrorCode::BadEnvelope, "attachment envelope does not match its upload (sender, id or content type)");
+        return err(
+            ErrorCode::BadEnvelope,
+            "attachment envelope does not match its upload (sender, id or content type)",
+        );
     }
     if let Err(e) = tokio::fs::rename(&part, blob_path(&relay.blobs, &message_id, false)).await {
         return err(ErrorCode::Internal, format!("cannot store attachment: {e}"));
     }
     let recipients = header.recipients.iter().map(|r| r.key).collect();
-    match relay.store.put_blob(message_id, *peer.as_bytes(), total_len, recipients, now_ms()).await {
-        Ok(()) => Response::BlobStored { stored, complete: true },
+    match relay
+        .store
+        .put_blob(
+            message_id,
+            *peer.as_bytes(),
+            total_len,
+            recipients,
+            now_ms(),
+        )
+        .await
+    {
+        Ok(()) => Response::BlobStored {
+            stored,
+            complete: true,
+        },
         Err(e) => store_err(e),
     }
 }
 
-async fn get_blob(relay: &Relay, peer: &IdentityKey, message_id: [u8; 16], offset: u64, send: &mut SendStream) -> anyhow::Result<()> {
+async fn get_blob(
+    relay: &Relay,
+    peer: &IdentityKey,
+    message_id: [u8; 16],
+    offset: u64,
+    send: &mut SendStream,
+) -> anyhow::Result<()> {
     if let Err(r) = relay.member_ok(peer) {
         send.write_all(&encode(&r)).await?;
         return Ok(());
     }
     let (total_len, allowed) = match relay.store.blob(&message_id) {
-        Ok(Some((sender, n, rcpts))) => (n, sender == *peer.as_bytes() || rcpts.contains(peer.as_bytes())),
+        Ok(Some((sender, n, rcpts))) => (
+            n,
+            sender == *peer.as_bytes() || rcpts.contains(peer.as_bytes()),
+        ),
         Ok(None) => {
-            send.write_all(&encode(&err(ErrorCode::NotFound, "no such attachment at this relay"))).await?;
+            send.write_all(&encode(&err(
+                ErrorCode::NotFound,
+                "no such attachment at this relay",
+            )))
+            .await?;
             return Ok(());
         }
         Err(e) => {
@@ -493,13 +725,19 @@ async fn get_blob(relay: &Relay, peer: &IdentityKey, message_id: [u8; 16], offse
         }
     };
     if !allowed {
-        send.write_all(&encode(&err(ErrorCode::Forbidden, "this key is not a recipient of the attachment"))).await?;
+        send.write_all(&encode(&err(
+            ErrorCode::Forbidden,
+            "this key is not a recipient of the attachment",
+        )))
+        .await?;
         return Ok(());
     }
-    send.write_all(&encode(&Response::Blob { total_len })).await?;
+    send.write_all(&encode(&Response::Blob { total_len }))
+        .await?;
     let mut f = tokio::fs::File::open(blob_path(&relay.blobs, &message_id, false)).await?;
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    f.seek(std::io::SeekFrom::Start(offset.min(total_len))).await?;
+    f.seek(std::io::SeekFrom::Start(offset.min(total_len)))
+        .await?;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = f.read(&mut buf).await?;

@@ -86,12 +86,45 @@ pub struct NewEnvelope {
 
 enum Cmd {
     Accept(NewEnvelope, Reply<Accepted>),
-    QueueReceipt { to: Key, from: Key, receipt: Vec<u8>, expires_at_ms: u64, reply: Reply<()> },
-    Pending { recipient: Key, after_seq: u64, limit: u32, now_ms: u64, reply: Reply<Vec<Delivery>> },
-    Ack { recipient: Key, seqs: Vec<u64>, reply: Reply<u64> },
-    Expire { now_ms: u64, reply: Reply<u64> },
-    Enrol { code: String, key: Key, fingerprint: String, public_identity: Vec<u8>, now_ms: u64, reply: Reply<Member> },
-    PutBlob { message_id: MessageId, sender: Key, total_len: u64, recipients: Vec<Key>, now_ms: u64, reply: Reply<()> },
+    QueueReceipt {
+        to: Key,
+        from: Key,
+        receipt: Vec<u8>,
+        expires_at_ms: u64,
+        reply: Reply<()>,
+    },
+    Pending {
+        recipient: Key,
+        after_seq: u64,
+        limit: u32,
+        now_ms: u64,
+        reply: Reply<Vec<Delivery>>,
+    },
+    Ack {
+        recipient: Key,
+        seqs: Vec<u64>,
+        reply: Reply<u64>,
+    },
+    Expire {
+        now_ms: u64,
+        reply: Reply<u64>,
+    },
+    Enrol {
+        code: String,
+        key: Key,
+        fingerprint: String,
+        public_identity: Vec<u8>,
+        now_ms: u64,
+        reply: Reply<Member>,
+    },
+    PutBlob {
+        message_id: MessageId,
+        sender: Key,
+        total_len: u64,
+        recipients: Vec<Key>,
+        now_ms: u64,
+        reply: Reply<()>,
+    },
 }
 
 /// Announces committed queue items to whoever watches a recipient.
@@ -104,7 +137,12 @@ impl Hub {
     /// Watch `recipient`; items committed from now on arrive on the receiver.
     pub fn subscribe(&self, recipient: Key) -> tokio::sync::mpsc::UnboundedReceiver<Delivery> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        self.watchers.lock().expect("hub lock").entry(recipient).or_default().push(tx);
+        self.watchers
+            .lock()
+            .expect("hub lock")
+            .entry(recipient)
+            .or_default()
+            .push(tx);
         rx
     }
     fn publish(&self, items: Vec<QueuedItem>) {
@@ -176,8 +214,10 @@ impl StoreHandle {
         let hub2 = hub.clone();
         let mut counts: HashMap<Key, u64> = HashMap::new();
         {
-            let mut stmt = writer.prepare("SELECT recipient, COUNT(*) FROM queue GROUP BY recipient")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut stmt =
+                writer.prepare("SELECT recipient, COUNT(*) FROM queue GROUP BY recipient")?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
             for row in rows {
                 let (k, n) = row?;
                 if let Ok(k) = <[u8; 32]>::try_from(k.as_slice()) {
@@ -187,9 +227,22 @@ impl StoreHandle {
         }
         thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || Writer { conn: writer, hub: hub2, batch_max: batch_max.max(1), queue_quota, counts }.run(rx))
+            .spawn(move || {
+                Writer {
+                    conn: writer,
+                    hub: hub2,
+                    batch_max: batch_max.max(1),
+                    queue_quota,
+                    counts,
+                }
+                .run(rx)
+            })
             .map_err(|_| StoreError::Closed)?;
-        Ok(StoreHandle { tx, read: Arc::new(Mutex::new(read)), hub })
+        Ok(StoreHandle {
+            tx,
+            read: Arc::new(Mutex::new(read)),
+            hub,
+        })
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, StoreError> {
@@ -203,34 +256,100 @@ impl StoreHandle {
         self.call(|r| Cmd::Accept(env, r)).await
     }
     /// Queues a receipt for `to`.
-    pub async fn queue_receipt(&self, to: Key, from: Key, receipt: Vec<u8>, expires_at_ms: u64) -> Result<(), StoreError> {
-        self.call(|reply| Cmd::QueueReceipt { to, from, receipt, expires_at_ms, reply }).await
+    pub async fn queue_receipt(
+        &self,
+        to: Key,
+        from: Key,
+        receipt: Vec<u8>,
+        expires_at_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.call(|reply| Cmd::QueueReceipt {
+            to,
+            from,
+            receipt,
+            expires_at_ms,
+            reply,
+        })
+        .await
     }
     /// Pending items for `recipient` after `after_seq`, oldest first.
-    pub async fn pending(&self, recipient: Key, after_seq: u64, limit: u32, now_ms: u64) -> Result<Vec<Delivery>, StoreError> {
-        self.call(|reply| Cmd::Pending { recipient, after_seq, limit, now_ms, reply }).await
+    pub async fn pending(
+        &self,
+        recipient: Key,
+        after_seq: u64,
+        limit: u32,
+        now_ms: u64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.call(|reply| Cmd::Pending {
+            recipient,
+            after_seq,
+            limit,
+            now_ms,
+            reply,
+        })
+        .await
     }
     /// Removes acknowledged items of `recipient`; returns how many were removed.
     pub async fn ack(&self, recipient: Key, seqs: Vec<u64>) -> Result<u64, StoreError> {
-        self.call(|reply| Cmd::Ack { recipient, seqs, reply }).await
+        self.call(|reply| Cmd::Ack {
+            recipient,
+            seqs,
+            reply,
+        })
+        .await
     }
     /// Expires queue items past their TTL, telling each sender; returns how many.
     pub async fn expire(&self, now_ms: u64) -> Result<u64, StoreError> {
         self.call(|reply| Cmd::Expire { now_ms, reply }).await
     }
     /// Enrols `key` with a one-time invite.
-    pub async fn enrol(&self, code: String, key: Key, fingerprint: String, public_identity: Vec<u8>, now_ms: u64) -> Result<Member, StoreError> {
-        self.call(|reply| Cmd::Enrol { code, key, fingerprint, public_identity, now_ms, reply }).await
+    pub async fn enrol(
+        &self,
+        code: String,
+        key: Key,
+        fingerprint: String,
+        public_identity: Vec<u8>,
+        now_ms: u64,
+    ) -> Result<Member, StoreError> {
+        self.call(|reply| Cmd::Enrol {
+            code,
+            key,
+            fingerprint,
+            public_identity,
+            now_ms,
+            reply,
+        })
+        .await
     }
     /// Records a complete, verified attachment.
-    pub async fn put_blob(&self, message_id: MessageId, sender: Key, total_len: u64, recipients: Vec<Key>, now_ms: u64) -> Result<(), StoreError> {
-        self.call(|reply| Cmd::PutBlob { message_id, sender, total_len, recipients, now_ms, reply }).await
+    pub async fn put_blob(
+        &self,
+        message_id: MessageId,
+        sender: Key,
+        total_len: u64,
+        recipients: Vec<Key>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.call(|reply| Cmd::PutBlob {
+            message_id,
+            sender,
+            total_len,
+            recipients,
+            now_ms,
+            reply,
+        })
+        .await
     }
 
     /// The member record of `key` (revoked ones included).
     pub fn member(&self, key: &Key) -> Result<Option<Member>, StoreError> {
         let c = self.read.lock().expect("read lock");
-        Ok(c.query_row(&format!("SELECT {MEMBER_COLS} FROM members WHERE key = ?1"), [key.as_slice()], member_row).optional()?)
+        Ok(c.query_row(
+            &format!("SELECT {MEMBER_COLS} FROM members WHERE key = ?1"),
+            [key.as_slice()],
+            member_row,
+        )
+        .optional()?)
     }
     /// Members matching a query: `*`, a state code, a handle or a fingerprint prefix.
     pub fn lookup(&self, query: &str) -> Result<Vec<Member>, StoreError> {
@@ -239,15 +358,27 @@ impl StoreHandle {
         let (sql, arg) = if q == "*" {
             (format!("SELECT {MEMBER_COLS} FROM members WHERE revoked_at IS NULL AND ?1 = ?1 ORDER BY handle"), String::new())
         } else if q.contains('.') {
-            (format!("SELECT {MEMBER_COLS} FROM members WHERE revoked_at IS NULL AND handle = ?1"), q.to_string())
+            (
+                format!(
+                    "SELECT {MEMBER_COLS} FROM members WHERE revoked_at IS NULL AND handle = ?1"
+                ),
+                q.to_string(),
+            )
         } else if q.len() == 2 && q.chars().all(|c| c.is_ascii_alphabetic()) {
             (format!("SELECT {MEMBER_COLS} FROM members WHERE revoked_at IS NULL AND state = ?1 ORDER BY handle"), q.to_ascii_uppercase())
         } else {
-            let hex: String = q.chars().filter(|c| c.is_ascii_hexdigit()).collect::<String>().to_ascii_lowercase();
+            let hex: String = q
+                .chars()
+                .filter(|c| c.is_ascii_hexdigit())
+                .collect::<String>()
+                .to_ascii_lowercase();
             if hex.len() < 8 {
                 return Ok(Vec::new());
             }
-            (format!("SELECT {MEMBER_COLS} FROM members WHERE fingerprint LIKE ?1 || '%'"), hex)
+            (
+                format!("SELECT {MEMBER_COLS} FROM members WHERE fingerprint LIKE ?1 || '%'"),
+                hex,
+            )
         };
         let mut stmt = c.prepare(&sql)?;
         let rows = stmt.query_map([arg], member_row)?;
@@ -257,18 +388,39 @@ impl StoreHandle {
     pub fn blob(&self, message_id: &MessageId) -> Result<Option<(Key, u64, Vec<Key>)>, StoreError> {
         let c = self.read.lock().expect("read lock");
         let row = c
-            .query_row("SELECT sender, total_len, recipients FROM blobs WHERE message_id = ?1", [message_id.as_slice()], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?))
-            })
+            .query_row(
+                "SELECT sender, total_len, recipients FROM blobs WHERE message_id = ?1",
+                [message_id.as_slice()],
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                },
+            )
             .optional()?;
-        Ok(row.map(|(s, n, rs)| (to_key(&s), n as u64, rs.chunks_exact(32).map(to_key).collect())))
+        Ok(row.map(|(s, n, rs)| {
+            (
+                to_key(&s),
+                n as u64,
+                rs.chunks_exact(32).map(to_key).collect(),
+            )
+        }))
     }
 }
 
 const MEMBER_COLS: &str = "handle, state, role, name, public_identity, revoked_at IS NOT NULL";
 
 fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Member> {
-    Ok(Member { handle: r.get(0)?, state: r.get(1)?, role: r.get(2)?, name: r.get(3)?, public_identity: r.get(4)?, revoked: r.get(5)? })
+    Ok(Member {
+        handle: r.get(0)?,
+        state: r.get(1)?,
+        role: r.get(2)?,
+        name: r.get(3)?,
+        public_identity: r.get(4)?,
+        revoked: r.get(5)?,
+    })
 }
 
 fn to_key(b: &[u8]) -> Key {
@@ -298,7 +450,11 @@ enum Done {
 
 impl Done {
     fn fail(self, e: &str) -> Self {
-        let err = || StoreError::Sqlite(rusqlite::Error::InvalidParameterName(format!("commit failed: {e}")));
+        let err = || {
+            StoreError::Sqlite(rusqlite::Error::InvalidParameterName(format!(
+                "commit failed: {e}"
+            )))
+        };
         match self {
             Done::Accept(r, _) => Done::Accept(r, Err(err())),
             Done::Unit(r, _) => Done::Unit(r, Err(err())),
@@ -347,7 +503,13 @@ impl Writer {
             }
         };
         for cmd in batch {
-            done.push(apply(&tx, cmd, &mut self.counts, self.queue_quota, &mut announced));
+            done.push(apply(
+                &tx,
+                cmd,
+                &mut self.counts,
+                self.queue_quota,
+                &mut announced,
+            ));
         }
         match tx.commit() {
             Ok(()) => {
@@ -370,10 +532,16 @@ impl Writer {
 }
 
 fn fail_cmd(cmd: Cmd, msg: &str) {
-    let err = || StoreError::Sqlite(rusqlite::Error::InvalidParameterName(format!("transaction failed: {msg}")));
+    let err = || {
+        StoreError::Sqlite(rusqlite::Error::InvalidParameterName(format!(
+            "transaction failed: {msg}"
+        )))
+    };
     match cmd {
         Cmd::Accept(_, r) => drop(r.send(Err(err()))),
-        Cmd::QueueReceipt { reply, .. } | Cmd::PutBlob { reply, .. } => drop(reply.send(Err(err()))),
+        Cmd::QueueReceipt { reply, .. } | Cmd::PutBlob { reply, .. } => {
+            drop(reply.send(Err(err())))
+        }
         Cmd::Pending { reply, .. } => drop(reply.send(Err(err()))),
         Cmd::Ack { reply, .. } | Cmd::Expire { reply, .. } => drop(reply.send(Err(err()))),
         Cmd::Enrol { reply, .. } => drop(reply.send(Err(err()))),
@@ -381,7 +549,10 @@ fn fail_cmd(cmd: Cmd, msg: &str) {
 }
 
 /// Runs `f` inside a savepoint so one failing request does not undo the group.
-fn in_savepoint<T>(tx: &Transaction<'_>, f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+fn in_savepoint<T>(
+    tx: &Transaction<'_>,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     tx.execute_batch("SAVEPOINT cmd")?;
     match f(tx) {
         Ok(v) => {
@@ -395,7 +566,13 @@ fn in_savepoint<T>(tx: &Transaction<'_>, f: impl FnOnce(&Transaction<'_>) -> Res
     }
 }
 
-fn apply(tx: &Transaction<'_>, cmd: Cmd, counts: &mut HashMap<Key, u64>, quota: u64, announced: &mut Vec<QueuedItem>) -> Done {
+fn apply(
+    tx: &Transaction<'_>,
+    cmd: Cmd,
+    counts: &mut HashMap<Key, u64>,
+    quota: u64,
+    announced: &mut Vec<QueuedItem>,
+) -> Done {
     match cmd {
         Cmd::Accept(env, reply) => {
             let mut local = Vec::new();
@@ -405,7 +582,13 @@ fn apply(tx: &Transaction<'_>, cmd: Cmd, counts: &mut HashMap<Key, u64>, quota: 
             }
             Done::Accept(reply, r)
         }
-        Cmd::QueueReceipt { to, from, receipt, expires_at_ms, reply } => {
+        Cmd::QueueReceipt {
+            to,
+            from,
+            receipt,
+            expires_at_ms,
+            reply,
+        } => {
             let r = in_savepoint(tx, |tx| {
                 tx.execute(
                     "INSERT INTO queue(recipient, kind, payload, peer, expires_at) VALUES (?1, 2, ?2, ?3, ?4)",
@@ -413,16 +596,34 @@ fn apply(tx: &Transaction<'_>, cmd: Cmd, counts: &mut HashMap<Key, u64>, quota: 
                 )?;
                 let seq = tx.last_insert_rowid() as u64;
                 *counts.entry(to).or_default() += 1;
-                announced.push(QueuedItem { recipient: to, delivery: Delivery::Receipt { seq, from, receipt: receipt.clone() } });
+                announced.push(QueuedItem {
+                    recipient: to,
+                    delivery: Delivery::Receipt {
+                        seq,
+                        from,
+                        receipt: receipt.clone(),
+                    },
+                });
                 Ok(())
             });
             Done::Unit(reply, r)
         }
-        Cmd::Pending { recipient, after_seq, limit, now_ms, reply } => Done::Items(reply, pending(tx, &recipient, after_seq, limit, now_ms)),
-        Cmd::Ack { recipient, seqs, reply } => {
+        Cmd::Pending {
+            recipient,
+            after_seq,
+            limit,
+            now_ms,
+            reply,
+        } => Done::Items(reply, pending(tx, &recipient, after_seq, limit, now_ms)),
+        Cmd::Ack {
+            recipient,
+            seqs,
+            reply,
+        } => {
             let r = in_savepoint(tx, |tx| {
                 let mut n = 0;
-                let mut stmt = tx.prepare_cached("DELETE FROM queue WHERE recipient = ?1 AND seq = ?2")?;
+                let mut stmt =
+                    tx.prepare_cached("DELETE FROM queue WHERE recipient = ?1 AND seq = ?2")?;
                 for s in seqs {
                     n += stmt.execute(params![recipient.as_slice(), s as i64])? as u64;
                 }
@@ -441,10 +642,27 @@ fn apply(tx: &Transaction<'_>, cmd: Cmd, counts: &mut HashMap<Key, u64>, quota: 
             }
             Done::Count(reply, r)
         }
-        Cmd::Enrol { code, key, fingerprint, public_identity, now_ms, reply } => {
-            Done::Member(reply, in_savepoint(tx, |tx| enrol(tx, &code, &key, &fingerprint, &public_identity, now_ms)))
-        }
-        Cmd::PutBlob { message_id, sender, total_len, recipients, now_ms, reply } => {
+        Cmd::Enrol {
+            code,
+            key,
+            fingerprint,
+            public_identity,
+            now_ms,
+            reply,
+        } => Done::Member(
+            reply,
+            in_savepoint(tx, |tx| {
+                enrol(tx, &code, &key, &fingerprint, &public_identity, now_ms)
+            }),
+        ),
+        Cmd::PutBlob {
+            message_id,
+            sender,
+            total_len,
+            recipients,
+            now_ms,
+            reply,
+        } => {
             let r = in_savepoint(tx, |tx| {
                 tx.execute(
                     "INSERT OR REPLACE INTO blobs(message_id, sender, total_len, recipients, stored_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -457,13 +675,25 @@ fn apply(tx: &Transaction<'_>, cmd: Cmd, counts: &mut HashMap<Key, u64>, quota: 
     }
 }
 
-fn accept(tx: &Transaction<'_>, env: &NewEnvelope, counts: &mut HashMap<Key, u64>, quota: u64, announced: &mut Vec<QueuedItem>) -> Result<Accepted, StoreError> {
+fn accept(
+    tx: &Transaction<'_>,
+    env: &NewEnvelope,
+    counts: &mut HashMap<Key, u64>,
+    quota: u64,
+    announced: &mut Vec<QueuedItem>,
+) -> Result<Accepted, StoreError> {
     let existing: Option<i64> = tx
         .prepare_cached("SELECT stored_at FROM envelopes WHERE sender = ?1 AND message_id = ?2")?
-        .query_row(params![env.sender.as_slice(), env.message_id.as_slice()], |r| r.get(0))
+        .query_row(
+            params![env.sender.as_slice(), env.message_id.as_slice()],
+            |r| r.get(0),
+        )
         .optional()?;
     if let Some(stored_at) = existing {
-        return Ok(Accepted { stored_at_ms: stored_at as u64, duplicate: true });
+        return Ok(Accepted {
+            stored_at_ms: stored_at as u64,
+            duplicate: true,
+        });
     }
     for r in &env.recipients {
         if counts.get(r).copied().unwrap_or(0) >= quota {
@@ -483,42 +713,91 @@ fn accept(tx: &Transaction<'_>, env: &NewEnvelope, counts: &mut HashMap<Key, u64
     let bytes = env.bytes.clone();
     let mut stmt = tx.prepare_cached("INSERT INTO queue(recipient, kind, envelope_id, peer, message_id, expires_at) VALUES (?1, 1, ?2, ?3, ?4, ?5)")?;
     for r in &env.recipients {
-        stmt.execute(params![r.as_slice(), id, env.sender.as_slice(), env.message_id.as_slice(), env.expires_at_ms as i64])?;
+        stmt.execute(params![
+            r.as_slice(),
+            id,
+            env.sender.as_slice(),
+            env.message_id.as_slice(),
+            env.expires_at_ms as i64
+        ])?;
         let seq = tx.last_insert_rowid() as u64;
         *counts.entry(*r).or_default() += 1;
-        announced.push(QueuedItem { recipient: *r, delivery: Delivery::Envelope { seq, envelope: bytes.clone() } });
+        announced.push(QueuedItem {
+            recipient: *r,
+            delivery: Delivery::Envelope {
+                seq,
+                envelope: bytes.clone(),
+            },
+        });
     }
-    Ok(Accepted { stored_at_ms: env.now_ms, duplicate: false })
+    Ok(Accepted {
+        stored_at_ms: env.now_ms,
+        duplicate: false,
+    })
 }
 
-fn pending(tx: &Transaction<'_>, recipient: &Key, after_seq: u64, limit: u32, now_ms: u64) -> Result<Vec<Delivery>, StoreError> {
+fn pending(
+    tx: &Transaction<'_>,
+    recipient: &Key,
+    after_seq: u64,
+    limit: u32,
+    now_ms: u64,
+) -> Result<Vec<Delivery>, StoreError> {
     let mut stmt = tx.prepare_cached(
         "SELECT q.seq, q.kind, e.bytes, q.payload, q.peer, q.message_id FROM queue q LEFT JOIN envelopes e ON e.id = q.envelope_id
          WHERE q.recipient = ?1 AND q.seq > ?2 AND q.state = 0 AND q.not_before <= ?3 ORDER BY q.seq LIMIT ?4",
     )?;
-    let rows = stmt.query_map(params![recipient.as_slice(), after_seq as i64, now_ms as i64, limit as i64], |r| {
-        let seq = r.get::<_, i64>(0)? as u64;
-        Ok(match r.get::<_, i64>(1)? {
-            1 => Delivery::Envelope { seq, envelope: r.get::<_, Option<Vec<u8>>>(2)?.unwrap_or_default() },
-            2 => Delivery::Receipt { seq, from: to_key(&r.get::<_, Vec<u8>>(4)?), receipt: r.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default() },
-            _ => {
-                let mid = r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default();
-                let mut message_id = [0u8; 16];
-                if mid.len() == 16 {
-                    message_id.copy_from_slice(&mid);
+    let rows = stmt.query_map(
+        params![
+            recipient.as_slice(),
+            after_seq as i64,
+            now_ms as i64,
+            limit as i64
+        ],
+        |r| {
+            let seq = r.get::<_, i64>(0)? as u64;
+            Ok(match r.get::<_, i64>(1)? {
+                1 => Delivery::Envelope {
+                    seq,
+                    envelope: r.get::<_, Option<Vec<u8>>>(2)?.unwrap_or_default(),
+                },
+                2 => Delivery::Receipt {
+                    seq,
+                    from: to_key(&r.get::<_, Vec<u8>>(4)?),
+                    receipt: r.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default(),
+                },
+                _ => {
+                    let mid = r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default();
+                    let mut message_id = [0u8; 16];
+                    if mid.len() == 16 {
+                        message_id.copy_from_slice(&mid);
+                    }
+                    Delivery::Expired {
+                        seq,
+                        message_id,
+                        recipient: to_key(&r.get::<_, Vec<u8>>(4)?),
+                    }
                 }
-                Delivery::Expired { seq, message_id, recipient: to_key(&r.get::<_, Vec<u8>>(4)?) }
-            }
-        })
-    })?;
+            })
+        },
+    )?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-fn expire(tx: &Transaction<'_>, now_ms: u64, counts: &mut HashMap<Key, u64>, announced: &mut Vec<QueuedItem>) -> Result<u64, StoreError> {
+fn expire(
+    tx: &Transaction<'_>,
+    now_ms: u64,
+    counts: &mut HashMap<Key, u64>,
+    announced: &mut Vec<QueuedItem>,
+) -> Result<u64, StoreError> {
     // Envelope items past their TTL: remove, and tell the sender which recipient never got it.
     let expired: Vec<(i64, Vec<u8>, i64, Option<Vec<u8>>, Option<Vec<u8>>)> = {
-        let mut stmt = tx.prepare("SELECT seq, recipient, kind, peer, message_id FROM queue WHERE expires_at <= ?1")?;
-        let rows = stmt.query_map([now_ms as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+        let mut stmt = tx.prepare(
+            "SELECT seq, recipient, kind, peer, message_id FROM queue WHERE expires_at <= ?1",
+        )?;
+        let rows = stmt.query_map([now_ms as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
         rows.collect::<Result<_, _>>()?
     };
     let notice_ttl = now_ms + 30 * 24 * 3600 * 1000;
@@ -541,7 +820,14 @@ fn expire(tx: &Transaction<'_>, now_ms: u64, counts: &mut HashMap<Key, u64>, ann
                 if mid.len() == 16 {
                     message_id.copy_from_slice(mid);
                 }
-                announced.push(QueuedItem { recipient: sk, delivery: Delivery::Expired { seq: nseq, message_id, recipient: rk } });
+                announced.push(QueuedItem {
+                    recipient: sk,
+                    delivery: Delivery::Expired {
+                        seq: nseq,
+                        message_id,
+                        recipient: rk,
+                    },
+                });
             }
         }
     }
@@ -552,15 +838,28 @@ fn expire(tx: &Transaction<'_>, now_ms: u64, counts: &mut HashMap<Key, u64>, ann
 /// SHA-256 of an invite code, as stored (the code itself is never stored).
 pub fn invite_hash(code: &str) -> Vec<u8> {
     use sha2::{Digest, Sha256};
-    let normal: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+    let normal: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
     Sha256::digest(normal.as_bytes()).to_vec()
 }
 
-fn enrol(tx: &Transaction<'_>, code: &str, key: &Key, fingerprint: &str, public_identity: &[u8], now_ms: u64) -> Result<Member, StoreError> {
+fn enrol(
+    tx: &Transaction<'_>,
+    code: &str,
+    key: &Key,
+    fingerprint: &str,
+    public_identity: &[u8],
+    now_ms: u64,
+) -> Result<Member, StoreError> {
     let inv: Option<(String, String, String, i64, Option<i64>)> = tx
-        .query_row("SELECT state, role, name, expires_at, used_at FROM invites WHERE code_hash = ?1", [invite_hash(code)], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
+        .query_row(
+            "SELECT state, role, name, expires_at, used_at FROM invites WHERE code_hash = ?1",
+            [invite_hash(code)],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
         .optional()?;
     let (state, role, name, expires_at, used_at) = inv.ok_or(StoreError::BadInvite)?;
     if used_at.is_some() {
@@ -569,11 +868,24 @@ fn enrol(tx: &Transaction<'_>, code: &str, key: &Key, fingerprint: &str, public_
     if (expires_at as u64) <= now_ms {
         return Err(StoreError::InviteExpired);
     }
-    if let Some(h) = tx.query_row("SELECT handle FROM members WHERE key = ?1", [key.as_slice()], |r| r.get::<_, String>(0)).optional()? {
+    if let Some(h) = tx
+        .query_row(
+            "SELECT handle FROM members WHERE key = ?1",
+            [key.as_slice()],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+    {
         return Err(StoreError::AlreadyEnrolled(h));
     }
     let handle = format!("{state}.{role}");
-    let taken: Option<i64> = tx.query_row("SELECT 1 FROM members WHERE handle = ?1 AND revoked_at IS NULL", [&handle], |r| r.get(0)).optional()?;
+    let taken: Option<i64> = tx
+        .query_row(
+            "SELECT 1 FROM members WHERE handle = ?1 AND revoked_at IS NULL",
+            [&handle],
+            |r| r.get(0),
+        )
+        .optional()?;
     if taken.is_some() {
         return Err(StoreError::HandleTaken(handle));
     }
@@ -581,6 +893,16 @@ fn enrol(tx: &Transaction<'_>, code: &str, key: &Key, fingerprint: &str, public_
         "INSERT INTO members(key, fingerprint, handle, state, role, name, public_identity, enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![key.as_slice(), fingerprint, handle, state, role, name, public_identity, now_ms as i64],
     )?;
-    tx.execute("UPDATE invites SET used_at = ?1, used_by = ?2 WHERE code_hash = ?3", params![now_ms as i64, key.as_slice(), invite_hash(code)])?;
-    Ok(Member { handle, state, role, name, public_identity: public_identity.to_vec(), revoked: false })
+    tx.execute(
+        "UPDATE invites SET used_at = ?1, used_by = ?2 WHERE code_hash = ?3",
+        params![now_ms as i64, key.as_slice(), invite_hash(code)],
+    )?;
+    Ok(Member {
+        handle,
+        state,
+        role,
+        name,
+        public_identity: public_identity.to_vec(),
+        revoked: false,
+    })
 }

@@ -36,9 +36,13 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Decodes a frame body (without its length prefix), strictly.
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
     if body.len() > MAX_FRAME {
-        return Err(FrameError::TooLarge { len: body.len(), max: MAX_FRAME });
+        return Err(FrameError::TooLarge {
+            len: body.len(),
+            max: MAX_FRAME,
+        });
     }
-    let (v, rest) = postcard::take_from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let (v, rest) =
+        postcard::take_from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(FrameError::Trailing(rest.len()));
     }
@@ -54,7 +58,10 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// A decoder refusing frames larger than `max`.
     pub fn new(max: usize) -> Self {
-        FrameDecoder { buf: Vec::new(), max }
+        FrameDecoder {
+            buf: Vec::new(),
+            max,
+        }
     }
     /// Appends received bytes.
     pub fn push(&mut self, bytes: &[u8]) {

@@ -20,3 +20,8 @@ pub const ALPN: &[u8] = b"pocnet/1";
 pub const PROTOCOL_VERSION: u16 = 1;
 /// TLS server name clients present (the relay is authenticated by its pinned key, not a name).
 pub const SERVER_NAME: &str = "pocnet-relay";
+
+/// Context of the relay's signature on `Response::Accepted`: the relay signs
+/// `envelope_hash || u64 stored_at_ms`.
+pub const RELAY_ACCEPT: pocnet_crypto::context::SigningContext =
+    pocnet_crypto::context::SigningContext::new(b"pocnet/v1/relay-accept\0");

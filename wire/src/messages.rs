@@ -16,7 +16,10 @@ pub enum Request {
     /// First call on every connection; the relay says whether the key is enrolled.
     Hello { protocol: u16 },
     /// Enrol the connection's key with a one-time invite code.
-    Enrol { invite: String, public_identity: Vec<u8> },
+    Enrol {
+        invite: String,
+        public_identity: Vec<u8>,
+    },
     /// Look up members by handle (`CL.primary`), state (`CL`), fingerprint prefix or `*`.
     Lookup { query: String },
     /// Store and forward one envelope; answered after it is durable.
@@ -29,7 +32,11 @@ pub enum Request {
     /// Forward a signed receipt to the envelope's sender.
     SendReceipt { to: Key, receipt: Vec<u8> },
     /// Upload an attachment envelope from `offset`; the raw bytes follow the frame.
-    PutBlob { message_id: MessageId, total_len: u64, offset: u64 },
+    PutBlob {
+        message_id: MessageId,
+        total_len: u64,
+        offset: u64,
+    },
     /// Download an attachment envelope from `offset`; the relay answers `Blob` then raw bytes.
     GetBlob { message_id: MessageId, offset: u64 },
 }
@@ -58,16 +65,26 @@ pub enum Delivery {
     /// An envelope, trimmed to this recipient's key stanza.
     Envelope { seq: u64, envelope: Vec<u8> },
     /// A signed receipt from `from` about a message this client sent.
-    Receipt { seq: u64, from: Key, receipt: Vec<u8> },
+    Receipt {
+        seq: u64,
+        from: Key,
+        receipt: Vec<u8>,
+    },
     /// A message this client sent expired undelivered for `recipient`.
-    Expired { seq: u64, message_id: MessageId, recipient: Key },
+    Expired {
+        seq: u64,
+        message_id: MessageId,
+        recipient: Key,
+    },
 }
 
 impl Delivery {
     /// The queue sequence number to acknowledge.
     pub fn seq(&self) -> u64 {
         match self {
-            Delivery::Envelope { seq, .. } | Delivery::Receipt { seq, .. } | Delivery::Expired { seq, .. } => *seq,
+            Delivery::Envelope { seq, .. }
+            | Delivery::Receipt { seq, .. }
+            | Delivery::Expired { seq, .. } => *seq,
         }
     }
 }
@@ -115,14 +132,23 @@ pub enum ErrorCode {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Response {
     /// Answer to `Hello`.
-    Welcome { relay_time_ms: u64, member: Option<Member> },
+    Welcome {
+        relay_time_ms: u64,
+        member: Option<Member>,
+    },
     /// Answer to `Enrol`.
     Enrolled { member: Member },
     /// Answer to `Lookup`.
     Directory { members: Vec<Member> },
     /// Answer to `Send`: the envelope is committed. `relay_signature` signs
     /// `pocnet/v1/relay-accept\0 || envelope_hash || u64 stored_at_ms` with the relay key.
-    Accepted { message_id: MessageId, envelope_hash: [u8; 32], stored_at_ms: u64, relay_signature: Vec<u8>, duplicate: bool },
+    Accepted {
+        message_id: MessageId,
+        envelope_hash: [u8; 32],
+        stored_at_ms: u64,
+        relay_signature: Vec<u8>,
+        duplicate: bool,
+    },
     /// One item of a `Watch` stream.
     Deliver(Delivery),
     /// The backlog has been sent.

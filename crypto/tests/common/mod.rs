@@ -16,7 +16,11 @@ pub struct SeededRng {
 
 impl SeededRng {
     pub fn new(label: &str) -> Self {
-        SeededRng { seed: Sha256::digest(label.as_bytes()).into(), counter: 0, buf: Vec::new() }
+        SeededRng {
+            seed: Sha256::digest(label.as_bytes()).into(),
+            counter: 0,
+            buf: Vec::new(),
+        }
     }
 }
 
