@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use pocnet_crypto::{
-    ContentType, HeaderFields, Identity, IdentityKey, PublicIdentity, Receipt, ReceiptKind, Suite,
-    Tlp,
+    ContentType, HeaderFields, Identity, IdentityKey, PublicIdentity, Receipt, ReceiptKind, Suite, Tlp,
 };
 use pocnet_wire::content::{AttachmentRef, MessageBody};
 use pocnet_wire::{Delivery, Member, Request, Response};
@@ -99,22 +98,13 @@ impl Client {
         let profile = Profile::open(home)?;
         let identity = profile.unlock(passphrase)?;
         let db = db::open(&profile.db_path())?;
-        Ok(Client {
-            profile,
-            identity,
-            db,
-        })
+        Ok(Client { profile, identity, db })
     }
 
     /// Connects to the pinned relay.
     pub async fn connect(&self) -> anyhow::Result<Session> {
         let relay = self.profile.relay()?;
-        let s = Session::connect(
-            &self.identity,
-            &relay.address,
-            self.profile.relay_fingerprint()?,
-        )
-        .await?;
+        let s = Session::connect(&self.identity, &relay.address, self.profile.relay_fingerprint()?).await?;
         if let Some(m) = &s.member {
             if m.revoked {
                 bail!("this key has been revoked at the relay");
@@ -124,12 +114,7 @@ impl Client {
     }
 
     /// Enrols at a relay with an invite; pins the relay's key.
-    pub async fn enrol(
-        &mut self,
-        address: &str,
-        fingerprint: &str,
-        invite: &str,
-    ) -> anyhow::Result<Member> {
+    pub async fn enrol(&mut self, address: &str, fingerprint: &str, invite: &str) -> anyhow::Result<Member> {
         let pin = pocnet_crypto::Fingerprint::parse(fingerprint)
             .context("--relay-key must be the relay's 64-hex-digit fingerprint")?;
         let s = Session::connect(&self.identity, address, pin).await?;
@@ -159,17 +144,8 @@ impl Client {
 
     /// Resolves an address (`CL.primary`, `CL` for every POC of a state, or a fingerprint
     /// prefix) to members, checking each key against the one first seen for that handle.
-    pub async fn resolve(
-        &self,
-        s: &Session,
-        to: &str,
-    ) -> anyhow::Result<Vec<(Member, PublicIdentity)>> {
-        let members = match s
-            .request(&Request::Lookup {
-                query: to.to_string(),
-            })
-            .await?
-        {
+    pub async fn resolve(&self, s: &Session, to: &str) -> anyhow::Result<Vec<(Member, PublicIdentity)>> {
+        let members = match s.request(&Request::Lookup { query: to.to_string() }).await? {
             Response::Directory { members } => members,
             other => bail!("unexpected answer to Lookup: {other:?}"),
         };
@@ -211,9 +187,7 @@ impl Client {
         let mut recipients: Vec<(Member, PublicIdentity)> = Vec::new();
         for t in to {
             for r in self.resolve(s, t).await? {
-                if !recipients.iter().any(|(m, _)| m.handle == r.0.handle)
-                    && r.1.key() != self.identity.public_key()
-                {
+                if !recipients.iter().any(|(m, _)| m.handle == r.0.handle) && r.1.key() != self.identity.public_key() {
                     recipients.push(r);
                 }
             }
@@ -240,20 +214,9 @@ impl Client {
             incident_id: msg.incident_id.clone(),
             ..HeaderFields::message(now)
         };
-        let sealed = pocnet_crypto::seal(
-            &mut pocnet_crypto::os_rng(),
-            &self.identity,
-            &pubs,
-            &fields,
-            &plaintext,
-        )?;
+        let sealed = pocnet_crypto::seal(&mut pocnet_crypto::os_rng(), &self.identity, &pubs, &fields, &plaintext)?;
         let bytes = sealed.bytes.len();
-        let stored_at = match s
-            .request(&Request::Send {
-                envelope: sealed.bytes,
-            })
-            .await?
-        {
+        let stored_at = match s.request(&Request::Send { envelope: sealed.bytes }).await? {
             Response::Accepted {
                 envelope_hash,
                 stored_at_ms,
@@ -268,11 +231,7 @@ impl Client {
             }
             other => bail!("unexpected answer to Send: {other:?}"),
         };
-        let names: Vec<String> = msg
-            .attachments
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
+        let names: Vec<String> = msg.attachments.iter().map(|p| p.display().to_string()).collect();
         db::insert_message(
             &self.db,
             &sealed.message_id,
@@ -302,16 +261,8 @@ impl Client {
         })
     }
 
-    fn check_relay_signature(
-        &self,
-        envelope_hash: &[u8; 32],
-        stored_at: u64,
-        sig: &[u8],
-    ) -> anyhow::Result<()> {
-        let key = self
-            .profile
-            .relay_key()
-            .context("no relay key pinned; enrol again")?;
+    fn check_relay_signature(&self, envelope_hash: &[u8; 32], stored_at: u64, sig: &[u8]) -> anyhow::Result<()> {
+        let key = self.profile.relay_key().context("no relay key pinned; enrol again")?;
         let sig: [u8; 64] = sig
             .try_into()
             .map_err(|_| anyhow::anyhow!("relay signature has the wrong length"))?;
@@ -355,25 +306,23 @@ impl Client {
         let (pubs2, path2, tmp2) = (pubs.to_vec(), path.to_path_buf(), tmp.clone());
         let secret = self.identity.to_secret_bytes();
         // Sealing 100 MiB is CPU work: off the async runtime, with its own copy of the key.
-        let info = tokio::task::spawn_blocking(
-            move || -> anyhow::Result<pocnet_crypto::envelope::SealedInfo> {
-                let me = Identity::from_secret_bytes(&secret)?;
-                let mut input = std::io::BufReader::new(std::fs::File::open(&path2)?);
-                let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp2)?);
-                let info = pocnet_crypto::seal_stream(
-                    &mut pocnet_crypto::os_rng(),
-                    &me,
-                    &pubs2,
-                    &fields,
-                    size,
-                    &mut input,
-                    &mut out,
-                )?;
-                use std::io::Write;
-                out.flush()?;
-                Ok(info)
-            },
-        )
+        let info = tokio::task::spawn_blocking(move || -> anyhow::Result<pocnet_crypto::envelope::SealedInfo> {
+            let me = Identity::from_secret_bytes(&secret)?;
+            let mut input = std::io::BufReader::new(std::fs::File::open(&path2)?);
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp2)?);
+            let info = pocnet_crypto::seal_stream(
+                &mut pocnet_crypto::os_rng(),
+                &me,
+                &pubs2,
+                &fields,
+                size,
+                &mut input,
+                &mut out,
+            )?;
+            use std::io::Write;
+            out.flush()?;
+            Ok(info)
+        })
         .await??;
         let r = s.put_blob(info.message_id, &tmp).await;
         let _ = std::fs::remove_file(&tmp);
@@ -458,9 +407,7 @@ impl Client {
                 Ok(None)
             }
             Delivery::Expired {
-                message_id,
-                recipient,
-                ..
+                message_id, recipient, ..
             } => {
                 self.db.execute(
                     "INSERT OR IGNORE INTO expired(message_id, recipient, at) VALUES (?1, ?2, ?3)",
@@ -472,11 +419,7 @@ impl Client {
     }
 
     /// Verifies, opens and stores one envelope; `None` if it was already stored.
-    async fn receive(
-        &self,
-        s: &Session,
-        envelope: &[u8],
-    ) -> anyhow::Result<Option<(MessageRow, ContentType)>> {
+    async fn receive(&self, s: &Session, envelope: &[u8]) -> anyhow::Result<Option<(MessageRow, ContentType)>> {
         let (header, _) = pocnet_crypto::verify(envelope)?;
         if db::has_message(&self.db, &header.message_id)? {
             return Ok(None);
@@ -504,12 +447,9 @@ impl Client {
         for r in &h.recipients {
             recipients.push(match db::contact(&self.db, &r.key)? {
                 Some((handle, _, _)) => handle,
-                None if &r.key == self.identity.public_key().as_bytes() => self
-                    .profile
-                    .config
-                    .handle
-                    .clone()
-                    .unwrap_or_else(|| "me".into()),
+                None if &r.key == self.identity.public_key().as_bytes() => {
+                    self.profile.config.handle.clone().unwrap_or_else(|| "me".into())
+                }
                 None => pocnet_crypto::to_hex(&r.key[..8]),
             });
         }
@@ -603,39 +543,27 @@ impl Client {
             .and_then(|n| n.to_str())
             .unwrap_or("attachment")
             .replace(['/', '\\'], "_");
-        let dir = self
-            .profile
-            .attachments()
-            .join(&pocnet_crypto::to_hex(&msg_id)[..16]);
+        let dir = self.profile.attachments().join(&pocnet_crypto::to_hex(&msg_id)[..16]);
         std::fs::create_dir_all(&dir)?;
         let part = dir.join(format!("{safe}.part"));
-        let (secret, sender2, env2, part2) = (
-            self.identity.to_secret_bytes(),
-            *sender,
-            env_path.clone(),
-            part.clone(),
-        );
-        let opened =
-            tokio::task::spawn_blocking(move || -> anyhow::Result<pocnet_crypto::Opened> {
-                let me = Identity::from_secret_bytes(&secret)?;
-                let mut input = std::io::BufReader::new(std::fs::File::open(&env2)?);
-                let mut out = std::io::BufWriter::new(std::fs::File::create(&part2)?);
-                let o = pocnet_crypto::open_stream(&me, &mut input, &sender2, &mut out)?;
-                use std::io::Write;
-                out.flush()?;
-                out.get_ref().sync_all()?;
-                Ok(o)
-            })
-            .await?;
+        let (secret, sender2, env2, part2) = (self.identity.to_secret_bytes(), *sender, env_path.clone(), part.clone());
+        let opened = tokio::task::spawn_blocking(move || -> anyhow::Result<pocnet_crypto::Opened> {
+            let me = Identity::from_secret_bytes(&secret)?;
+            let mut input = std::io::BufReader::new(std::fs::File::open(&env2)?);
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&part2)?);
+            let o = pocnet_crypto::open_stream(&me, &mut input, &sender2, &mut out)?;
+            use std::io::Write;
+            out.flush()?;
+            out.get_ref().sync_all()?;
+            Ok(o)
+        })
+        .await?;
         let _ = std::fs::remove_file(&env_path);
         let opened = match opened {
             Ok(o) => o,
             Err(e) => {
                 let _ = std::fs::remove_file(&part);
-                return Err(e.context(format!(
-                    "attachment {} failed verification and was discarded",
-                    a.name
-                )));
+                return Err(e.context(format!("attachment {} failed verification and was discarded", a.name)));
             }
         };
         if opened.envelope_hash != a.envelope_hash
@@ -643,10 +571,7 @@ impl Client {
             || opened.header.body_len != a.size
         {
             let _ = std::fs::remove_file(&part);
-            bail!(
-                "attachment {} is not the one the message names; discarded",
-                a.name
-            );
+            bail!("attachment {} is not the one the message names; discarded", a.name);
         }
         let final_path = dir.join(&safe);
         std::fs::rename(&part, &final_path)?;

@@ -101,9 +101,7 @@ pub fn find(c: &Connection, prefix: &str) -> anyhow::Result<(Vec<u8>, MessageRow
     let mut s = c.prepare(&format!(
         "SELECT {COLS} FROM messages WHERE hex(message_id) LIKE ?1 || '%'"
     ))?;
-    let rows: Vec<MessageRow> = s
-        .query_map([p.to_ascii_uppercase()], row)?
-        .collect::<Result<_, _>>()?;
+    let rows: Vec<MessageRow> = s.query_map([p.to_ascii_uppercase()], row)?.collect::<Result<_, _>>()?;
     match rows.len() {
         0 => anyhow::bail!("no message with id {prefix}; list them with `pocnet inbox`"),
         1 => {

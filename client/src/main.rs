@@ -167,9 +167,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let p = passphrase(cli.passphrase_file.as_deref(), true)?;
             let (_, id) = Profile::create(&home, p.as_bytes(), KdfParams::DEFAULT)?;
             if cli.json {
-                print_json(
-                    &serde_json::json!({ "home": home, "fingerprint": id.fingerprint().to_hex() }),
-                )?;
+                print_json(&serde_json::json!({ "home": home, "fingerprint": id.fingerprint().to_hex() }))?;
             } else {
                 println!("identity created in {}", home.display());
                 println!("fingerprint: {}", id.fingerprint().grouped());
@@ -197,9 +195,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             attach,
             incident,
         } => {
-            let tlp = Tlp::parse(&tlp).with_context(|| {
-                format!("--tlp {tlp:?}: use clear, green, amber, amber+strict or red")
-            })?;
+            let tlp = Tlp::parse(&tlp)
+                .with_context(|| format!("--tlp {tlp:?}: use clear, green, amber, amber+strict or red"))?;
             let text = match message {
                 Some(m) => m,
                 None => {
@@ -331,9 +328,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}  {}", st.id, st.subject);
                 println!(
                     "sent; stored at relay {}",
-                    st.stored_at
-                        .map(fmt_time)
-                        .unwrap_or_else(|| "(not confirmed)".into())
+                    st.stored_at.map(fmt_time).unwrap_or_else(|| "(not confirmed)".into())
                 );
                 for r in st.recipients {
                     println!(
@@ -380,9 +375,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(|| "(not enrolled)".into());
             if cli.json {
-                print_json(
-                    &serde_json::json!({ "handle": handle, "fingerprint": c.identity.fingerprint().to_hex() }),
-                )?;
+                print_json(&serde_json::json!({ "handle": handle, "fingerprint": c.identity.fingerprint().to_hex() }))?;
             } else {
                 println!("{handle}\n{}", c.identity.fingerprint().grouped());
             }
@@ -393,10 +386,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("POCNET_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("POCNET_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

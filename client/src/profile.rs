@@ -52,12 +52,9 @@ pub fn default_home() -> PathBuf {
 pub fn passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
     let from_file = |f: &Path| -> anyhow::Result<Zeroizing<String>> {
         let text = Zeroizing::new(
-            std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read passphrase file {}", f.display()))?,
+            std::fs::read_to_string(f).with_context(|| format!("cannot read passphrase file {}", f.display()))?,
         );
-        Ok(Zeroizing::new(
-            text.lines().next().unwrap_or("").to_string(),
-        ))
+        Ok(Zeroizing::new(text.lines().next().unwrap_or("").to_string()))
     };
     if let Some(f) = file {
         return from_file(f);
@@ -68,10 +65,10 @@ pub fn passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<Zeroizin
     if let Some(f) = std::env::var_os("POCNET_PASSPHRASE_FILE") {
         return from_file(Path::new(&f));
     }
-    let p = Zeroizing::new(
-        rpassword::prompt_password("Passphrase for your pocnet key: ")
-            .context("no passphrase available: set POCNET_PASSPHRASE or POCNET_PASSPHRASE_FILE, or run in a terminal")?,
-    );
+    let p =
+        Zeroizing::new(rpassword::prompt_password("Passphrase for your pocnet key: ").context(
+            "no passphrase available: set POCNET_PASSPHRASE or POCNET_PASSPHRASE_FILE, or run in a terminal",
+        )?);
     if confirm && *p != *Zeroizing::new(rpassword::prompt_password("Repeat passphrase: ")?) {
         bail!("the passphrases differ; nothing was written");
     }
@@ -97,11 +94,7 @@ impl Profile {
     }
 
     /// Creates a new profile with a fresh identity.
-    pub fn create(
-        dir: &Path,
-        passphrase: &[u8],
-        params: KdfParams,
-    ) -> anyhow::Result<(Profile, Identity)> {
+    pub fn create(dir: &Path, passphrase: &[u8], params: KdfParams) -> anyhow::Result<(Profile, Identity)> {
         if dir.join("identity.key").exists() {
             bail!(
                 "{} already holds an identity; use another --home, or remove it deliberately",
@@ -113,11 +106,7 @@ impl Profile {
         }
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let now = crate::now_ms() / 1000;
-        let id = Identity::generate(
-            &mut pocnet_crypto::os_rng(),
-            now,
-            crate::ENCRYPTION_KEY_VALIDITY_SECS,
-        )?;
+        let id = Identity::generate(&mut pocnet_crypto::os_rng(), now, crate::ENCRYPTION_KEY_VALIDITY_SECS)?;
         let file = id.to_key_file(&mut pocnet_crypto::os_rng(), passphrase, params)?;
         write_private(&dir.join("identity.key"), &file)?;
         let p = Profile {
@@ -137,8 +126,7 @@ impl Profile {
                 dir.display()
             )
         })?;
-        let config =
-            toml::from_str(&text).with_context(|| format!("{} is damaged", cfg.display()))?;
+        let config = toml::from_str(&text).with_context(|| format!("{} is damaged", cfg.display()))?;
         Ok(Profile {
             dir: dir.to_path_buf(),
             config,
@@ -155,8 +143,8 @@ impl Profile {
 
     /// Decrypts the identity.
     pub fn unlock(&self, passphrase: &[u8]) -> anyhow::Result<Identity> {
-        let bytes = std::fs::read(self.key_file())
-            .with_context(|| format!("cannot read {}", self.key_file().display()))?;
+        let bytes =
+            std::fs::read(self.key_file()).with_context(|| format!("cannot read {}", self.key_file().display()))?;
         Identity::from_key_file(&bytes, passphrase).map_err(|e| match e {
             pocnet_crypto::Error::WrongPassphrase => {
                 anyhow::anyhow!("wrong passphrase for {}", self.key_file().display())

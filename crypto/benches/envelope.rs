@@ -62,15 +62,7 @@ fn primitives(c: &mut Criterion) {
     .unwrap();
     g.bench_function("hpke_xwing_open_32B", |b| {
         b.iter(|| {
-            hpke::single_shot_open::<HChaCha, HkdfSha256, XWing>(
-                &OpModeR::Base,
-                &xsk,
-                &enc,
-                b"i",
-                &ct,
-                &[],
-            )
-            .unwrap()
+            hpke::single_shot_open::<HChaCha, HkdfSha256, XWing>(&OpModeR::Base, &xsk, &enc, b"i", &ct, &[]).unwrap()
         })
     });
     g.bench_function("hpke_x25519_seal_32B", |b| {
@@ -158,8 +150,7 @@ fn streaming(c: &mut Criterion) {
                 for (i, chunk) in buf.chunks_mut(64 * 1024).enumerate() {
                     let mut n = [0u8; 12];
                     n[4..].copy_from_slice(&(i as u64).to_be_bytes());
-                    aead.encrypt_inout_detached(&Nonce::from(n), &[], chunk.into())
-                        .unwrap();
+                    aead.encrypt_inout_detached(&Nonce::from(n), &[], chunk.into()).unwrap();
                 }
             },
             BatchSize::PerIteration,

@@ -37,8 +37,7 @@ const HEADER_FIXED_LEN: usize = 1 + 1 + 16 + 32 + 8 + 1 + 1 + 1 + 1 + 32 + 8 + 2
 /// One recipient entry: identity key, encryption-record hash, stanza hash.
 pub const RECIPIENT_ENTRY_LEN: usize = 96;
 /// Largest header.
-pub const MAX_HEADER_LEN: usize =
-    HEADER_FIXED_LEN + MAX_INCIDENT_ID + MAX_RECIPIENTS * RECIPIENT_ENTRY_LEN;
+pub const MAX_HEADER_LEN: usize = HEADER_FIXED_LEN + MAX_INCIDENT_ID + MAX_RECIPIENTS * RECIPIENT_ENTRY_LEN;
 /// Length of the wrapped content key inside a stanza (32-byte key + 16-byte tag).
 const WRAPPED_KEY_LEN: usize = 48;
 /// Ed25519 signature length.
@@ -234,9 +233,7 @@ pub struct Header {
 impl Header {
     fn encode(&self) -> Vec<u8> {
         let inc = self.incident_id.as_deref().unwrap_or("");
-        let mut w = Writer::with_capacity(
-            HEADER_FIXED_LEN + inc.len() + self.recipients.len() * RECIPIENT_ENTRY_LEN,
-        );
+        let mut w = Writer::with_capacity(HEADER_FIXED_LEN + inc.len() + self.recipients.len() * RECIPIENT_ENTRY_LEN);
         w.u8(ENVELOPE_VERSION)
             .u8(self.suite as u8)
             .bytes(&self.message_id)
@@ -469,16 +466,15 @@ fn prepare<R: CryptoRng>(
         let mut stanza = Vec::with_capacity(stanza_len);
         match fields.suite {
             Suite::X25519 => {
-                let (enc, ct) =
-                    hpke::single_shot_seal_with_rng::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
-                        &OpModeS::Base,
-                        record.x25519(),
-                        &info,
-                        content_key.as_ref(),
-                        &[],
-                        rng,
-                    )
-                    .map_err(hpke_err)?;
+                let (enc, ct) = hpke::single_shot_seal_with_rng::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
+                    &OpModeS::Base,
+                    record.x25519(),
+                    &info,
+                    content_key.as_ref(),
+                    &[],
+                    rng,
+                )
+                .map_err(hpke_err)?;
                 stanza.extend_from_slice(&enc.to_bytes());
                 stanza.extend_from_slice(&ct);
             }
@@ -725,11 +721,7 @@ pub fn trim_for_recipient(envelope: &[u8], key: &[u8; 32]) -> Result<Vec<u8>> {
 }
 
 /// Finds this identity's stanza, checks it against the signed list and unwraps the content key.
-fn unwrap_content_key(
-    me: &Identity,
-    header: &Header,
-    stanza_block: &[u8],
-) -> Result<Zeroizing<[u8; 32]>> {
+fn unwrap_content_key(me: &Identity, header: &Header, stanza_block: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
     let my_key = me.public_key().as_bytes();
     let index = header.recipient_index(my_key).ok_or(Error::NotARecipient)?;
     let entry = &header.recipients[index];
@@ -742,20 +734,15 @@ fn unwrap_content_key(
     if stanza_hash != entry.stanza_hash {
         return Err(Error::StanzaMismatch);
     }
-    let secret = me.encryption_secret(&entry.record_hash).ok_or_else(|| {
-        Error::UnknownEncryptionKey(crate::identity::hex_encode(&entry.record_hash[..8]))
-    })?;
-    let info = stanza_info(
-        &header.message_id,
-        header.sender.as_bytes(),
-        &entry.record_hash,
-    );
+    let secret = me
+        .encryption_secret(&entry.record_hash)
+        .ok_or_else(|| Error::UnknownEncryptionKey(crate::identity::hex_encode(&entry.record_hash[..8])))?;
+    let info = stanza_info(&header.message_id, header.sender.as_bytes(), &entry.record_hash);
     let enc_len = header.suite.stanza_len() - WRAPPED_KEY_LEN;
     let (enc, wrapped) = stanza.split_at(enc_len);
     let key = match header.suite {
         Suite::X25519 => {
-            let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(enc)
-                .map_err(|_| Error::UnwrapFailed)?;
+            let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(enc).map_err(|_| Error::UnwrapFailed)?;
             hpke::single_shot_open::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
                 &OpModeR::Base,
                 &secret.x25519,
@@ -766,8 +753,7 @@ fn unwrap_content_key(
             )
         }
         Suite::XWing => {
-            let enc =
-                <XWing as Kem>::EncappedKey::from_bytes(enc).map_err(|_| Error::UnwrapFailed)?;
+            let enc = <XWing as Kem>::EncappedKey::from_bytes(enc).map_err(|_| Error::UnwrapFailed)?;
             hpke::single_shot_open::<HpkeChaCha, HkdfSha256, XWing>(
                 &OpModeR::Base,
                 &secret.xwing,
@@ -843,12 +829,7 @@ fn read_exact(input: &mut impl Read, buf: &mut [u8], what: &'static str) -> Resu
 /// The signature trails the body, so it is checked last: **the output is provisional
 /// until this returns `Ok`** and must be discarded on any error (write to a temporary
 /// file, rename on success). Every chunk is still authenticated before it is written.
-pub fn open_stream(
-    me: &Identity,
-    input: &mut impl Read,
-    sender: &IdentityKey,
-    out: &mut impl Write,
-) -> Result<Opened> {
+pub fn open_stream(me: &Identity, input: &mut impl Read, sender: &IdentityKey, out: &mut impl Write) -> Result<Opened> {
     let mut version = [0u8; 1];
     read_exact(input, &mut version, "envelope")?;
     if version[0] != ENVELOPE_VERSION {

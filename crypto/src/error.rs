@@ -20,11 +20,7 @@ pub enum Error {
     UnknownSuite(u8),
     /// A field violates a limit stated in PROTOCOL.md.
     #[error("{field} is too large: {len} (limit {max})")]
-    TooLarge {
-        field: &'static str,
-        len: u64,
-        max: u64,
-    },
+    TooLarge { field: &'static str, len: u64, max: u64 },
     /// A field is syntactically valid but not in its one canonical form.
     #[error("non-canonical encoding: {0}")]
     NonCanonical(&'static str),
@@ -61,11 +57,7 @@ pub enum Error {
     BadRecipientKey(String),
     /// A recipient's encryption key is outside its validity window.
     #[error("encryption key is not valid at {at} (valid {not_before}..{not_after})")]
-    KeyNotValid {
-        at: u64,
-        not_before: u64,
-        not_after: u64,
-    },
+    KeyNotValid { at: u64, not_before: u64, not_after: u64 },
     /// A body chunk failed authentication: altered, reordered, swapped or truncated.
     #[error("body chunk {0} failed authentication (altered, reordered or truncated)")]
     ChunkCorrupted(u64),

@@ -42,8 +42,7 @@ pub struct IdentityKey {
 impl IdentityKey {
     /// Parses and validates a 32-byte Ed25519 public key; weak (small-order) keys are refused.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self> {
-        let key = VerifyingKey::from_bytes(bytes)
-            .map_err(|_| Error::WeakKey("not a valid Ed25519 point"))?;
+        let key = VerifyingKey::from_bytes(bytes).map_err(|_| Error::WeakKey("not a valid Ed25519 point"))?;
         if key.is_weak() {
             return Err(Error::WeakKey("small-order Ed25519 key"));
         }
@@ -61,13 +60,7 @@ impl IdentityKey {
         Fingerprint(h.finalize().into())
     }
     /// Verifies a domain-separated signature with `verify_strict`.
-    pub fn verify(
-        &self,
-        ctx: SigningContext,
-        message: &[u8],
-        signature: &[u8; 64],
-        what: &'static str,
-    ) -> Result<()> {
+    pub fn verify(&self, ctx: SigningContext, message: &[u8], signature: &[u8; 64], what: &'static str) -> Result<()> {
         self.verify_parts(ctx, &[message], signature, what)
     }
     pub(crate) fn verify_parts(
@@ -121,12 +114,8 @@ impl Fingerprint {
     }
     /// Parses 64 hex characters; spaces and colons are ignored.
     pub fn parse(s: &str) -> Result<Self> {
-        let clean: String = s
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != ':')
-            .collect();
-        let bytes = hex_decode(&clean)
-            .ok_or(Error::NonCanonical("fingerprint must be 64 hex characters"))?;
+        let clean: String = s.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
+        let bytes = hex_decode(&clean).ok_or(Error::NonCanonical("fingerprint must be 64 hex characters"))?;
         let arr: [u8; 32] = bytes
             .try_into()
             .map_err(|_| Error::NonCanonical("fingerprint must be 64 hex characters"))?;
@@ -231,12 +220,7 @@ impl EncryptionKeyRecord {
         let signed_len = r.position();
         let sig: [u8; 64] = r.array()?;
         r.finish()?;
-        identity.verify(
-            context::ENC_KEY,
-            &bytes[..signed_len],
-            &sig,
-            "encryption key record",
-        )?;
+        identity.verify(context::ENC_KEY, &bytes[..signed_len], &sig, "encryption key record")?;
         let x25519 = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(x)
             .map_err(|_| Error::BadRecipientKey("X25519 public key does not parse".into()))?;
         let xwing = <XWing as Kem>::PublicKey::from_bytes(xw)
@@ -385,12 +369,7 @@ impl Identity {
 
     /// Adds a new encryption key valid from `now`; earlier keys stay until [`Identity::prune`]
     /// so messages already in flight can still be opened.
-    pub fn rotate_encryption_key<R: CryptoRng>(
-        &mut self,
-        rng: &mut R,
-        now: u64,
-        validity_secs: u64,
-    ) -> Result<()> {
+    pub fn rotate_encryption_key<R: CryptoRng>(&mut self, rng: &mut R, now: u64, validity_secs: u64) -> Result<()> {
         if self.enc.len() >= MAX_ENCRYPTION_KEYS {
             return Err(Error::TooLarge {
                 field: "encryption keys held",
@@ -402,12 +381,7 @@ impl Identity {
         let mut ws = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(xs.as_mut());
         rng.fill_bytes(ws.as_mut());
-        let serial = self
-            .enc
-            .iter()
-            .map(|e| e.record.serial() + 1)
-            .max()
-            .unwrap_or(1);
+        let serial = self.enc.iter().map(|e| e.record.serial() + 1).max().unwrap_or(1);
         let secret = self.derive_secret(serial, now, now.saturating_add(validity_secs), xs, ws)?;
         self.enc.push(secret);
         Ok(())
@@ -439,9 +413,8 @@ impl Identity {
     pub fn prune(&mut self, now: u64, grace_secs: u64) -> usize {
         let newest = self.enc.iter().map(|e| e.record.serial()).max();
         let before = self.enc.len();
-        self.enc.retain(|e| {
-            Some(e.record.serial()) == newest || e.record.not_after.saturating_add(grace_secs) > now
-        });
+        self.enc
+            .retain(|e| Some(e.record.serial()) == newest || e.record.not_after.saturating_add(grace_secs) > now);
         before - self.enc.len()
     }
 
@@ -515,9 +488,7 @@ impl Identity {
         let mut id = Self::from_signing_seed(&seed)?;
         let n = r.u8()? as usize;
         if n == 0 || n > MAX_ENCRYPTION_KEYS {
-            return Err(Error::NonCanonical(
-                "secret identity must hold 1..=16 encryption keys",
-            ));
+            return Err(Error::NonCanonical("secret identity must hold 1..=16 encryption keys"));
         }
         for _ in 0..n {
             let rec = EncryptionKeyRecord::from_bytes(r.take(ENC_RECORD_LEN)?)?;
@@ -526,9 +497,7 @@ impl Identity {
             let (nb, na) = rec.window();
             let secret = id.derive_secret(rec.serial(), nb, na, xs, ws)?;
             if secret.record.as_bytes() != rec.as_bytes() || rec.identity() != id.public_key() {
-                return Err(Error::NonCanonical(
-                    "stored encryption key does not match its record",
-                ));
+                return Err(Error::NonCanonical("stored encryption key does not match its record"));
             }
             id.enc.push(secret);
         }

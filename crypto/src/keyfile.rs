@@ -70,8 +70,8 @@ impl KdfParams {
 
     fn derive(&self, passphrase: &[u8], salt: &[u8; 16]) -> Result<Zeroizing<[u8; 32]>> {
         self.check()?;
-        let params = Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(32))
-            .map_err(|e| Error::Kdf(e.to_string()))?;
+        let params =
+            Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(32)).map_err(|e| Error::Kdf(e.to_string()))?;
         let mut kek = Zeroizing::new([0u8; 32]);
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
             .hash_password_into(passphrase, salt, kek.as_mut())
@@ -81,12 +81,7 @@ impl KdfParams {
 }
 
 /// Encrypts `secret` under `passphrase`.
-pub fn seal_secret<R: CryptoRng>(
-    rng: &mut R,
-    secret: &[u8],
-    passphrase: &[u8],
-    params: KdfParams,
-) -> Result<Vec<u8>> {
+pub fn seal_secret<R: CryptoRng>(rng: &mut R, secret: &[u8], passphrase: &[u8], params: KdfParams) -> Result<Vec<u8>> {
     if secret.len() > MAX_SECRET_LEN {
         return Err(Error::TooLarge {
             field: "key file secret",
@@ -183,12 +178,7 @@ pub fn open_secret(file: &[u8], passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>>
 
 impl Identity {
     /// The identity as an encrypted key file.
-    pub fn to_key_file<R: CryptoRng>(
-        &self,
-        rng: &mut R,
-        passphrase: &[u8],
-        params: KdfParams,
-    ) -> Result<Vec<u8>> {
+    pub fn to_key_file<R: CryptoRng>(&self, rng: &mut R, passphrase: &[u8], params: KdfParams) -> Result<Vec<u8>> {
         seal_secret(rng, &self.to_secret_bytes(), passphrase, params)
     }
     /// Loads an identity from an encrypted key file.

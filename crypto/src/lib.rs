@@ -18,13 +18,12 @@ pub mod receipt;
 pub mod stream;
 
 pub use envelope::{
-    open, open_stream, seal, seal_stream, trim_for_recipient, verify, verify_stream, ContentType,
-    Header, HeaderFields, Opened, Sealed, Suite, Tlp,
+    open, open_stream, seal, seal_stream, trim_for_recipient, verify, verify_stream, ContentType, Header, HeaderFields,
+    Opened, Sealed, Suite, Tlp,
 };
 pub use error::{Error, Result};
 pub use identity::{
-    safety_number, EncryptionKeyRecord, Fingerprint, Identity, IdentityKey, PublicIdentity,
-    SafetyNumber,
+    safety_number, EncryptionKeyRecord, Fingerprint, Identity, IdentityKey, PublicIdentity, SafetyNumber,
 };
 pub use keyfile::KdfParams;
 pub use receipt::{Receipt, ReceiptKind};

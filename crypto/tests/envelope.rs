@@ -7,9 +7,7 @@ mod common;
 use common::*;
 use pocnet_crypto::envelope::{self, HeaderFields, Suite};
 use pocnet_crypto::stream::CHUNK_SIZE;
-use pocnet_crypto::{
-    open, open_stream, seal, seal_stream, trim_for_recipient, EncryptionKeyRecord, Error, Identity,
-};
+use pocnet_crypto::{open, open_stream, seal, seal_stream, trim_for_recipient, EncryptionKeyRecord, Error, Identity};
 use proptest::prelude::*;
 
 fn fields(suite: Suite) -> HeaderFields {
@@ -24,14 +22,7 @@ fn roundtrip(n: usize, suite: Suite) {
     let (ids, pubs) = identities(&format!("rcpt-{n}"), n);
     let outsider = identity("outsider");
     let body = b"Airport ATC systems degraded; requesting contact.";
-    let sealed = seal(
-        &mut SeededRng::new("seal"),
-        &sender,
-        &pubs,
-        &fields(suite),
-        body,
-    )
-    .unwrap();
+    let sealed = seal(&mut SeededRng::new("seal"), &sender, &pubs, &fields(suite), body).unwrap();
     for id in &ids {
         let opened = open(id, &sealed.bytes, sender.public_key()).unwrap();
         assert_eq!(opened.plaintext, body);
@@ -41,10 +32,7 @@ fn roundtrip(n: usize, suite: Suite) {
         // The relay's per-recipient copy opens too and carries one stanza only.
         let trimmed = trim_for_recipient(&sealed.bytes, id.public_key().as_bytes()).unwrap();
         assert!(n == 1 || trimmed.len() < sealed.bytes.len());
-        assert_eq!(
-            open(id, &trimmed, sender.public_key()).unwrap().plaintext,
-            body
-        );
+        assert_eq!(open(id, &trimmed, sender.public_key()).unwrap().plaintext, body);
     }
     assert!(matches!(
         open(&outsider, &sealed.bytes, sender.public_key()),
@@ -159,12 +147,8 @@ fn envelope_resigned_by_another_identity_is_rejected() {
     let sender_at = l.header_start + 1 + 1 + 16;
     env[sender_at..sender_at + 32].copy_from_slice(mallory.public_key().as_bytes());
     let header = &env[l.header_start..l.header_start + l.header_len];
-    let body_start = l.stanzas_start
-        + u32::from_be_bytes(
-            env[l.stanzas_start - 4..l.stanzas_start]
-                .try_into()
-                .unwrap(),
-        ) as usize;
+    let body_start =
+        l.stanzas_start + u32::from_be_bytes(env[l.stanzas_start - 4..l.stanzas_start].try_into().unwrap()) as usize;
     let body = &env[body_start..env.len() - 64];
     use sha2::{Digest, Sha256};
     let (hh, bh) = (Sha256::digest(header), blake3::hash(body));
@@ -191,9 +175,7 @@ fn envelope_resigned_by_another_identity_is_rejected() {
 fn three_chunk_envelope() -> (Identity, Identity, Vec<u8>, Vec<u8>) {
     let sender = identity("sender");
     let rcpt = identity("stream-rcpt");
-    let body: Vec<u8> = (0..(2 * CHUNK_SIZE + 1000))
-        .map(|i| (i % 251) as u8)
-        .collect();
+    let body: Vec<u8> = (0..(2 * CHUNK_SIZE + 1000)).map(|i| (i % 251) as u8).collect();
     let mut out = Vec::new();
     seal_stream(
         &mut os(),
@@ -214,10 +196,7 @@ fn stream_round_trip_writes_the_body() {
     let mut out = Vec::new();
     open_stream(&rcpt, &mut env.as_slice(), sender.public_key(), &mut out).unwrap();
     assert_eq!(out, body);
-    assert_eq!(
-        open(&rcpt, &env, sender.public_key()).unwrap().plaintext,
-        body
-    );
+    assert_eq!(open(&rcpt, &env, sender.public_key()).unwrap().plaintext, body);
 }
 
 #[test]
@@ -255,23 +234,12 @@ fn truncated_streams_are_rejected() {
     // Drop the final chunk but keep the signature: the reader asks for a full-sized last chunk.
     let mut dropped = env[..cut].to_vec();
     dropped.extend_from_slice(&env[env.len() - 64..]);
-    assert!(open_stream(
-        &rcpt,
-        &mut dropped.as_slice(),
-        sender.public_key(),
-        &mut Vec::new()
-    )
-    .is_err());
+    assert!(open_stream(&rcpt, &mut dropped.as_slice(), sender.public_key(), &mut Vec::new()).is_err());
     // Appending a byte is refused too.
     let mut longer = env.clone();
     longer.push(0);
     assert!(matches!(
-        open_stream(
-            &rcpt,
-            &mut longer.as_slice(),
-            sender.public_key(),
-            &mut Vec::new()
-        ),
+        open_stream(&rcpt, &mut longer.as_slice(), sender.public_key(), &mut Vec::new()),
         Err(Error::TrailingBytes(..))
     ));
     let _ = c;
@@ -294,14 +262,8 @@ fn chunk_from_another_envelope_is_rejected() {
     let c = CHUNK_SIZE + 16;
     let body_start = env1.len() - 64 - (2 * c + 1000 + 16);
     let mut spliced = env1.clone();
-    spliced[body_start + c..body_start + 2 * c]
-        .copy_from_slice(&env2[body_start + c..body_start + 2 * c]);
-    let r = open_stream(
-        &rcpt,
-        &mut spliced.as_slice(),
-        sender.public_key(),
-        &mut Vec::new(),
-    );
+    spliced[body_start + c..body_start + 2 * c].copy_from_slice(&env2[body_start + c..body_start + 2 * c]);
+    let r = open_stream(&rcpt, &mut spliced.as_slice(), sender.public_key(), &mut Vec::new());
     assert!(matches!(r, Err(Error::ChunkCorrupted(1))), "{r:?}");
 }
 
@@ -311,10 +273,8 @@ fn all_zero_x25519_output_is_refused_at_seal() {
     // DH output would be all zeros. HPKE must refuse it.
     let victim = identity("victim");
     let sender = identity("sender");
-    let xwing =
-        victim.public().encryption_record().as_bytes()[1 + 32 + 4 + 8 + 8 + 32..][..1216].to_vec();
-    let record =
-        EncryptionKeyRecord::issue(&victim, 9, NOW, NOW + YEAR, &[0u8; 32], &xwing).unwrap();
+    let xwing = victim.public().encryption_record().as_bytes()[1 + 32 + 4 + 8 + 8 + 32..][..1216].to_vec();
+    let record = EncryptionKeyRecord::issue(&victim, 9, NOW, NOW + YEAR, &[0u8; 32], &xwing).unwrap();
     let bad = pocnet_crypto::PublicIdentity::new(record);
     let r = seal(&mut os(), &sender, &[bad], &fields(Suite::X25519), b"x");
     assert!(matches!(r, Err(Error::BadRecipientKey(_))), "{r:?}");
@@ -347,8 +307,7 @@ fn rotation_keeps_old_messages_openable_until_pruned() {
         b"before rotation",
     )
     .unwrap();
-    rcpt.rotate_encryption_key(&mut os(), NOW + 100, YEAR)
-        .unwrap();
+    rcpt.rotate_encryption_key(&mut os(), NOW + 100, YEAR).unwrap();
     assert_ne!(
         rcpt.public().encryption_record().hash(),
         old_pub.encryption_record().hash()
@@ -359,9 +318,7 @@ fn rotation_keeps_old_messages_openable_until_pruned() {
         "fingerprint is stable across rotation"
     );
     assert_eq!(
-        open(&rcpt, &sealed.bytes, sender.public_key())
-            .unwrap()
-            .plaintext,
+        open(&rcpt, &sealed.bytes, sender.public_key()).unwrap().plaintext,
         b"before rotation"
     );
     assert_eq!(rcpt.prune(NOW + 2 * YEAR, 0), 1);
@@ -398,22 +355,13 @@ fn header_parse_rejects_unknown_version_suite_and_trailing_bytes() {
     ));
     let mut s = header.clone();
     s[1] = 9;
-    assert!(matches!(
-        envelope::Header::parse(&s),
-        Err(Error::UnknownSuite(9))
-    ));
+    assert!(matches!(envelope::Header::parse(&s), Err(Error::UnknownSuite(9))));
     let mut t = header.clone();
     t.push(0);
-    assert!(matches!(
-        envelope::Header::parse(&t),
-        Err(Error::TrailingBytes(..))
-    ));
+    assert!(matches!(envelope::Header::parse(&t), Err(Error::TrailingBytes(..))));
     let mut f = header;
     f[1 + 1 + 16 + 32 + 8 + 2] = 0x80; // reserved flag bit
-    assert!(matches!(
-        envelope::Header::parse(&f),
-        Err(Error::NonCanonical(_))
-    ));
+    assert!(matches!(envelope::Header::parse(&f), Err(Error::NonCanonical(_))));
 }
 
 #[test]
@@ -429,9 +377,7 @@ fn header_fields_survive_and_are_signed() {
         ..fields(Suite::XWing)
     };
     let sealed = seal(&mut os(), &sender, &pubs, &f, b"x").unwrap();
-    let h = open(&ids[0], &sealed.bytes, sender.public_key())
-        .unwrap()
-        .header;
+    let h = open(&ids[0], &sealed.bytes, sender.public_key()).unwrap().header;
     assert_eq!(h.tlp, pocnet_crypto::Tlp::Red);
     assert!(h.exercise);
     assert_eq!(h.incident_id.as_deref(), Some("INC-2026-0042"));
@@ -451,14 +397,7 @@ fn every_single_byte_flip_fails_cleanly_x25519() {
     // Exhaustive over positions for a small envelope: each flip gives a typed error.
     let sender = identity("sender");
     let (ids, pubs) = identities("flip", 2);
-    let sealed = seal(
-        &mut os(),
-        &sender,
-        &pubs,
-        &fields(Suite::X25519),
-        b"short body",
-    )
-    .unwrap();
+    let sealed = seal(&mut os(), &sender, &pubs, &fields(Suite::X25519), b"short body").unwrap();
     for pos in 0..sealed.bytes.len() {
         let mut env = sealed.bytes.clone();
         env[pos] ^= 0x01;

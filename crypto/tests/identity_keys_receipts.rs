@@ -4,9 +4,7 @@ mod common;
 
 use common::*;
 use pocnet_crypto::keyfile::{open_secret, seal_secret};
-use pocnet_crypto::{
-    safety_number, Error, Identity, KdfParams, PublicIdentity, Receipt, ReceiptKind,
-};
+use pocnet_crypto::{safety_number, Error, Identity, KdfParams, PublicIdentity, Receipt, ReceiptKind};
 
 /// Cheap parameters for tests; the default (64 MiB, t=3) is exercised once below.
 const FAST: KdfParams = KdfParams {
@@ -25,10 +23,7 @@ fn public_identity_round_trips_and_rejects_tampering() {
     for pos in [0, 1, 40, 60, 100, bytes.len() - 1] {
         let mut bad = bytes.clone();
         bad[pos] ^= 0x20;
-        assert!(
-            PublicIdentity::from_bytes(&bad).is_err(),
-            "flip at {pos} accepted"
-        );
+        assert!(PublicIdentity::from_bytes(&bad).is_err(), "flip at {pos} accepted");
     }
     let mut long = bytes.clone();
     long.push(0);
@@ -44,10 +39,7 @@ fn encryption_record_signed_by_another_key_is_rejected() {
     let alice = identity("alice");
     let mallory = identity("mallory");
     let mut forged = alice.public().encryption_record().as_bytes().to_vec();
-    let sig = mallory.sign(
-        pocnet_crypto::context::ENC_KEY,
-        &forged[..forged.len() - 64],
-    );
+    let sig = mallory.sign(pocnet_crypto::context::ENC_KEY, &forged[..forged.len() - 64]);
     let n = forged.len();
     forged[n - 64..].copy_from_slice(&sig);
     assert!(matches!(
@@ -83,10 +75,7 @@ fn safety_number_is_symmetric_60_digits_and_pair_specific() {
 fn fingerprint_parses_its_own_display_forms() {
     let fp = identity("fp").fingerprint();
     assert_eq!(pocnet_crypto::Fingerprint::parse(&fp.to_hex()).unwrap(), fp);
-    assert_eq!(
-        pocnet_crypto::Fingerprint::parse(&fp.grouped()).unwrap(),
-        fp
-    );
+    assert_eq!(pocnet_crypto::Fingerprint::parse(&fp.grouped()).unwrap(), fp);
     assert!(pocnet_crypto::Fingerprint::parse(&fp.to_hex()[..62]).is_err());
 }
 
@@ -94,11 +83,7 @@ fn fingerprint_parses_its_own_display_forms() {
 fn key_file_round_trips_with_default_parameters() {
     let id = identity("kf");
     let file = id
-        .to_key_file(
-            &mut pocnet_crypto::os_rng(),
-            b"correct horse",
-            KdfParams::DEFAULT,
-        )
+        .to_key_file(&mut pocnet_crypto::os_rng(), b"correct horse", KdfParams::DEFAULT)
         .unwrap();
     let back = Identity::from_key_file(&file, b"correct horse").unwrap();
     assert_eq!(back.fingerprint(), id.fingerprint());
@@ -108,9 +93,7 @@ fn key_file_round_trips_with_default_parameters() {
 #[test]
 fn key_file_wrong_passphrase_and_corruption_are_told_apart() {
     let id = identity("kf2");
-    let file = id
-        .to_key_file(&mut pocnet_crypto::os_rng(), b"right", FAST)
-        .unwrap();
+    let file = id.to_key_file(&mut pocnet_crypto::os_rng(), b"right", FAST).unwrap();
     assert!(matches!(
         Identity::from_key_file(&file, b"wrong"),
         Err(Error::WrongPassphrase)
@@ -119,10 +102,7 @@ fn key_file_wrong_passphrase_and_corruption_are_told_apart() {
         let mut bad = file.clone();
         bad[pos] ^= 1;
         assert!(
-            matches!(
-                Identity::from_key_file(&bad, b"right"),
-                Err(Error::KeyFileCorrupted)
-            ),
+            matches!(Identity::from_key_file(&bad, b"right"), Err(Error::KeyFileCorrupted)),
             "pos {pos}"
         );
     }
@@ -152,14 +132,7 @@ fn key_file_refuses_hostile_kdf_parameters() {
 #[test]
 fn receipts_verify_and_resist_forgery() {
     let (sender, rcpt, mallory) = (identity("s"), identity("r"), identity("m"));
-    let receipt = Receipt::sign(
-        &rcpt,
-        ReceiptKind::Read,
-        [1; 16],
-        [2; 32],
-        sender.public_key(),
-        1234,
-    );
+    let receipt = Receipt::sign(&rcpt, ReceiptKind::Read, [1; 16], [2; 32], sender.public_key(), 1234);
     let ok = Receipt::verify(receipt.as_bytes(), rcpt.public_key()).unwrap();
     assert_eq!(ok.kind, ReceiptKind::Read);
     assert_eq!(ok.message_id, [1; 16]);
@@ -176,9 +149,7 @@ fn receipts_verify_and_resist_forgery() {
     }
     // A receipt signature cannot be passed off as an envelope or record signature:
     // the same bytes under another context do not verify.
-    let sig: [u8; 64] = receipt.as_bytes()[receipt.as_bytes().len() - 64..]
-        .try_into()
-        .unwrap();
+    let sig: [u8; 64] = receipt.as_bytes()[receipt.as_bytes().len() - 64..].try_into().unwrap();
     let body = &receipt.as_bytes()[..receipt.as_bytes().len() - 64];
     assert!(rcpt
         .public_key()

@@ -18,20 +18,12 @@ fn compute() -> BTreeMap<String, String> {
     let bob = identity("vector-bob");
     let carol = identity("vector-carol");
     let mut v = BTreeMap::new();
-    v.insert(
-        "alice.public_identity".into(),
-        hex::encode(alice.public().to_bytes()),
-    );
+    v.insert("alice.public_identity".into(), hex::encode(alice.public().to_bytes()));
     v.insert("alice.fingerprint".into(), alice.fingerprint().to_hex());
-    v.insert(
-        "bob.public_identity".into(),
-        hex::encode(bob.public().to_bytes()),
-    );
+    v.insert("bob.public_identity".into(), hex::encode(bob.public().to_bytes()));
     v.insert(
         "safety_number.alice_bob".into(),
-        safety_number(alice.public_key(), bob.public_key())
-            .digits()
-            .to_string(),
+        safety_number(alice.public_key(), bob.public_key()).digits().to_string(),
     );
     for (name, suite) in [("x25519", Suite::X25519), ("xwing", Suite::XWing)] {
         let fields = HeaderFields {
@@ -49,10 +41,7 @@ fn compute() -> BTreeMap<String, String> {
         )
         .unwrap();
         v.insert(format!("envelope.{name}"), hex::encode(&sealed.bytes));
-        v.insert(
-            format!("envelope.{name}.hash"),
-            hex::encode(sealed.envelope_hash),
-        );
+        v.insert(format!("envelope.{name}.hash"), hex::encode(sealed.envelope_hash));
     }
     let receipt = Receipt::sign(
         &bob,
@@ -69,10 +58,7 @@ fn compute() -> BTreeMap<String, String> {
 fn parse(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| {
-            l.split_once(": ")
-                .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        })
+        .filter_map(|l| l.split_once(": ").map(|(k, v)| (k.to_string(), v.trim().to_string())))
         .collect()
 }
 
@@ -80,19 +66,14 @@ fn parse(text: &str) -> BTreeMap<String, String> {
 fn formats_match_known_answer_vectors() {
     let now = compute();
     if std::env::var_os("POCNET_UPDATE_VECTORS").is_some() {
-        let mut out = String::from(
-            "# pocnet v1 known-answer vectors (see crypto/tests/vectors.rs and PROTOCOL.md)\n",
-        );
+        let mut out = String::from("# pocnet v1 known-answer vectors (see crypto/tests/vectors.rs and PROTOCOL.md)\n");
         for (k, val) in &now {
             out.push_str(&format!("{k}: {val}\n"));
         }
         std::fs::write(FILE, out).unwrap();
     }
     let stored = parse(&std::fs::read_to_string(FILE).expect("vector file"));
-    assert_eq!(
-        stored.keys().collect::<Vec<_>>(),
-        now.keys().collect::<Vec<_>>()
-    );
+    assert_eq!(stored.keys().collect::<Vec<_>>(), now.keys().collect::<Vec<_>>());
     for (k, val) in &now {
         assert_eq!(&stored[k], val, "vector {k} changed: the wire format moved");
     }

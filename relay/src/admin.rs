@@ -46,8 +46,7 @@ pub fn init(dir: &Path, passphrase: &[u8]) -> anyhow::Result<Identity> {
             dir.display()
         );
     }
-    std::fs::create_dir_all(d.blobs())
-        .with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(d.blobs()).with_context(|| format!("cannot create {}", dir.display()))?;
     let now = now_ms() / 1000;
     let id = Identity::generate(&mut pocnet_crypto::os_rng(), now, 10 * 365 * 86400)?;
     let file = id.to_key_file(&mut pocnet_crypto::os_rng(), passphrase, KdfParams::DEFAULT)?;
@@ -101,13 +100,7 @@ pub fn valid_state(s: &str) -> bool {
 pub const ROLES: &[&str] = &["primary", "alternate", "further"];
 
 /// Issues a one-time invite; returns the code to hand to the POC.
-pub fn invite(
-    dir: &Path,
-    state: &str,
-    role: &str,
-    name: &str,
-    ttl_secs: u64,
-) -> anyhow::Result<String> {
+pub fn invite(dir: &Path, state: &str, role: &str, name: &str, ttl_secs: u64) -> anyhow::Result<String> {
     let state = state.trim().to_ascii_uppercase();
     if !valid_state(&state) {
         bail!("--state must be an ISO 3166-1 alpha-2 code such as CL, MX or US (got {state:?})");
@@ -138,7 +131,14 @@ pub fn invite(
     let now = now_ms();
     conn.execute(
         "INSERT INTO invites(code_hash, state, role, name, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![invite_hash(&code), state, role, name, now as i64, (now + ttl_secs * 1000) as i64],
+        params![
+            invite_hash(&code),
+            state,
+            role,
+            name,
+            now as i64,
+            (now + ttl_secs * 1000) as i64
+        ],
     )?;
     Ok(code)
 }
@@ -172,9 +172,8 @@ pub fn revoke(dir: &Path, who: &str) -> anyhow::Result<String> {
 /// Members for listing: (handle, name, fingerprint, revoked).
 pub fn members(dir: &Path) -> anyhow::Result<Vec<(String, String, String, bool)>> {
     let conn = open_db(&DataDir(dir.to_path_buf()).db())?;
-    let mut stmt = conn.prepare(
-        "SELECT handle, name, fingerprint, revoked_at IS NOT NULL FROM members ORDER BY handle",
-    )?;
+    let mut stmt =
+        conn.prepare("SELECT handle, name, fingerprint, revoked_at IS NOT NULL FROM members ORDER BY handle")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -91,12 +91,9 @@ enum Command {
 fn passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
     if let Some(f) = file {
         let text = Zeroizing::new(
-            std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read passphrase file {}", f.display()))?,
+            std::fs::read_to_string(f).with_context(|| format!("cannot read passphrase file {}", f.display()))?,
         );
-        return Ok(Zeroizing::new(
-            text.lines().next().unwrap_or("").to_string(),
-        ));
+        return Ok(Zeroizing::new(text.lines().next().unwrap_or("").to_string()));
     }
     if let Ok(p) = std::env::var("POCNET_RELAY_PASSPHRASE") {
         return Ok(Zeroizing::new(p));
@@ -113,18 +110,12 @@ fn passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<Zeroizing<St
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("POCNET_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("POCNET_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Init {
-            data,
-            passphrase_file,
-        } => {
+        Command::Init { data, passphrase_file } => {
             let p = passphrase(passphrase_file.as_deref(), true)?;
             if p.is_empty() {
                 anyhow::bail!("the relay key passphrase must not be empty");
@@ -137,14 +128,8 @@ fn main() -> anyhow::Result<()> {
                 id.fingerprint()
             );
         }
-        Command::Fingerprint {
-            data,
-            passphrase_file,
-        } => {
-            let id = admin::load_identity(
-                &data,
-                passphrase(passphrase_file.as_deref(), false)?.as_bytes(),
-            )?;
+        Command::Fingerprint { data, passphrase_file } => {
+            let id = admin::load_identity(&data, passphrase(passphrase_file.as_deref(), false)?.as_bytes())?;
             println!("{}", id.fingerprint());
         }
         Command::Serve {
@@ -165,10 +150,7 @@ fn main() -> anyhow::Result<()> {
                 cfg.rate_per_sec = r;
                 cfg.rate_burst = cfg.rate_burst.max(r);
             }
-            let id = admin::load_identity(
-                &data,
-                passphrase(passphrase_file.as_deref(), false)?.as_bytes(),
-            )?;
+            let id = admin::load_identity(&data, passphrase(passphrase_file.as_deref(), false)?.as_bytes())?;
             let fp = id.fingerprint();
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
@@ -207,10 +189,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Members { data } => {
             for (handle, name, fp, revoked) in admin::members(&data)? {
-                println!(
-                    "{handle:<16} {fp}  {name}{}",
-                    if revoked { "  [revoked]" } else { "" }
-                );
+                println!("{handle:<16} {fp}  {name}{}", if revoked { "  [revoked]" } else { "" });
             }
         }
     }

@@ -60,12 +60,9 @@ impl Running {
             }
         })
         .await;
-        self.endpoint.close(
-            quinn::VarInt::from_u32(CLOSE_SHUTDOWN),
-            b"relay shutting down",
-        );
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), self.endpoint.wait_idle())
-            .await;
+        self.endpoint
+            .close(quinn::VarInt::from_u32(CLOSE_SHUTDOWN), b"relay shutting down");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), self.endpoint.wait_idle()).await;
     }
 }
 
@@ -75,14 +72,12 @@ pub async fn start(dir: PathBuf, cfg: Config, identity: Identity) -> anyhow::Res
     std::fs::create_dir_all(data.blobs())?;
     let store = StoreHandle::open(&data.db(), cfg.batch_max, cfg.queue_quota)?;
     let auth = Mutex::new(crate::store::open_db(&data.db())?);
-    let admit: Arc<pocnet_wire::tls::AdmitFn> = Arc::new(move |key: &IdentityKey| {
-        !admin::is_revoked(&auth.lock().expect("auth lock"), key.as_bytes())
-    });
+    let admit: Arc<pocnet_wire::tls::AdmitFn> =
+        Arc::new(move |key: &IdentityKey| !admin::is_revoked(&auth.lock().expect("auth lock"), key.as_bytes()));
     let seed = identity.signing_seed();
     let tls = pocnet_wire::tls::server_config(&seed, identity.public_key().as_bytes(), admit)?;
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(
-        quinn::crypto::rustls::QuicServerConfig::try_from(tls)?,
-    ));
+    let mut server =
+        quinn::ServerConfig::with_crypto(Arc::new(quinn::crypto::rustls::QuicServerConfig::try_from(tls)?));
     let mut transport = quinn::TransportConfig::default();
     transport.max_concurrent_bidi_streams(1024u32.into());
     transport.max_idle_timeout(Some(std::time::Duration::from_secs(60).try_into()?));
@@ -92,8 +87,7 @@ pub async fn start(dir: PathBuf, cfg: Config, identity: Identity) -> anyhow::Res
         .listen
         .parse()
         .with_context(|| format!("listen address {:?} is not HOST:PORT", cfg.listen))?;
-    let endpoint = quinn::Endpoint::server(server, addr)
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let endpoint = quinn::Endpoint::server(server, addr).with_context(|| format!("cannot listen on {addr}"))?;
     let addr = endpoint.local_addr()?;
     let relay = Arc::new(Relay {
         limiter: Mutex::new(RateLimiter::new(cfg.rate_per_sec, cfg.rate_burst)),
@@ -105,9 +99,7 @@ pub async fn start(dir: PathBuf, cfg: Config, identity: Identity) -> anyhow::Res
     });
     let sweeper = relay.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(
-            sweeper.cfg.sweep_interval_secs.max(1),
-        ));
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(sweeper.cfg.sweep_interval_secs.max(1)));
         loop {
             tick.tick().await;
             if sweeper.stopping.load(Ordering::SeqCst) {
@@ -148,10 +140,7 @@ pub async fn start(dir: PathBuf, cfg: Config, identity: Identity) -> anyhow::Res
 async fn connection(relay: Arc<Relay>, conn: quinn::Connection) {
     let Some(peer) = conn
         .peer_identity()
-        .and_then(|p| {
-            p.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
-                .ok()
-        })
+        .and_then(|p| p.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
         .and_then(|certs| pocnet_wire::tls::peer_identity(&certs))
     else {
         conn.close(2u32.into(), b"no client key");
@@ -212,15 +201,10 @@ fn store_err(e: StoreError) -> Response {
             ErrorCode::InviteUsed,
             "invite code already used; each code enrols one key",
         ),
-        StoreError::AlreadyEnrolled(_) | StoreError::HandleTaken(_) => {
-            err(ErrorCode::Forbidden, e.to_string())
-        }
+        StoreError::AlreadyEnrolled(_) | StoreError::HandleTaken(_) => err(ErrorCode::Forbidden, e.to_string()),
         StoreError::Sqlite(_) | StoreError::Closed => {
             tracing::error!("{e}");
-            err(
-                ErrorCode::Internal,
-                format!("{e}; nothing was stored, retry later"),
-            )
+            err(ErrorCode::Internal, format!("{e}; nothing was stored, retry later"))
         }
     }
 }
@@ -275,9 +259,7 @@ async fn stream(
             };
             send.write_all(&encode(&resp)).await?;
         }
-        Request::GetBlob { message_id, offset } => {
-            get_blob(&relay, &peer, message_id, offset, &mut send).await?
-        }
+        Request::GetBlob { message_id, offset } => get_blob(&relay, &peer, message_id, offset, &mut send).await?,
         other => {
             let resp = handle_request(&relay, &peer, other).await;
             send.write_all(&encode(&resp)).await?;
@@ -319,10 +301,9 @@ async fn handle_request(relay: &Relay, peer: &IdentityKey, req: Request) -> Resp
                 );
             }
             match relay.store.member(peer.as_bytes()) {
-                Ok(Some(m)) if m.revoked => err(
-                    ErrorCode::Revoked,
-                    "this key has been revoked; contact the Secretariat",
-                ),
+                Ok(Some(m)) if m.revoked => {
+                    err(ErrorCode::Revoked, "this key has been revoked; contact the Secretariat")
+                }
                 Ok(member) => Response::Welcome {
                     relay_time_ms: now_ms(),
                     member,
@@ -336,12 +317,7 @@ async fn handle_request(relay: &Relay, peer: &IdentityKey, req: Request) -> Resp
         } => {
             let pi = match pocnet_crypto::PublicIdentity::from_bytes(&public_identity) {
                 Ok(pi) => pi,
-                Err(e) => {
-                    return err(
-                        ErrorCode::Malformed,
-                        format!("public identity rejected: {e}"),
-                    )
-                }
+                Err(e) => return err(ErrorCode::Malformed, format!("public identity rejected: {e}")),
             };
             if pi.key() != peer {
                 return err(
@@ -380,20 +356,12 @@ async fn handle_request(relay: &Relay, peer: &IdentityKey, req: Request) -> Resp
                 },
                 Request::SendReceipt { to, receipt } => match Receipt::verify(&receipt, peer) {
                     Err(e) => err(ErrorCode::BadEnvelope, format!("receipt rejected: {e}")),
-                    Ok(r) if r.sender != to => err(
-                        ErrorCode::Malformed,
-                        "receipt is addressed to another sender",
-                    ),
+                    Ok(r) if r.sender != to => err(ErrorCode::Malformed, "receipt is addressed to another sender"),
                     Ok(_) => {
                         let now = now_ms();
                         match relay
                             .store
-                            .queue_receipt(
-                                to,
-                                *peer.as_bytes(),
-                                receipt,
-                                now + relay.cfg.ttl_secs * 1000,
-                            )
+                            .queue_receipt(to, *peer.as_bytes(), receipt, now + relay.cfg.ttl_secs * 1000)
                             .await
                         {
                             Ok(()) => Response::Done,
@@ -429,18 +397,10 @@ async fn send_envelope(relay: &Relay, peer: &IdentityKey, envelope: Vec<u8>) -> 
         );
     }
     let now = now_ms();
-    if !relay
-        .limiter
-        .lock()
-        .expect("limiter")
-        .allow(*peer.as_bytes(), now)
-    {
+    if !relay.limiter.lock().expect("limiter").allow(*peer.as_bytes(), now) {
         return err(
             ErrorCode::RateLimited,
-            format!(
-                "over {} envelopes/s; retry in a moment",
-                relay.cfg.rate_per_sec
-            ),
+            format!("over {} envelopes/s; retry in a moment", relay.cfg.rate_per_sec),
         );
     }
     let mut recipients = Vec::with_capacity(header.recipients.len());
@@ -482,10 +442,7 @@ async fn send_envelope(relay: &Relay, peer: &IdentityKey, envelope: Vec<u8>) -> 
             stored_at_ms: a.stored_at_ms,
             relay_signature: relay
                 .identity
-                .sign(
-                    RELAY_ACCEPT,
-                    &accept_statement(&envelope_hash, a.stored_at_ms),
-                )
+                .sign(RELAY_ACCEPT, &accept_statement(&envelope_hash, a.stored_at_ms))
                 .to_vec(),
             duplicate: a.duplicate,
         },
@@ -495,25 +452,18 @@ async fn send_envelope(relay: &Relay, peer: &IdentityKey, envelope: Vec<u8>) -> 
 
 fn trim(delivery: Delivery, me: &Key) -> Option<Delivery> {
     match delivery {
-        Delivery::Envelope { seq, envelope } => {
-            match pocnet_crypto::trim_for_recipient(&envelope, me) {
-                Ok(envelope) => Some(Delivery::Envelope { seq, envelope }),
-                Err(e) => {
-                    tracing::error!("stored envelope {seq} cannot be trimmed: {e}");
-                    None
-                }
+        Delivery::Envelope { seq, envelope } => match pocnet_crypto::trim_for_recipient(&envelope, me) {
+            Ok(envelope) => Some(Delivery::Envelope { seq, envelope }),
+            Err(e) => {
+                tracing::error!("stored envelope {seq} cannot be trimmed: {e}");
+                None
             }
-        }
+        },
         other => Some(other),
     }
 }
 
-async fn watch(
-    relay: &Relay,
-    peer: IdentityKey,
-    follow: bool,
-    send: &mut SendStream,
-) -> anyhow::Result<()> {
+async fn watch(relay: &Relay, peer: IdentityKey, follow: bool, send: &mut SendStream) -> anyhow::Result<()> {
     if let Err(r) = relay.member_ok(&peer) {
         send.write_all(&encode(&r)).await?;
         return Ok(());
@@ -588,20 +538,12 @@ async fn put_blob(
                 complete: true,
             }
         }
-        Ok(Some(_)) => {
-            return err(
-                ErrorCode::Forbidden,
-                "another sender holds this attachment id",
-            )
-        }
+        Ok(Some(_)) => return err(ErrorCode::Forbidden, "another sender holds this attachment id"),
         Ok(None) => {}
         Err(e) => return store_err(e),
     }
     let part = blob_path(&relay.blobs, &message_id, true);
-    let have = tokio::fs::metadata(&part)
-        .await
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let have = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
     if offset != have || have > total_len {
         // The client resumes from what is on disk.
         return Response::BlobStored {
@@ -662,10 +604,7 @@ async fn put_blob(
         }
         Err(e) => return err(ErrorCode::Internal, e.to_string()),
     };
-    if header.sender != *peer
-        || header.message_id != message_id
-        || header.content_type != ContentType::Attachment
-    {
+    if header.sender != *peer || header.message_id != message_id || header.content_type != ContentType::Attachment {
         let _ = tokio::fs::remove_file(&part).await;
         return err(
             ErrorCode::BadEnvelope,
@@ -678,19 +617,10 @@ async fn put_blob(
     let recipients = header.recipients.iter().map(|r| r.key).collect();
     match relay
         .store
-        .put_blob(
-            message_id,
-            *peer.as_bytes(),
-            total_len,
-            recipients,
-            now_ms(),
-        )
+        .put_blob(message_id, *peer.as_bytes(), total_len, recipients, now_ms())
         .await
     {
-        Ok(()) => Response::BlobStored {
-            stored,
-            complete: true,
-        },
+        Ok(()) => Response::BlobStored { stored, complete: true },
         Err(e) => store_err(e),
     }
 }
@@ -707,16 +637,10 @@ async fn get_blob(
         return Ok(());
     }
     let (total_len, allowed) = match relay.store.blob(&message_id) {
-        Ok(Some((sender, n, rcpts))) => (
-            n,
-            sender == *peer.as_bytes() || rcpts.contains(peer.as_bytes()),
-        ),
+        Ok(Some((sender, n, rcpts))) => (n, sender == *peer.as_bytes() || rcpts.contains(peer.as_bytes())),
         Ok(None) => {
-            send.write_all(&encode(&err(
-                ErrorCode::NotFound,
-                "no such attachment at this relay",
-            )))
-            .await?;
+            send.write_all(&encode(&err(ErrorCode::NotFound, "no such attachment at this relay")))
+                .await?;
             return Ok(());
         }
         Err(e) => {
@@ -732,12 +656,10 @@ async fn get_blob(
         .await?;
         return Ok(());
     }
-    send.write_all(&encode(&Response::Blob { total_len }))
-        .await?;
+    send.write_all(&encode(&Response::Blob { total_len })).await?;
     let mut f = tokio::fs::File::open(blob_path(&relay.blobs, &message_id, false)).await?;
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    f.seek(std::io::SeekFrom::Start(offset.min(total_len)))
-        .await?;
+    f.seek(std::io::SeekFrom::Start(offset.min(total_len))).await?;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = f.read(&mut buf).await?;

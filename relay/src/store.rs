@@ -214,10 +214,8 @@ impl StoreHandle {
         let hub2 = hub.clone();
         let mut counts: HashMap<Key, u64> = HashMap::new();
         {
-            let mut stmt =
-                writer.prepare("SELECT recipient, COUNT(*) FROM queue GROUP BY recipient")?;
-            let rows =
-                stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut stmt = writer.prepare("SELECT recipient, COUNT(*) FROM queue GROUP BY recipient")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
             for row in rows {
                 let (k, n) = row?;
                 if let Ok(k) = <[u8; 32]>::try_from(k.as_slice()) {
@@ -291,12 +289,7 @@ impl StoreHandle {
     }
     /// Removes acknowledged items of `recipient`; returns how many were removed.
     pub async fn ack(&self, recipient: Key, seqs: Vec<u64>) -> Result<u64, StoreError> {
-        self.call(|reply| Cmd::Ack {
-            recipient,
-            seqs,
-            reply,
-        })
-        .await
+        self.call(|reply| Cmd::Ack { recipient, seqs, reply }).await
     }
     /// Expires queue items past their TTL, telling each sender; returns how many.
     pub async fn expire(&self, now_ms: u64) -> Result<u64, StoreError> {
@@ -356,16 +349,20 @@ impl StoreHandle {
         let c = self.read.lock().expect("read lock");
         let q = query.trim();
         let (sql, arg) = if q == "*" {
-            (format!("SELECT {MEMBER_COLS} FROM members WHERE revoked_at IS NULL AND ?1 = ?1 ORDER BY handle"), String::new())
+            (
+                format!("SELECT {MEMBER_COLS} FROM members WHERE revoked_at IS NULL AND ?1 = ?1 ORDER BY handle"),
+                String::new(),
+            )
         } else if q.contains('.') {
             (
-                format!(
-                    "SELECT {MEMBER_COLS} FROM members WHERE revoked_at IS NULL AND handle = ?1"
-                ),
+                format!("SELECT {MEMBER_COLS} FROM members WHERE revoked_at IS NULL AND handle = ?1"),
                 q.to_string(),
             )
         } else if q.len() == 2 && q.chars().all(|c| c.is_ascii_alphabetic()) {
-            (format!("SELECT {MEMBER_COLS} FROM members WHERE revoked_at IS NULL AND state = ?1 ORDER BY handle"), q.to_ascii_uppercase())
+            (
+                format!("SELECT {MEMBER_COLS} FROM members WHERE revoked_at IS NULL AND state = ?1 ORDER BY handle"),
+                q.to_ascii_uppercase(),
+            )
         } else {
             let hex: String = q
                 .chars()
@@ -391,22 +388,10 @@ impl StoreHandle {
             .query_row(
                 "SELECT sender, total_len, recipients FROM blobs WHERE message_id = ?1",
                 [message_id.as_slice()],
-                |r| {
-                    Ok((
-                        r.get::<_, Vec<u8>>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
-                    ))
-                },
+                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?)),
             )
             .optional()?;
-        Ok(row.map(|(s, n, rs)| {
-            (
-                to_key(&s),
-                n as u64,
-                rs.chunks_exact(32).map(to_key).collect(),
-            )
-        }))
+        Ok(row.map(|(s, n, rs)| (to_key(&s), n as u64, rs.chunks_exact(32).map(to_key).collect())))
     }
 }
 
@@ -450,11 +435,7 @@ enum Done {
 
 impl Done {
     fn fail(self, e: &str) -> Self {
-        let err = || {
-            StoreError::Sqlite(rusqlite::Error::InvalidParameterName(format!(
-                "commit failed: {e}"
-            )))
-        };
+        let err = || StoreError::Sqlite(rusqlite::Error::InvalidParameterName(format!("commit failed: {e}")));
         match self {
             Done::Accept(r, _) => Done::Accept(r, Err(err())),
             Done::Unit(r, _) => Done::Unit(r, Err(err())),
@@ -503,13 +484,7 @@ impl Writer {
             }
         };
         for cmd in batch {
-            done.push(apply(
-                &tx,
-                cmd,
-                &mut self.counts,
-                self.queue_quota,
-                &mut announced,
-            ));
+            done.push(apply(&tx, cmd, &mut self.counts, self.queue_quota, &mut announced));
         }
         match tx.commit() {
             Ok(()) => {
@@ -539,9 +514,7 @@ fn fail_cmd(cmd: Cmd, msg: &str) {
     };
     match cmd {
         Cmd::Accept(_, r) => drop(r.send(Err(err()))),
-        Cmd::QueueReceipt { reply, .. } | Cmd::PutBlob { reply, .. } => {
-            drop(reply.send(Err(err())))
-        }
+        Cmd::QueueReceipt { reply, .. } | Cmd::PutBlob { reply, .. } => drop(reply.send(Err(err()))),
         Cmd::Pending { reply, .. } => drop(reply.send(Err(err()))),
         Cmd::Ack { reply, .. } | Cmd::Expire { reply, .. } => drop(reply.send(Err(err()))),
         Cmd::Enrol { reply, .. } => drop(reply.send(Err(err()))),
@@ -615,15 +588,10 @@ fn apply(
             now_ms,
             reply,
         } => Done::Items(reply, pending(tx, &recipient, after_seq, limit, now_ms)),
-        Cmd::Ack {
-            recipient,
-            seqs,
-            reply,
-        } => {
+        Cmd::Ack { recipient, seqs, reply } => {
             let r = in_savepoint(tx, |tx| {
                 let mut n = 0;
-                let mut stmt =
-                    tx.prepare_cached("DELETE FROM queue WHERE recipient = ?1 AND seq = ?2")?;
+                let mut stmt = tx.prepare_cached("DELETE FROM queue WHERE recipient = ?1 AND seq = ?2")?;
                 for s in seqs {
                     n += stmt.execute(params![recipient.as_slice(), s as i64])? as u64;
                 }
@@ -651,9 +619,7 @@ fn apply(
             reply,
         } => Done::Member(
             reply,
-            in_savepoint(tx, |tx| {
-                enrol(tx, &code, &key, &fingerprint, &public_identity, now_ms)
-            }),
+            in_savepoint(tx, |tx| enrol(tx, &code, &key, &fingerprint, &public_identity, now_ms)),
         ),
         Cmd::PutBlob {
             message_id,
@@ -684,10 +650,7 @@ fn accept(
 ) -> Result<Accepted, StoreError> {
     let existing: Option<i64> = tx
         .prepare_cached("SELECT stored_at FROM envelopes WHERE sender = ?1 AND message_id = ?2")?
-        .query_row(
-            params![env.sender.as_slice(), env.message_id.as_slice()],
-            |r| r.get(0),
-        )
+        .query_row(params![env.sender.as_slice(), env.message_id.as_slice()], |r| r.get(0))
         .optional()?;
     if let Some(stored_at) = existing {
         return Ok(Accepted {
@@ -711,7 +674,9 @@ fn accept(
         ])?;
     let id = tx.last_insert_rowid();
     let bytes = env.bytes.clone();
-    let mut stmt = tx.prepare_cached("INSERT INTO queue(recipient, kind, envelope_id, peer, message_id, expires_at) VALUES (?1, 1, ?2, ?3, ?4, ?5)")?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO queue(recipient, kind, envelope_id, peer, message_id, expires_at) VALUES (?1, 1, ?2, ?3, ?4, ?5)",
+    )?;
     for r in &env.recipients {
         stmt.execute(params![
             r.as_slice(),
@@ -748,12 +713,7 @@ fn pending(
          WHERE q.recipient = ?1 AND q.seq > ?2 AND q.state = 0 AND q.not_before <= ?3 ORDER BY q.seq LIMIT ?4",
     )?;
     let rows = stmt.query_map(
-        params![
-            recipient.as_slice(),
-            after_seq as i64,
-            now_ms as i64,
-            limit as i64
-        ],
+        params![recipient.as_slice(), after_seq as i64, now_ms as i64, limit as i64],
         |r| {
             let seq = r.get::<_, i64>(0)? as u64;
             Ok(match r.get::<_, i64>(1)? {
@@ -792,9 +752,7 @@ fn expire(
 ) -> Result<u64, StoreError> {
     // Envelope items past their TTL: remove, and tell the sender which recipient never got it.
     let expired: Vec<(i64, Vec<u8>, i64, Option<Vec<u8>>, Option<Vec<u8>>)> = {
-        let mut stmt = tx.prepare(
-            "SELECT seq, recipient, kind, peer, message_id FROM queue WHERE expires_at <= ?1",
-        )?;
+        let mut stmt = tx.prepare("SELECT seq, recipient, kind, peer, message_id FROM queue WHERE expires_at <= ?1")?;
         let rows = stmt.query_map([now_ms as i64], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?;
@@ -869,11 +827,9 @@ fn enrol(
         return Err(StoreError::InviteExpired);
     }
     if let Some(h) = tx
-        .query_row(
-            "SELECT handle FROM members WHERE key = ?1",
-            [key.as_slice()],
-            |r| r.get::<_, String>(0),
-        )
+        .query_row("SELECT handle FROM members WHERE key = ?1", [key.as_slice()], |r| {
+            r.get::<_, String>(0)
+        })
         .optional()?
     {
         return Err(StoreError::AlreadyEnrolled(h));

@@ -1,1 +1,256 @@
+//! Helpers for end-to-end tests: run the real `pocnet-relay` and `pocnet` binaries
+//! against a relay on 127.0.0.1 with a port chosen by the OS.
 #![forbid(unsafe_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// Passphrase used for every test key.
+pub const PASS: &str = "test passphrase for pocnet";
+
+/// Path of a workspace binary, built by `cargo test --workspace`.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} not built: run the tests with `cargo test --workspace`",
+        p.display()
+    );
+    p
+}
+
+/// A relay process with its data directory.
+pub struct Relay {
+    /// Data directory (kept across restarts).
+    pub dir: tempfile::TempDir,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// Pinned fingerprint.
+    pub fingerprint: String,
+    child: Option<Child>,
+}
+
+fn relay_cmd(dir: &Path) -> Command {
+    let mut c = Command::new(bin("pocnet-relay"));
+    c.env("POCNET_RELAY_PASSPHRASE", "relay test passphrase")
+        .env("POCNET_RELAY_DATA", dir)
+        .env("POCNET_LOG", "warn");
+    c
+}
+
+impl Relay {
+    /// `init` then `serve` on 127.0.0.1:0, with extra `relay.toml` lines.
+    pub fn start_with(config: &str) -> Relay {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = relay_cmd(dir.path()).arg("init").output().expect("relay init");
+        assert!(
+            out.status.success(),
+            "relay init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !config.is_empty() {
+            let path = dir.path().join("relay.toml");
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            for line in config.lines() {
+                let key = line.split('=').next().unwrap().trim();
+                text = text
+                    .lines()
+                    .filter(|l| l.split('=').next().unwrap().trim() != key)
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                text.push('\n');
+                text.push_str(line);
+                text.push('\n');
+            }
+            std::fs::write(&path, text).unwrap();
+        }
+        let mut r = Relay {
+            dir,
+            addr: "127.0.0.1:0".into(),
+            fingerprint: String::new(),
+            child: None,
+        };
+        r.serve();
+        r
+    }
+
+    /// Defaults, with a rate limit high enough for tests.
+    pub fn start() -> Relay {
+        Self::start_with("")
+    }
+
+    /// (Re)starts `serve` on the current address and waits for its "listening" line.
+    pub fn serve(&mut self) {
+        let mut child = relay_cmd(self.dir.path())
+            .args(["serve", "--listen", &self.addr])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn relay");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("relay output");
+        // "listening on 127.0.0.1:PORT fingerprint HEX"
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        assert!(
+            parts.len() == 5 && parts[0] == "listening",
+            "unexpected relay output {line:?}"
+        );
+        self.addr = parts[2].to_string();
+        self.fingerprint = parts[4].to_string();
+        self.child = Some(child);
+    }
+
+    /// The relay process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait: the graceful path.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let c = self.child.take().expect("running");
+        Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
+        c.wait_with_output().unwrap().status
+    }
+
+    /// An invite code for `STATE.role`.
+    pub fn invite(&self, state: &str, role: &str, hours: u64) -> String {
+        let out = relay_cmd(self.dir.path())
+            .args([
+                "invite",
+                "--state",
+                state,
+                "--role",
+                role,
+                "--name",
+                &format!("{state} {role} POC"),
+                "--valid-hours",
+                &hours.to_string(),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Runs an admin subcommand (`revoke`, `members`).
+    pub fn admin(&self, args: &[&str]) -> Output {
+        relay_cmd(self.dir.path()).args(args).output().unwrap()
+    }
+
+    /// The relay database, for tests that play a hostile relay.
+    pub fn db(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(self.dir.path().join("relay.db")).unwrap();
+        c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        c
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A POC profile driven through the `pocnet` binary.
+pub struct Poc {
+    /// Profile directory.
+    pub home: tempfile::TempDir,
+}
+
+impl Poc {
+    /// `pocnet init` (not enrolled).
+    pub fn new() -> Poc {
+        let p = Poc {
+            home: tempfile::tempdir().unwrap(),
+        };
+        p.ok(&["init"]);
+        p
+    }
+
+    /// `init` and `enrol` as `STATE.role`.
+    pub fn enrolled(relay: &Relay, state: &str, role: &str) -> Poc {
+        let p = Poc::new();
+        let code = relay.invite(state, role, 1);
+        p.ok(&[
+            "enrol",
+            "--relay",
+            &relay.addr,
+            "--relay-key",
+            &relay.fingerprint,
+            "--invite",
+            &code,
+        ]);
+        p
+    }
+
+    /// A `pocnet` command for this profile.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("pocnet"));
+        c.args(args)
+            .env("POCNET_HOME", self.home.path())
+            .env("POCNET_PASSPHRASE", PASS)
+            .env("POCNET_LOG", "warn");
+        c
+    }
+
+    /// Runs a command and returns its output, success or not.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Runs a command that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "pocnet {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs a command that must fail; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "pocnet {args:?} should have failed; stdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// `--json` output parsed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    /// Opens the profile as a library client.
+    pub fn client(&self) -> pocnet_client::app::Client {
+        pocnet_client::app::Client::open(self.home.path(), PASS.as_bytes()).unwrap()
+    }
+}
+
+impl Default for Poc {
+    fn default() -> Self {
+        Poc::new()
+    }
+}

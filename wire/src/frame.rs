@@ -41,8 +41,7 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
             max: MAX_FRAME,
         });
     }
-    let (v, rest) =
-        postcard::take_from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let (v, rest) = postcard::take_from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(FrameError::Trailing(rest.len()));
     }
@@ -58,10 +57,7 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// A decoder refusing frames larger than `max`.
     pub fn new(max: usize) -> Self {
-        FrameDecoder {
-            buf: Vec::new(),
-            max,
-        }
+        FrameDecoder { buf: Vec::new(), max }
     }
     /// Appends received bytes.
     pub fn push(&mut self, bytes: &[u8]) {

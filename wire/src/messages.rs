@@ -16,10 +16,7 @@ pub enum Request {
     /// First call on every connection; the relay says whether the key is enrolled.
     Hello { protocol: u16 },
     /// Enrol the connection's key with a one-time invite code.
-    Enrol {
-        invite: String,
-        public_identity: Vec<u8>,
-    },
+    Enrol { invite: String, public_identity: Vec<u8> },
     /// Look up members by handle (`CL.primary`), state (`CL`), fingerprint prefix or `*`.
     Lookup { query: String },
     /// Store and forward one envelope; answered after it is durable.
@@ -65,11 +62,7 @@ pub enum Delivery {
     /// An envelope, trimmed to this recipient's key stanza.
     Envelope { seq: u64, envelope: Vec<u8> },
     /// A signed receipt from `from` about a message this client sent.
-    Receipt {
-        seq: u64,
-        from: Key,
-        receipt: Vec<u8>,
-    },
+    Receipt { seq: u64, from: Key, receipt: Vec<u8> },
     /// A message this client sent expired undelivered for `recipient`.
     Expired {
         seq: u64,
@@ -82,9 +75,7 @@ impl Delivery {
     /// The queue sequence number to acknowledge.
     pub fn seq(&self) -> u64 {
         match self {
-            Delivery::Envelope { seq, .. }
-            | Delivery::Receipt { seq, .. }
-            | Delivery::Expired { seq, .. } => *seq,
+            Delivery::Envelope { seq, .. } | Delivery::Receipt { seq, .. } | Delivery::Expired { seq, .. } => *seq,
         }
     }
 }
@@ -132,10 +123,7 @@ pub enum ErrorCode {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Response {
     /// Answer to `Hello`.
-    Welcome {
-        relay_time_ms: u64,
-        member: Option<Member>,
-    },
+    Welcome { relay_time_ms: u64, member: Option<Member> },
     /// Answer to `Enrol`.
     Enrolled { member: Member },
     /// Answer to `Lookup`.

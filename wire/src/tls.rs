@@ -15,14 +15,9 @@ use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName, UnixTime
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::AlwaysResolvesServerRawPublicKeys;
 use rustls::sign::CertifiedKey;
-use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, Error, PeerIncompatible,
-    SignatureScheme,
-};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, PeerIncompatible, SignatureScheme};
 
-const SPKI_PREFIX: [u8; 12] = [
-    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-];
+const SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
 const PKCS8_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
 ];
@@ -56,10 +51,8 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn peer_key(cert: &CertificateDer<'_>) -> Result<IdentityKey, Error> {
-    let raw = key_from_spki(cert.as_ref())
-        .ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
-    IdentityKey::from_bytes(&raw)
-        .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))
+    let raw = key_from_spki(cert.as_ref()).ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    IdentityKey::from_bytes(&raw).map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))
 }
 
 fn verify_ed25519(
@@ -68,14 +61,10 @@ fn verify_ed25519(
     dss: &DigitallySignedStruct,
 ) -> Result<HandshakeSignatureValid, Error> {
     if dss.scheme != SignatureScheme::ED25519 {
-        return Err(Error::PeerIncompatible(
-            PeerIncompatible::NoSignatureSchemesInCommon,
-        ));
+        return Err(Error::PeerIncompatible(PeerIncompatible::NoSignatureSchemesInCommon));
     }
-    let raw = key_from_spki(cert.as_ref())
-        .ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
-    let key = VerifyingKey::from_bytes(&raw)
-        .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let raw = key_from_spki(cert.as_ref()).ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let key = VerifyingKey::from_bytes(&raw).map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
     let sig: [u8; 64] = dss
         .signature()
         .try_into()
@@ -112,9 +101,7 @@ impl ServerCertVerifier for PinnedRelay {
         _: &CertificateDer<'_>,
         _: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        Err(Error::PeerIncompatible(
-            PeerIncompatible::Tls13RequiredForQuic,
-        ))
+        Err(Error::PeerIncompatible(PeerIncompatible::Tls13RequiredForQuic))
     }
     fn verify_tls13_signature(
         &self,
@@ -166,9 +153,7 @@ impl ClientCertVerifier for AdmitClients {
         _: &CertificateDer<'_>,
         _: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        Err(Error::PeerIncompatible(
-            PeerIncompatible::Tls13RequiredForQuic,
-        ))
+        Err(Error::PeerIncompatible(PeerIncompatible::Tls13RequiredForQuic))
     }
     fn verify_tls13_signature(
         &self,
@@ -187,34 +172,26 @@ impl ClientCertVerifier for AdmitClients {
 }
 
 /// The relay's TLS configuration: its own raw key, mandatory client keys, TLS 1.3 only.
-pub fn server_config(
-    seed: &[u8; 32],
-    public: &[u8; 32],
-    admit: Arc<AdmitFn>,
-) -> Result<rustls::ServerConfig, Error> {
+pub fn server_config(seed: &[u8; 32], public: &[u8; 32], admit: Arc<AdmitFn>) -> Result<rustls::ServerConfig, Error> {
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(Arc::new(AdmitClients(admit)))
-        .with_cert_resolver(Arc::new(AlwaysResolvesServerRawPublicKeys::new(
-            certified_key(seed, public)?,
-        )));
+        .with_cert_resolver(Arc::new(AlwaysResolvesServerRawPublicKeys::new(certified_key(
+            seed, public,
+        )?)));
     cfg.alpn_protocols = vec![crate::ALPN.to_vec()];
     Ok(cfg)
 }
 
 /// A client's TLS configuration: its own raw key, the relay pinned by fingerprint.
-pub fn client_config(
-    seed: &[u8; 32],
-    public: &[u8; 32],
-    relay: Fingerprint,
-) -> Result<rustls::ClientConfig, Error> {
+pub fn client_config(seed: &[u8; 32], public: &[u8; 32], relay: Fingerprint) -> Result<rustls::ClientConfig, Error> {
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PinnedRelay(relay)))
-        .with_client_cert_resolver(Arc::new(AlwaysResolvesClientRawPublicKeys::new(
-            certified_key(seed, public)?,
-        )));
+        .with_client_cert_resolver(Arc::new(AlwaysResolvesClientRawPublicKeys::new(certified_key(
+            seed, public,
+        )?)));
     cfg.alpn_protocols = vec![crate::ALPN.to_vec()];
     Ok(cfg)
 }

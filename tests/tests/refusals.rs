@@ -1,0 +1,179 @@
+//! Each refusal gets its clear error, and the relay keeps serving others.
+
+use pocnet_tests::{Poc, Relay};
+
+fn still_serves(relay: &Relay, a: &Poc, b: &Poc) {
+    let _ = relay;
+    let sent = a.json(&["send", "MX.primary", "-m", "still here"]);
+    assert!(b
+        .json(&["inbox"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["id"] == sent["id"]));
+}
+
+#[test]
+fn unenrolled_key_can_only_enrol() {
+    let relay = Relay::start();
+    let cl = Poc::enrolled(&relay, "CL", "primary");
+    let mx = Poc::enrolled(&relay, "MX", "primary");
+    let stranger = Poc::new();
+    // Pin the relay without enrolling (as if the invite were lost), then try to use it.
+    let mut c = stranger.client();
+    c.profile.config.relay = Some(pocnet_client::profile::RelayPin {
+        address: relay.addr.clone(),
+        fingerprint: relay.fingerprint.clone(),
+        key: None,
+    });
+    c.profile.save().unwrap();
+    let err = stranger.fails(&["send", "MX.primary", "-m", "hi"]);
+    assert!(err.contains("not enrolled"), "{err}");
+    let err = stranger.fails(&["inbox"]);
+    assert!(err.contains("not enrolled"), "{err}");
+    still_serves(&relay, &cl, &mx);
+}
+
+#[test]
+fn revoked_key_is_refused_and_others_continue() {
+    let relay = Relay::start();
+    let cl = Poc::enrolled(&relay, "CL", "primary");
+    let mx = Poc::enrolled(&relay, "MX", "primary");
+    let ar = Poc::enrolled(&relay, "AR", "primary");
+    let out = relay.admin(&["revoke", "AR.primary"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = ar.fails(&["inbox"]);
+    assert!(err.contains("revoked") || err.contains("refused"), "{err}");
+    // Nobody can send to a revoked key either.
+    let err = cl.fails(&["send", "AR.primary", "-m", "x"]);
+    assert!(err.contains("no enrolled POC") || err.contains("revoked"), "{err}");
+    still_serves(&relay, &cl, &mx);
+}
+
+#[test]
+fn wrong_relay_fingerprint_is_refused() {
+    let relay = Relay::start();
+    let poc = Poc::new();
+    let code = relay.invite("CL", "primary", 1);
+    let wrong = "00".repeat(32);
+    let err = poc.fails(&[
+        "enrol",
+        "--relay",
+        &relay.addr,
+        "--relay-key",
+        &wrong,
+        "--invite",
+        &code,
+    ]);
+    assert!(err.contains("does not match the pinned fingerprint"), "{err}");
+    // The invite was not consumed by the failed attempt.
+    poc.ok(&[
+        "enrol",
+        "--relay",
+        &relay.addr,
+        "--relay-key",
+        &relay.fingerprint,
+        "--invite",
+        &code,
+    ]);
+}
+
+#[test]
+fn expired_and_reused_invites_are_refused() {
+    let relay = Relay::start();
+    let expired = relay.invite("CL", "primary", 0);
+    let poc = Poc::new();
+    let err = poc.fails(&[
+        "enrol",
+        "--relay",
+        &relay.addr,
+        "--relay-key",
+        &relay.fingerprint,
+        "--invite",
+        &expired,
+    ]);
+    assert!(err.contains("expired"), "{err}");
+    let code = relay.invite("CL", "primary", 1);
+    poc.ok(&[
+        "enrol",
+        "--relay",
+        &relay.addr,
+        "--relay-key",
+        &relay.fingerprint,
+        "--invite",
+        &code,
+    ]);
+    let other = Poc::new();
+    let err = other.fails(&[
+        "enrol",
+        "--relay",
+        &relay.addr,
+        "--relay-key",
+        &relay.fingerprint,
+        "--invite",
+        &code,
+    ]);
+    assert!(err.contains("already used"), "{err}");
+    let err = other.fails(&[
+        "enrol",
+        "--relay",
+        &relay.addr,
+        "--relay-key",
+        &relay.fingerprint,
+        "--invite",
+        "not-a-code",
+    ]);
+    assert!(err.contains("not recognised"), "{err}");
+}
+
+#[test]
+fn oversize_envelope_is_refused_with_advice() {
+    let relay = Relay::start();
+    let cl = Poc::enrolled(&relay, "CL", "primary");
+    let mx = Poc::enrolled(&relay, "MX", "primary");
+    let mut child = cl
+        .cmd(&["send", "MX.primary"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&vec![b'x'; 1024 * 1024 + 10])
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("limit") && err.contains("--attach"), "{err}");
+    still_serves(&relay, &cl, &mx);
+}
+
+#[test]
+fn malformed_and_oversize_frames_get_errors_and_the_relay_keeps_serving() {
+    let relay = Relay::start();
+    let cl = Poc::enrolled(&relay, "CL", "primary");
+    let mx = Poc::enrolled(&relay, "MX", "primary");
+    let c = cl.client();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = c.connect().await.unwrap();
+        for (bytes, expect) in [
+            (vec![0, 0, 0, 3, 0xff, 0xff, 0xff], "Malformed"),
+            (vec![0xff, 0xff, 0xff, 0xff], "TooLarge"),
+            (
+                pocnet_wire::encode(&pocnet_wire::Request::Send {
+                    envelope: vec![1, 2, 3],
+                }),
+                "BadEnvelope",
+            ),
+        ] {
+            let resp = s.raw(&bytes).await.unwrap();
+            assert!(format!("{resp:?}").contains(expect), "{resp:?}");
+        }
+        s.close().await;
+    });
+    still_serves(&relay, &cl, &mx);
+}
