@@ -1,0 +1,113 @@
+//! The store on a real SQLite file, with time passed in: expiry reporting, quotas,
+//! idempotent retries, durability across reopen, and announcement to watchers.
+
+use pocnet_relay::store::{NewEnvelope, StoreError, StoreHandle};
+use pocnet_wire::Delivery;
+
+fn env(sender: u8, id: u8, recipients: &[u8], now_ms: u64, ttl_ms: u64) -> NewEnvelope {
+    NewEnvelope {
+        sender: [sender; 32],
+        message_id: [id; 16],
+        envelope_hash: [id; 32],
+        bytes: vec![id; 100],
+        recipients: recipients.iter().map(|r| [*r; 32]).collect(),
+        now_ms,
+        expires_at_ms: now_ms + ttl_ms,
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn expired_items_are_removed_and_reported_to_the_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = StoreHandle::open(&dir.path().join("r.db"), 64, 100).unwrap();
+        store.accept(env(1, 7, &[2, 3], 1_000, 10_000)).await.unwrap();
+        assert_eq!(store.pending([2; 32], 0, 10, 5_000).await.unwrap().len(), 1);
+        // Before the TTL nothing expires; after it both recipients' copies do.
+        assert_eq!(store.expire(10_999).await.unwrap(), 0);
+        assert_eq!(store.expire(11_000).await.unwrap(), 2);
+        assert!(store.pending([2; 32], 0, 10, 12_000).await.unwrap().is_empty());
+        let notices = store.pending([1; 32], 0, 10, 12_000).await.unwrap();
+        let mut told: Vec<[u8; 32]> = notices
+            .iter()
+            .map(|d| match d {
+                Delivery::Expired {
+                    message_id, recipient, ..
+                } => {
+                    assert_eq!(message_id, &[7; 16]);
+                    *recipient
+                }
+                other => panic!("expected an expiry notice, got {other:?}"),
+            })
+            .collect();
+        told.sort();
+        assert_eq!(told, vec![[2; 32], [3; 32]]);
+    });
+}
+
+#[test]
+fn quota_is_enforced_per_recipient_and_frees_on_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = StoreHandle::open(&dir.path().join("r.db"), 64, 2).unwrap();
+        store.accept(env(1, 1, &[2], 0, 1_000_000)).await.unwrap();
+        store.accept(env(1, 2, &[2], 0, 1_000_000)).await.unwrap();
+        let err = store.accept(env(1, 3, &[2, 4], 0, 1_000_000)).await.unwrap_err();
+        assert!(matches!(err, StoreError::QuotaExceeded(_)));
+        // Nothing of the refused envelope was stored, not even for the other recipient.
+        assert!(store.pending([4; 32], 0, 10, 0).await.unwrap().is_empty());
+        let seqs: Vec<u64> = store
+            .pending([2; 32], 0, 10, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.seq())
+            .collect();
+        assert_eq!(store.ack([2; 32], seqs).await.unwrap(), 2);
+        store.accept(env(1, 3, &[2, 4], 0, 1_000_000)).await.unwrap();
+    });
+}
+
+#[test]
+fn retried_send_is_stored_once_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    rt().block_on(async {
+        let store = StoreHandle::open(&path, 64, 100).unwrap();
+        let first = store.accept(env(1, 9, &[2], 500, 1_000_000)).await.unwrap();
+        let again = store.accept(env(1, 9, &[2], 900, 1_000_000)).await.unwrap();
+        assert!(!first.duplicate && again.duplicate);
+        assert_eq!(again.stored_at_ms, 500);
+    });
+    rt().block_on(async {
+        let store = StoreHandle::open(&path, 64, 100).unwrap();
+        let items = store.pending([2; 32], 0, 10, 0).await.unwrap();
+        assert_eq!(items.len(), 1, "committed item is on disk after reopen, once");
+        // Acks are per recipient: another key cannot acknowledge it away.
+        assert_eq!(store.ack([3; 32], vec![items[0].seq()]).await.unwrap(), 0);
+        assert_eq!(store.pending([2; 32], 0, 10, 0).await.unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn watchers_hear_of_items_only_after_commit_and_only_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = StoreHandle::open(&dir.path().join("r.db"), 64, 100).unwrap();
+        let mut two = store.hub.subscribe([2; 32]);
+        let mut five = store.hub.subscribe([5; 32]);
+        store.accept(env(1, 4, &[2], 0, 1_000_000)).await.unwrap();
+        match two.try_recv() {
+            Ok(Delivery::Envelope { envelope, .. }) => assert_eq!(envelope, vec![4; 100]),
+            other => panic!("watcher of 2 should have the item: {other:?}"),
+        }
+        assert!(five.try_recv().is_err());
+    });
+}
