@@ -302,7 +302,7 @@ fn rotation_keeps_old_messages_openable_until_pruned() {
     let sealed = seal(
         &mut os(),
         &sender,
-        &[old_pub.clone()],
+        std::slice::from_ref(&old_pub),
         &fields(Suite::XWing),
         b"before rotation",
     )

@@ -147,18 +147,13 @@ async fn connection(relay: Arc<Relay>, conn: quinn::Connection) {
         return;
     };
     tracing::debug!("connection from {}", peer.fingerprint().short());
-    loop {
-        match conn.accept_bi().await {
-            Ok((send, recv)) => {
-                let relay = relay.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = stream(relay, peer, send, recv).await {
-                        tracing::debug!("stream ended: {e}");
-                    }
-                });
+    while let Ok((send, recv)) = conn.accept_bi().await {
+        let relay = relay.clone();
+        tokio::spawn(async move {
+            if let Err(e) = stream(relay, peer, send, recv).await {
+                tracing::debug!("stream ended: {e}");
             }
-            Err(_) => break,
-        }
+        });
     }
 }
 
@@ -272,6 +267,7 @@ async fn stream(
 }
 
 impl Relay {
+    #[allow(clippy::result_large_err)] // the error is the answer to send, built once per request
     fn member_ok(&self, peer: &IdentityKey) -> Result<(), Response> {
         match self.store.member(peer.as_bytes()) {
             Ok(Some(m)) if m.revoked => Err(err(

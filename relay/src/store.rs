@@ -751,7 +751,8 @@ fn expire(
     announced: &mut Vec<QueuedItem>,
 ) -> Result<u64, StoreError> {
     // Envelope items past their TTL: remove, and tell the sender which recipient never got it.
-    let expired: Vec<(i64, Vec<u8>, i64, Option<Vec<u8>>, Option<Vec<u8>>)> = {
+    type Row = (i64, Vec<u8>, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+    let expired: Vec<Row> = {
         let mut stmt = tx.prepare("SELECT seq, recipient, kind, peer, message_id FROM queue WHERE expires_at <= ?1")?;
         let rows = stmt.query_map([now_ms as i64], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
