@@ -445,12 +445,13 @@ impl Client {
         }
         let mut recipients = Vec::new();
         for r in &h.recipients {
-            recipients.push(match db::contact(&self.db, &r.key)? {
-                Some((handle, _, _)) => handle,
-                None if &r.key == self.identity.public_key().as_bytes() => {
-                    self.profile.config.handle.clone().unwrap_or_else(|| "me".into())
+            recipients.push(if &r.key == self.identity.public_key().as_bytes() {
+                self.profile.config.handle.clone().unwrap_or_else(|| "me".into())
+            } else {
+                match IdentityKey::from_bytes(&r.key) {
+                    Ok(k) => self.handle_of(s, &k).await,
+                    Err(_) => pocnet_crypto::to_hex(&r.key[..8]),
                 }
-                None => pocnet_crypto::to_hex(&r.key[..8]),
             });
         }
         let now = now_ms();
