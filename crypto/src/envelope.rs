@@ -678,14 +678,49 @@ fn parse_stanzas(block: &[u8], suite: Suite, n_recipients: usize) -> Result<Vec<
 /// Checks only the sender's signature and the header's form, as a relay does: returns
 /// the header and the envelope hash. No secret is needed.
 pub fn verify(envelope: &[u8]) -> Result<(Header, [u8; 32])> {
+    verify_inner(envelope, None)
+}
+
+/// As [`verify`], for a relay that knows who must have sent it (the connection's key):
+/// a different signed sender is `WrongSender`, and the key is not decompressed twice.
+pub fn verify_from(envelope: &[u8], sender: &IdentityKey) -> Result<(Header, [u8; 32])> {
+    verify_inner(envelope, Some(sender))
+}
+
+fn verify_inner(envelope: &[u8], sender: Option<&IdentityKey>) -> Result<(Header, [u8; 32])> {
     let parts = split(envelope)?;
-    let header = Header::parse(parts.header)?;
+    let header = Header::parse_from(parts.header, sender)?;
     let (hh, bh) = verify_parts(&parts, &header.sender)?;
     if parts.body.len() as u64 != stream::ciphertext_len(header.body_len) {
         return Err(Error::BodyLength);
     }
     parse_stanzas(parts.stanzas, header.suite, header.recipients.len())?;
     Ok((header, envelope_hash(&hh, &bh)))
+}
+
+/// The suite and recipient keys of a header, without validating the sender key (for
+/// trimming envelopes the relay verified when it accepted them).
+fn recipients_of(header: &[u8]) -> Result<(Suite, Vec<[u8; 32]>)> {
+    let mut r = Reader::new(header, "envelope header");
+    let version = r.u8()?;
+    if version != ENVELOPE_VERSION {
+        return Err(Error::UnsupportedVersion {
+            what: "envelope",
+            found: version,
+        });
+    }
+    let suite = Suite::from_u8(r.u8()?)?;
+    r.take(16 + 32 + 8 + 1 + 1 + 1)?;
+    let inc = r.u8()? as usize;
+    r.take(inc + 32 + 8)?;
+    let n = r.u16()? as usize;
+    let mut keys = Vec::with_capacity(n);
+    for _ in 0..n {
+        keys.push(r.array()?);
+        r.take(64)?;
+    }
+    r.finish()?;
+    Ok((suite, keys))
 }
 
 fn verify_parts(parts: &Parts<'_>, sender: &IdentityKey) -> Result<([u8; 32], [u8; 32])> {
@@ -699,9 +734,9 @@ fn verify_parts(parts: &Parts<'_>, sender: &IdentityKey) -> Result<([u8; 32], [u
 /// The signature still verifies, since it does not cover the stanzas.
 pub fn trim_for_recipient(envelope: &[u8], key: &[u8; 32]) -> Result<Vec<u8>> {
     let parts = split(envelope)?;
-    let header = Header::parse(parts.header)?;
-    let index = header.recipient_index(key).ok_or(Error::NotARecipient)?;
-    let stanzas = parse_stanzas(parts.stanzas, header.suite, header.recipients.len())?;
+    let (suite, keys) = recipients_of(parts.header)?;
+    let index = keys.iter().position(|k| k == key).ok_or(Error::NotARecipient)?;
+    let stanzas = parse_stanzas(parts.stanzas, suite, keys.len())?;
     let (_, stanza) = stanzas
         .iter()
         .find(|(i, _)| *i as usize == index)

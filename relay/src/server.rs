@@ -382,16 +382,16 @@ async fn send_envelope(relay: &Relay, peer: &IdentityKey, envelope: Vec<u8>) -> 
             ),
         );
     }
-    let (header, envelope_hash) = match pocnet_crypto::verify(&envelope) {
+    let (header, envelope_hash) = match pocnet_crypto::verify_from(&envelope, peer) {
         Ok(v) => v,
+        Err(pocnet_crypto::Error::WrongSender) => {
+            return err(
+                ErrorCode::NotSender,
+                "the envelope's signed sender is not this connection's key",
+            )
+        }
         Err(e) => return err(ErrorCode::BadEnvelope, format!("envelope rejected: {e}")),
     };
-    if header.sender != *peer {
-        return err(
-            ErrorCode::NotSender,
-            "the envelope's signed sender is not this connection's key",
-        );
-    }
     let now = now_ms();
     if !relay.limiter.lock().expect("limiter").allow(*peer.as_bytes(), now) {
         return err(
