@@ -476,3 +476,45 @@ proptest! {
         });
     }
 }
+
+#[test]
+fn large_streams_hashed_on_a_second_thread_round_trip_and_detect_tampering() {
+    // 40 chunks: above the threshold where the body hash runs on its own thread.
+    let sender = identity("sender");
+    let rcpt = identity("big");
+    let body: Vec<u8> = (0..40 * CHUNK_SIZE - 7).map(|i| (i % 253) as u8).collect();
+    let mut env = Vec::new();
+    let info = seal_stream(
+        &mut os(),
+        &sender,
+        &[rcpt.public()],
+        &fields(Suite::XWing),
+        body.len() as u64,
+        &mut body.as_slice(),
+        &mut env,
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let opened = open_stream(&rcpt, &mut env.as_slice(), sender.public_key(), &mut out).unwrap();
+    assert_eq!(out, body);
+    assert_eq!(opened.envelope_hash, info.envelope_hash);
+    // The in-memory path hashes inline and must agree byte for byte.
+    assert_eq!(
+        open(&rcpt, &env, sender.public_key()).unwrap().envelope_hash,
+        info.envelope_hash
+    );
+    let mut bad = env.clone();
+    let mid = env.len() / 2;
+    bad[mid] ^= 1;
+    assert!(matches!(
+        open_stream(&rcpt, &mut bad.as_slice(), sender.public_key(), &mut Vec::new()),
+        Err(Error::ChunkCorrupted(_))
+    ));
+    let mut badsig = env.clone();
+    let n = badsig.len();
+    badsig[n - 1] ^= 1;
+    assert!(matches!(
+        open_stream(&rcpt, &mut badsig.as_slice(), sender.public_key(), &mut Vec::new()),
+        Err(Error::BadSignature(_))
+    ));
+}

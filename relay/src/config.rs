@@ -49,18 +49,70 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads `relay.toml`, or the defaults if it does not exist.
-    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+    /// Reads `relay.toml` (defaults where it is silent or absent), then applies
+    /// `POCNET_RELAY_<SETTING>` environment variables and `overrides` (`setting=value`).
+    pub fn load(dir: &Path, overrides: &[String]) -> anyhow::Result<Self> {
         let path = dir.join("relay.toml");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        let mut table: toml::Table = match std::fs::read_to_string(&path) {
+            Ok(text) => text.parse().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
+            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        };
+        let known = toml::Table::try_from(Config::default())?;
+        for key in known.keys() {
+            if let Ok(v) = std::env::var(format!("POCNET_RELAY_{}", key.to_ascii_uppercase())) {
+                table.insert(key.clone(), parse_value(&v));
+            }
         }
+        for o in overrides {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--set {o:?}: expected SETTING=VALUE"))?;
+            if !known.contains_key(k.trim()) {
+                anyhow::bail!(
+                    "--set {o:?}: unknown setting; known: {}",
+                    known.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+            table.insert(k.trim().to_string(), parse_value(v.trim()));
+        }
+        Config::deserialize(table).map_err(|e| anyhow::anyhow!("relay settings: {e}"))
     }
+
     /// Writes `relay.toml`.
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
         std::fs::write(dir.join("relay.toml"), toml::to_string_pretty(self)?)?;
         Ok(())
+    }
+}
+
+/// A setting's value as TOML (number, boolean) or, failing that, a string.
+fn parse_value(v: &str) -> toml::Value {
+    format!("x = {v}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("x"))
+        .unwrap_or_else(|| toml::Value::String(v.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        let dir = std::env::temp_dir().join(format!("pocnet-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("relay.toml"), "queue_quota = 5\nttl_secs = 60\n").unwrap();
+        let c = Config::load(&dir, &["ttl_secs=7".into(), "listen=127.0.0.1:9".into()]).unwrap();
+        assert_eq!((c.queue_quota, c.ttl_secs, c.listen.as_str()), (5, 7, "127.0.0.1:9"));
+        assert_eq!(c.batch_max, Config::default().batch_max);
+        assert!(Config::load(&dir, &["no_such=1".into()]).is_err());
+        std::fs::write(dir.join("relay.toml"), "queue_quota = \"many\"\n").unwrap();
+        assert!(
+            Config::load(&dir, &[]).is_err(),
+            "a wrong type is an error, not a silent default"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

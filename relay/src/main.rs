@@ -46,6 +46,10 @@ enum Command {
         /// Per-sender rate limit, envelopes per second (overrides `rate_per_sec`).
         #[arg(long, env = "POCNET_RELAY_RATE")]
         rate_per_sec: Option<f64>,
+        /// Override any relay.toml setting, e.g. `--set queue_quota=50000` (repeatable).
+        /// Environment variables POCNET_RELAY_<SETTING> do the same.
+        #[arg(long = "set", value_name = "SETTING=VALUE")]
+        set: Vec<String>,
         /// Read the key passphrase from this file (first line).
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
@@ -137,9 +141,10 @@ fn main() -> anyhow::Result<()> {
             listen,
             ttl_secs,
             rate_per_sec,
+            set,
             passphrase_file,
         } => {
-            let mut cfg = Config::load(&data)?;
+            let mut cfg = Config::load(&data, &set)?;
             if let Some(l) = listen {
                 cfg.listen = l;
             }

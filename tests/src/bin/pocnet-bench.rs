@@ -441,6 +441,10 @@ async fn main() {
         delivered / quinn
     );
     println!("| relay crypto per envelope (verify_strict + acceptance signature), one core | {crypto:.0} /s | | |");
-    println!("| relay delivered vs 2 × that crypto ceiling (2 cores) | | {:.0} | {:.2} |", 2.0 * crypto, delivered / (2.0 * crypto));
+    println!(
+        "| relay delivered vs 2 × that crypto ceiling (2 cores) | | {:.0} | {:.2} |",
+        2.0 * crypto,
+        delivered / (2.0 * crypto)
+    );
     println!("| send→deliver latency at {half:.0}/s (half load) | p50 {p50:.2} ms, p99 {p99:.2} ms | | |");
 }
