@@ -324,7 +324,7 @@ impl Client {
             Ok(info)
         })
         .await??;
-        let r = s.put_blob(info.message_id, &tmp).await;
+        let r = self.upload(s, info.message_id, &tmp).await;
         let _ = std::fs::remove_file(&tmp);
         r?;
         Ok(AttachmentRef {
@@ -333,6 +333,29 @@ impl Client {
             name,
             size,
         })
+    }
+
+    /// Uploads an attachment envelope; if the connection drops, reconnects and resumes
+    /// from the bytes the relay kept.
+    async fn upload(&self, s: &Session, message_id: [u8; 16], path: &Path) -> anyhow::Result<()> {
+        let mut last = match s.put_blob(message_id, path).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        for _ in 0..3 {
+            tracing::warn!("attachment upload interrupted ({last:#}); reconnecting to resume");
+            match self.connect().await {
+                Ok(fresh) => match fresh.put_blob(message_id, path).await {
+                    Ok(()) => {
+                        fresh.close().await;
+                        return Ok(());
+                    }
+                    Err(e) => last = e,
+                },
+                Err(e) => last = e,
+            }
+        }
+        Err(last.context("attachment upload failed after retries"))
     }
 
     /// Receives the backlog (and, with `follow`, everything after), storing each message

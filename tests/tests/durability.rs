@@ -169,3 +169,72 @@ fn envelope_from_a_key_other_than_the_connection_is_refused() {
         s.close().await;
     });
 }
+
+#[test]
+fn interrupted_attachment_upload_resumes_from_what_the_relay_kept() {
+    let relay = Relay::start();
+    let cl = Poc::enrolled(&relay, "CL", "primary");
+    let mx = Poc::enrolled(&relay, "MX", "primary");
+    let ar = Poc::enrolled(&relay, "AR", "primary");
+    let (c, m) = (cl.client(), mx.client());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = c.connect().await.unwrap();
+        let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+        let fields = pocnet_crypto::HeaderFields {
+            content_type: pocnet_crypto::ContentType::Attachment,
+            ..pocnet_crypto::HeaderFields::message(pocnet_client::now_ms())
+        };
+        let path = cl.home.path().join("att.env");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let info = pocnet_crypto::seal_stream(
+            &mut pocnet_crypto::os_rng(),
+            &c.identity,
+            &[m.identity.public()],
+            &fields,
+            body.len() as u64,
+            &mut body.as_slice(),
+            &mut file,
+        )
+        .unwrap();
+        drop(file);
+        let env = std::fs::read(&path).unwrap();
+        // An upload that stops after 1 MB, as when a connection drops.
+        let mut partial = pocnet_wire::encode(&pocnet_wire::Request::PutBlob {
+            message_id: info.message_id,
+            total_len: env.len() as u64,
+            offset: 0,
+        });
+        partial.extend_from_slice(&env[..1_000_000]);
+        match s.raw(&partial).await.unwrap() {
+            pocnet_wire::Response::BlobStored { stored, complete } => {
+                assert_eq!((stored, complete), (1_000_000, false))
+            }
+            other => panic!("{other:?}"),
+        }
+        // The client asks from offset 0, is told 1 MB is there, and sends only the rest.
+        s.put_blob(info.message_id, &path).await.unwrap();
+        s.close().await;
+        // The recipient downloads exactly the envelope that was sealed, and it opens.
+        let r = m.connect().await.unwrap();
+        let got = mx.home.path().join("got.env");
+        r.get_blob(info.message_id, &got).await.unwrap();
+        assert_eq!(std::fs::read(&got).unwrap(), env);
+        let mut out = Vec::new();
+        pocnet_crypto::open_stream(
+            &m.identity,
+            &mut std::fs::File::open(&got).unwrap(),
+            c.identity.public_key(),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, body);
+        r.close().await;
+        // A third key may not download it.
+        let third = ar.client();
+        let t = third.connect().await.unwrap();
+        let err = t.get_blob(info.message_id, &ar.home.path().join("x")).await.unwrap_err();
+        assert!(err.to_string().contains("Forbidden"), "{err}");
+        t.close().await;
+    });
+}
