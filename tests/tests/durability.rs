@@ -233,7 +233,10 @@ fn interrupted_attachment_upload_resumes_from_what_the_relay_kept() {
         // A third key may not download it.
         let third = ar.client();
         let t = third.connect().await.unwrap();
-        let err = t.get_blob(info.message_id, &ar.home.path().join("x")).await.unwrap_err();
+        let err = t
+            .get_blob(info.message_id, &ar.home.path().join("x"))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("Forbidden"), "{err}");
         t.close().await;
     });
