@@ -35,6 +35,8 @@ struct Relay {
     limiter: Mutex<RateLimiter<Key>>,
     blobs: PathBuf,
     stopping: AtomicBool,
+    /// Requests being handled (not counting idle `Watch` streams).
+    inflight: std::sync::atomic::AtomicUsize,
 }
 
 /// A running relay.
@@ -53,10 +55,10 @@ impl Running {
         self.relay.stopping.store(true, Ordering::SeqCst);
         self.endpoint.set_server_config(None);
         self.accept_task.abort();
-        // In-flight requests hold the store; give them a moment to commit and answer.
+        // Let requests already being handled commit and answer (bounded: 5 s).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-            while Arc::strong_count(&self.relay) > 1 {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            while self.relay.inflight.load(Ordering::SeqCst) > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
         })
         .await;
@@ -96,6 +98,7 @@ pub async fn start(dir: PathBuf, cfg: Config, identity: Identity) -> anyhow::Res
         store,
         blobs: data.blobs(),
         stopping: AtomicBool::new(false),
+        inflight: std::sync::atomic::AtomicUsize::new(0),
     });
     let sweeper = relay.clone();
     tokio::spawn(async move {
@@ -241,8 +244,31 @@ async fn stream(
         send.finish()?;
         return Ok(());
     }
+    if let Request::Watch { follow } = request {
+        watch(&relay, peer, follow, &mut send).await?;
+        send.finish()?;
+        return Ok(());
+    }
+    relay.inflight.fetch_add(1, Ordering::SeqCst);
+    let result = answer(&relay, peer, request, &mut send, &mut recv).await;
+    relay.inflight.fetch_sub(1, Ordering::SeqCst);
+    result?;
+    send.finish()?;
+    // Wait for the peer to read the answer before the stream is dropped.
+    let _ = send.stopped().await;
+    Ok(())
+}
+
+async fn answer(
+    relay: &Relay,
+    peer: IdentityKey,
+    request: Request,
+    send: &mut SendStream,
+    recv: &mut RecvStream,
+) -> anyhow::Result<()> {
     match request {
-        Request::Watch { follow } => watch(&relay, peer, follow, &mut send).await?,
+        // Watch streams are long-lived and answered by `watch` in `stream`.
+        Request::Watch { .. } => {}
         Request::PutBlob {
             message_id,
             total_len,
@@ -250,19 +276,16 @@ async fn stream(
         } => {
             let resp = match relay.member_ok(&peer) {
                 Err(r) => r,
-                Ok(()) => put_blob(&relay, &peer, message_id, total_len, offset, &mut recv).await,
+                Ok(()) => put_blob(relay, &peer, message_id, total_len, offset, recv).await,
             };
             send.write_all(&encode(&resp)).await?;
         }
-        Request::GetBlob { message_id, offset } => get_blob(&relay, &peer, message_id, offset, &mut send).await?,
+        Request::GetBlob { message_id, offset } => get_blob(relay, &peer, message_id, offset, send).await?,
         other => {
-            let resp = handle_request(&relay, &peer, other).await;
+            let resp = handle_request(relay, &peer, other).await;
             send.write_all(&encode(&resp)).await?;
         }
     }
-    send.finish()?;
-    // Wait for the peer to read the answer before the stream is dropped.
-    let _ = send.stopped().await;
     Ok(())
 }
 
