@@ -142,32 +142,59 @@ impl Client {
         Ok(member)
     }
 
-    /// Resolves an address (`CL.primary`, `CL` for every POC of a state, or a fingerprint
-    /// prefix) to members, checking each key against the one first seen for that handle.
-    pub async fn resolve(&self, s: &Session, to: &str) -> anyhow::Result<Vec<(Member, PublicIdentity)>> {
-        let members = match s.request(&Request::Lookup { query: to.to_string() }).await? {
+    /// Looks members up at the relay, without the pin check (for `verify`).
+    pub async fn lookup(&self, s: &Session, query: &str) -> anyhow::Result<Vec<(Member, PublicIdentity)>> {
+        let members = match s
+            .request(&Request::Lookup {
+                query: query.to_string(),
+            })
+            .await?
+        {
             Response::Directory { members } => members,
             other => bail!("unexpected answer to Lookup: {other:?}"),
         };
         if members.is_empty() {
-            bail!("no enrolled POC matches {to:?}; handles look like CL.primary, or use a state code or a fingerprint prefix");
+            bail!("no enrolled POC matches {query:?}; handles look like CL.primary, or use a state code or a fingerprint prefix");
         }
-        let mut out = Vec::new();
-        for m in members {
-            let pi = PublicIdentity::from_bytes(&m.public_identity)
-                .with_context(|| format!("the relay's record for {} does not verify", m.handle))?;
-            if let Some(known) = db::key_for_handle(&self.db, &m.handle)? {
-                if known.as_slice() != pi.key().as_bytes() {
-                    bail!(
-                        "the key for {} has CHANGED since you first saw it (was {}, now {}). Do not send until you have \
-                         confirmed the new key by voice: `pocnet verify {}` shows the safety number to compare.",
-                        m.handle,
-                        pocnet_crypto::to_hex(&known[..8]),
-                        pi.fingerprint().short(),
-                        m.handle
-                    );
-                }
+        members
+            .into_iter()
+            .map(|m| {
+                let pi = PublicIdentity::from_bytes(&m.public_identity)
+                    .with_context(|| format!("the relay's record for {} does not verify", m.handle))?;
+                Ok((m, pi))
+            })
+            .collect()
+    }
+
+    /// The key pinned for `handle`, if it is not `key`.
+    fn pinned_other(&self, handle: &str, key: &IdentityKey) -> anyhow::Result<Option<IdentityKey>> {
+        Ok(match db::key_for_handle(&self.db, handle)? {
+            Some(k) if k.as_slice() != key.as_bytes() => Some(IdentityKey::from_bytes(
+                &k.as_slice().try_into().context("damaged contact key")?,
+            )?),
+            _ => None,
+        })
+    }
+
+    /// Resolves an address (`CL.primary`, `CL` for every POC of a state, or a fingerprint
+    /// prefix) to members, checking each key against the one pinned for that handle.
+    pub async fn resolve(&self, s: &Session, to: &str) -> anyhow::Result<Vec<(Member, PublicIdentity)>> {
+        let found = self.lookup(s, to).await?;
+        for (m, pi) in &found {
+            if let Some(old) = self.pinned_other(&m.handle, pi.key())? {
+                bail!(
+                    "the key for {} has CHANGED since you first saw it (was {}, now {}). Do not send until you have \
+                     confirmed the new key by voice: `pocnet verify {}` shows the safety number, and \
+                     `pocnet verify {} --accept` pins the new key once it matches.",
+                    m.handle,
+                    old.fingerprint().short(),
+                    pi.fingerprint().short(),
+                    m.handle,
+                    m.handle
+                );
             }
+        }
+        for (m, pi) in &found {
             db::remember(
                 &self.db,
                 pi.key().as_bytes(),
@@ -176,9 +203,34 @@ impl Client {
                 &m.public_identity,
                 now_ms(),
             )?;
-            out.push((m, pi));
         }
-        Ok(out)
+        Ok(found)
+    }
+
+    /// For `verify`: the member, its key, the key pinned before if it differs; with
+    /// `accept`, pins the current key as verified by voice.
+    pub async fn verify_contact(
+        &self,
+        s: &Session,
+        handle: &str,
+        accept: bool,
+    ) -> anyhow::Result<(Member, PublicIdentity, Option<IdentityKey>)> {
+        let found = self.lookup(s, handle).await?;
+        let [(m, pi)] = found.as_slice() else {
+            bail!("{handle:?} matches {} POCs; name one handle", found.len())
+        };
+        let previous = self.pinned_other(&m.handle, pi.key())?;
+        if accept {
+            db::repin(
+                &self.db,
+                pi.key().as_bytes(),
+                &m.handle,
+                &m.name,
+                &m.public_identity,
+                now_ms(),
+            )?;
+        }
+        Ok((m.clone(), pi.clone(), previous))
     }
 
     /// Seals and sends a message (and its attachments) to everyone `to` names.
@@ -239,6 +291,7 @@ impl Client {
             recipients[0].1.key().as_bytes(),
             &handles.join(", "),
             &handles,
+            &pubs.iter().map(|p| *p.key().as_bytes()).collect::<Vec<_>>(),
             &msg.subject,
             &msg.text,
             msg.tlp.label(),
@@ -407,18 +460,23 @@ impl Client {
                     stats.duplicates += 1;
                     Ok(None)
                 }
-                Err(e) => {
+                Err(e) if e.is::<Rejected>() => {
                     tracing::warn!("dropped an envelope that failed verification: {e:#}");
                     stats.rejected += 1;
                     Ok(None)
                 }
+                // Anything else (network, disk) is not the envelope's fault: no ack, retry later.
+                Err(e) => Err(e),
             },
             Delivery::Receipt { from, receipt, .. } => {
                 let Ok(key) = IdentityKey::from_bytes(&from) else {
                     return Ok(None);
                 };
                 match Receipt::verify(&receipt, &key) {
-                    Ok(r) if r.sender == *self.identity.public_key().as_bytes() => {
+                    Ok(r)
+                        if r.sender == *self.identity.public_key().as_bytes()
+                            && db::sent_to(&self.db, &r.message_id, &r.envelope_hash, &from)? =>
+                    {
                         self.db.execute(
                             "INSERT OR IGNORE INTO receipts(message_id, signer, kind, at, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
                             params![r.message_id.as_slice(), from.as_slice(), r.kind as u8, r.at_ms as i64, receipt],
@@ -441,30 +499,31 @@ impl Client {
         }
     }
 
-    /// Verifies, opens and stores one envelope; `None` if it was already stored.
+    /// Verifies, opens and stores one envelope; `None` if it was already stored. Errors
+    /// that condemn the envelope itself are [`Rejected`]; others leave it at the relay.
     async fn receive(&self, s: &Session, envelope: &[u8]) -> anyhow::Result<Option<(MessageRow, ContentType)>> {
-        let (header, _) = pocnet_crypto::verify(envelope)?;
-        if db::has_message(&self.db, &header.message_id)? {
+        let reject = |e: &dyn std::fmt::Display| anyhow::Error::new(Rejected(e.to_string()));
+        // Verify under the key the envelope claims, before parsing anything else of it.
+        let sender = pocnet_crypto::claimed_sender(envelope).map_err(|e| reject(&e))?;
+        let opened = pocnet_crypto::open(&self.identity, envelope, &sender).map_err(|e| reject(&e))?;
+        let h = &opened.header;
+        if db::has_message(&self.db, "in", sender.as_bytes(), &h.message_id)? {
             return Ok(None);
         }
-        let sender = header.sender;
-        let opened = pocnet_crypto::open(&self.identity, envelope, &sender)?;
-        let h = &opened.header;
         let handle = self.handle_of(s, &sender).await;
         let body: MessageBody = match h.content_type {
-            ContentType::Message | ContentType::Alert => {
-                postcard::from_bytes(&opened.plaintext).context("message body does not decode")?
-            }
-            other => bail!("unexpected content type {other:?} in the inbox"),
+            ContentType::Message | ContentType::Alert => postcard::from_bytes(&opened.plaintext)
+                .map_err(|e| reject(&format!("message body does not decode: {e}")))?,
+            other => return Err(reject(&format!("unexpected content type {other:?} in the inbox"))),
         };
         let mut saved = Vec::new();
         for a in &body.attachments {
-            saved.push(
-                self.fetch_attachment(s, &sender, h.message_id, a)
-                    .await?
-                    .display()
-                    .to_string(),
-            );
+            saved.push(match self.fetch_attachment(s, &sender, h.message_id, a).await {
+                Ok(path) => path.display().to_string(),
+                // The message itself is good: keep it, and say which attachment is missing.
+                Err(e) if e.is::<Rejected>() => format!("MISSING {} ({e:#})", a.name),
+                Err(e) => return Err(e),
+            });
         }
         let mut recipients = Vec::new();
         for r in &h.recipients {
@@ -477,6 +536,7 @@ impl Client {
                 }
             });
         }
+        let keys: Vec<[u8; 32]> = h.recipients.iter().map(|r| r.key).collect();
         let now = now_ms();
         let new = db::insert_message(
             &self.db,
@@ -485,6 +545,7 @@ impl Client {
             sender.as_bytes(),
             &handle,
             &recipients,
+            &keys,
             &body.subject,
             &body.text,
             h.tlp.label(),
@@ -519,9 +580,14 @@ impl Client {
         Ok(Some((row, h.content_type)))
     }
 
+    /// How to show a key: its pinned handle, or a warning when the directory's handle for
+    /// it is pinned to another key (never silently re-pinned).
     async fn handle_of(&self, s: &Session, key: &IdentityKey) -> String {
         if let Ok(Some((h, _, _))) = db::contact(&self.db, key.as_bytes()) {
-            return h;
+            return match self.pinned_other(&h, key) {
+                Ok(None) => h,
+                _ => format!("UNVERIFIED {} (claims {h})", key.fingerprint().short()),
+            };
         }
         if let Ok(Response::Directory { members }) = s
             .request(&Request::Lookup {
@@ -534,6 +600,9 @@ impl Client {
                     .map(|p| p.key() == key)
                     .unwrap_or(false)
                 {
+                    if let Ok(Some(_)) = self.pinned_other(&m.handle, key) {
+                        return format!("UNVERIFIED {} (claims {})", key.fingerprint().short(), m.handle);
+                    }
                     let _ = db::remember(
                         &self.db,
                         key.as_bytes(),
@@ -546,9 +615,11 @@ impl Client {
                 }
             }
         }
-        key.fingerprint().short()
+        format!("UNKNOWN {}", key.fingerprint().short())
     }
 
+    /// Downloads, verifies and saves one attachment. Failures of the attachment itself
+    /// (altered, wrong size, withheld by the relay) are [`Rejected`]; I/O errors are not.
     async fn fetch_attachment(
         &self,
         s: &Session,
@@ -556,12 +627,26 @@ impl Client {
         msg_id: [u8; 16],
         a: &AttachmentRef,
     ) -> anyhow::Result<PathBuf> {
+        let reject = |e: &dyn std::fmt::Display| anyhow::Error::new(Rejected(format!("attachment {}: {e}", a.name)));
         std::fs::create_dir_all(self.profile.tmp())?;
-        let env_path = self
-            .profile
-            .tmp()
-            .join(format!("in-{}.env", pocnet_crypto::to_hex(&a.message_id)));
-        s.get_blob(a.message_id, &env_path).await?;
+        let att = pocnet_crypto::to_hex(&a.message_id);
+        let env_path = self.profile.tmp().join(format!("in-{att}.env"));
+        // The envelope can be no larger than the body the message names plus the largest
+        // header, stanza block and signature: a relay cannot fill the disk.
+        let max = pocnet_crypto::stream::ciphertext_len(a.size)
+            + 9
+            + pocnet_crypto::envelope::MAX_HEADER_LEN as u64
+            + 2
+            + (pocnet_crypto::envelope::MAX_RECIPIENTS * (2 + Suite::XWing.stanza_len())) as u64
+            + 64;
+        match s.get_blob(a.message_id, &env_path, max).await {
+            Ok(()) => {}
+            Err(e) if e.downcast_ref::<crate::net::RelayError>().is_some() || e.is::<crate::net::TooLong>() => {
+                let _ = std::fs::remove_file(&env_path);
+                return Err(reject(&e));
+            }
+            Err(e) => return Err(e),
+        }
         let safe: String = Path::new(&a.name)
             .file_name()
             .and_then(|n| n.to_str())
@@ -569,25 +654,27 @@ impl Client {
             .replace(['/', '\\'], "_");
         let dir = self.profile.attachments().join(&pocnet_crypto::to_hex(&msg_id)[..16]);
         std::fs::create_dir_all(&dir)?;
-        let part = dir.join(format!("{safe}.part"));
+        let part = dir.join(format!(".{att}.part"));
         let (secret, sender2, env2, part2) = (self.identity.to_secret_bytes(), *sender, env_path.clone(), part.clone());
-        let opened = tokio::task::spawn_blocking(move || -> anyhow::Result<pocnet_crypto::Opened> {
-            let me = Identity::from_secret_bytes(&secret)?;
-            let mut input = std::io::BufReader::new(std::fs::File::open(&env2)?);
-            let mut out = std::io::BufWriter::new(std::fs::File::create(&part2)?);
-            let o = pocnet_crypto::open_stream(&me, &mut input, &sender2, &mut out)?;
-            use std::io::Write;
-            out.flush()?;
-            out.get_ref().sync_all()?;
-            Ok(o)
-        })
-        .await?;
+        let opened = tokio::task::spawn_blocking(
+            move || -> anyhow::Result<Result<pocnet_crypto::Opened, pocnet_crypto::Error>> {
+                let me = Identity::from_secret_bytes(&secret)?;
+                let mut input = std::io::BufReader::new(std::fs::File::open(&env2)?);
+                let mut out = std::io::BufWriter::new(std::fs::File::create(&part2)?);
+                let o = pocnet_crypto::open_stream(&me, &mut input, &sender2, &mut out);
+                use std::io::Write;
+                out.flush()?;
+                out.get_ref().sync_all()?;
+                Ok(o)
+            },
+        )
+        .await??;
         let _ = std::fs::remove_file(&env_path);
         let opened = match opened {
             Ok(o) => o,
             Err(e) => {
                 let _ = std::fs::remove_file(&part);
-                return Err(e.context(format!("attachment {} failed verification and was discarded", a.name)));
+                return Err(reject(&format!("failed verification and was discarded: {e}")));
             }
         };
         if opened.envelope_hash != a.envelope_hash
@@ -595,9 +682,13 @@ impl Client {
             || opened.header.body_len != a.size
         {
             let _ = std::fs::remove_file(&part);
-            bail!("attachment {} is not the one the message names; discarded", a.name);
+            return Err(reject(&"is not the one the message names; discarded"));
         }
-        let final_path = dir.join(&safe);
+        // Never overwrite: a second attachment of the same name gets its id in front.
+        let mut final_path = dir.join(&safe);
+        if final_path.exists() {
+            final_path = dir.join(format!("{}-{safe}", &att[..8]));
+        }
         std::fs::rename(&part, &final_path)?;
         Ok(final_path)
     }
@@ -685,6 +776,11 @@ impl Client {
         })
     }
 }
+
+/// An envelope or attachment that failed verification: acknowledged and dropped, never shown.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Rejected(String);
 
 fn pocnet_relay_accept() -> pocnet_crypto::context::SigningContext {
     pocnet_wire::RELAY_ACCEPT

@@ -18,11 +18,13 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
             key BLOB PRIMARY KEY, handle TEXT NOT NULL, name TEXT NOT NULL, public_identity BLOB NOT NULL,
             first_seen INTEGER NOT NULL, verified_at INTEGER);
          CREATE TABLE IF NOT EXISTS messages(
-            message_id BLOB PRIMARY KEY, direction TEXT NOT NULL, peer BLOB NOT NULL, peer_handle TEXT NOT NULL,
+            message_id BLOB NOT NULL, direction TEXT NOT NULL, peer BLOB NOT NULL, peer_handle TEXT NOT NULL,
+            recipient_keys TEXT NOT NULL DEFAULT '[]',
             recipients TEXT NOT NULL, subject TEXT NOT NULL, body TEXT NOT NULL, tlp TEXT NOT NULL,
             exercise INTEGER NOT NULL, content_type INTEGER NOT NULL, created_at INTEGER NOT NULL,
             received_at INTEGER NOT NULL, envelope_hash BLOB NOT NULL, read_at INTEGER,
-            relay_stored_at INTEGER, attachments TEXT NOT NULL DEFAULT '[]');
+            relay_stored_at INTEGER, attachments TEXT NOT NULL DEFAULT '[]',
+            PRIMARY KEY(direction, peer, message_id));
          CREATE TABLE IF NOT EXISTS receipts(
             message_id BLOB NOT NULL, signer BLOB NOT NULL, kind INTEGER NOT NULL, at INTEGER NOT NULL,
             bytes BLOB NOT NULL, PRIMARY KEY(message_id, signer, kind));
@@ -122,14 +124,36 @@ pub fn contact(c: &Connection, key: &[u8; 32]) -> anyhow::Result<Option<(String,
     .optional()?)
 }
 
-/// The key we have on record for a handle.
+/// The key pinned for a handle: the first one seen, until a person accepts another.
 pub fn key_for_handle(c: &Connection, handle: &str) -> anyhow::Result<Option<Vec<u8>>> {
     Ok(c.query_row(
-        "SELECT key FROM contacts WHERE handle = ?1 ORDER BY first_seen DESC LIMIT 1",
+        "SELECT key FROM contacts WHERE handle = ?1 ORDER BY first_seen ASC LIMIT 1",
         [handle],
         |r| r.get(0),
     )
     .optional()?)
+}
+
+/// Pins `key` for `handle` after a voice check: forgets other keys for the handle and
+/// marks this one verified.
+pub fn repin(
+    c: &Connection,
+    key: &[u8; 32],
+    handle: &str,
+    name: &str,
+    public_identity: &[u8],
+    now: u64,
+) -> anyhow::Result<()> {
+    c.execute(
+        "DELETE FROM contacts WHERE handle = ?1 AND key != ?2",
+        params![handle, key.as_slice()],
+    )?;
+    remember(c, key, handle, name, public_identity, now)?;
+    c.execute(
+        "UPDATE contacts SET verified_at = ?1 WHERE key = ?2",
+        params![now as i64, key.as_slice()],
+    )?;
+    Ok(())
 }
 
 /// Records a contact (trust on first use); keeps the first record of a key.
@@ -158,6 +182,7 @@ pub fn insert_message(
     peer: &[u8; 32],
     peer_handle: &str,
     recipients: &[String],
+    recipient_keys: &[[u8; 32]],
     subject: &str,
     body: &str,
     tlp: &str,
@@ -170,8 +195,8 @@ pub fn insert_message(
 ) -> anyhow::Result<bool> {
     let n = c.execute(
         "INSERT OR IGNORE INTO messages(message_id, direction, peer, peer_handle, recipients, subject, body, tlp, exercise,
-            content_type, created_at, received_at, envelope_hash, attachments)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            content_type, created_at, received_at, envelope_hash, attachments, recipient_keys)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
             message_id.as_slice(),
             direction,
@@ -186,19 +211,40 @@ pub fn insert_message(
             created_at as i64,
             received_at as i64,
             envelope_hash.as_slice(),
-            serde_json::to_string(attachments)?
+            serde_json::to_string(attachments)?,
+            serde_json::to_string(&recipient_keys.iter().map(|k| pocnet_crypto::to_hex(k)).collect::<Vec<_>>())?
         ],
     )?;
     Ok(n == 1)
 }
 
-/// Whether a message id is stored.
-pub fn has_message(c: &Connection, message_id: &[u8; 16]) -> anyhow::Result<bool> {
+/// Whether a message from `peer` with this id is stored.
+pub fn has_message(c: &Connection, direction: &str, peer: &[u8; 32], message_id: &[u8; 16]) -> anyhow::Result<bool> {
     Ok(c.query_row(
-        "SELECT 1 FROM messages WHERE message_id = ?1",
-        [message_id.as_slice()],
+        "SELECT 1 FROM messages WHERE direction = ?1 AND peer = ?2 AND message_id = ?3",
+        params![direction, peer.as_slice(), message_id.as_slice()],
         |_| Ok(()),
     )
     .optional()?
     .is_some())
+}
+
+/// Whether we sent `message_id`, with this envelope hash, to `recipient`.
+pub fn sent_to(
+    c: &Connection,
+    message_id: &[u8; 16],
+    envelope_hash: &[u8; 32],
+    recipient: &[u8; 32],
+) -> anyhow::Result<bool> {
+    let keys: Option<String> = c
+        .query_row(
+            "SELECT recipient_keys FROM messages WHERE direction = 'out' AND message_id = ?1 AND envelope_hash = ?2",
+            params![message_id.as_slice(), envelope_hash.as_slice()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let keys: Vec<String> = keys
+        .map(|k| serde_json::from_str(&k).unwrap_or_default())
+        .unwrap_or_default();
+    Ok(keys.contains(&pocnet_crypto::to_hex(recipient)))
 }

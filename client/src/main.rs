@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pocnet_client::app::{Client, Outgoing};
 use pocnet_client::db::MessageRow;
@@ -88,8 +88,14 @@ enum Command {
     },
     /// Delivery status of a message you sent: stored at relay, delivered, read.
     Status { id: String },
-    /// Show the safety number to compare by voice with a contact.
-    Verify { handle: String },
+    /// Show the safety number to compare by voice with a contact; with --accept, pin
+    /// the contact's current key as verified (also after a key change).
+    Verify {
+        handle: String,
+        /// The numbers matched on the call: pin this key.
+        #[arg(long)]
+        accept: bool,
+    },
     /// Print your handle and fingerprint.
     Whoami,
 }
@@ -340,30 +346,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Verify { handle } => {
+        Command::Verify { handle, accept } => {
             let c = Client::open(&home, pass()?.as_bytes())?;
             let s = c.connect().await?;
-            let found = c.resolve(&s, &handle).await?;
+            let found = c.verify_contact(&s, &handle, accept).await;
             s.close().await;
-            let [(m, pi)] = found.as_slice() else {
-                bail!("{handle:?} matches {} POCs; name one handle", found.len())
-            };
+            let (m, pi, previous) = found?;
             let sn = safety_number(c.identity.public_key(), pi.key());
             if cli.json {
-                print_json(
-                    &serde_json::json!({ "handle": m.handle, "fingerprint": pi.fingerprint().to_hex(), "safety_number": sn.digits() }),
-                )?;
+                print_json(&serde_json::json!({
+                    "handle": m.handle, "fingerprint": pi.fingerprint().to_hex(), "safety_number": sn.digits(),
+                    "key_changed_from": previous.map(|k| k.fingerprint().to_hex()), "accepted": accept,
+                }))?;
             } else {
+                if let Some(old) = previous {
+                    println!(
+                        "WARNING: the key for {} CHANGED (you had {}).",
+                        m.handle,
+                        old.fingerprint().grouped()
+                    );
+                }
                 println!(
                     "{} ({})\nfingerprint:   {}\nsafety number: {sn}",
                     m.handle,
                     m.name,
                     pi.fingerprint().grouped()
                 );
-                println!(
-                    "Read the safety number aloud on a call with {}; it must match theirs exactly.",
-                    m.handle
-                );
+                if accept {
+                    println!("Pinned this key for {} as verified.", m.handle);
+                } else {
+                    println!("Read the safety number aloud on a call with {}; if it matches theirs exactly, run `pocnet verify {} --accept`.", m.handle, m.handle);
+                }
             }
         }
         Command::Whoami => {

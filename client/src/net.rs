@@ -19,6 +19,16 @@ pub struct RelayError {
     pub message: String,
 }
 
+/// The relay sent more than the message said the attachment could be.
+#[derive(Debug, thiserror::Error)]
+#[error("attachment is {got} bytes, more than the {max} the message allows")]
+pub struct TooLong {
+    /// Bytes offered.
+    pub got: u64,
+    /// Most allowed.
+    pub max: u64,
+}
+
 /// An open, authenticated session.
 pub struct Session {
     endpoint: quinn::Endpoint,
@@ -182,8 +192,8 @@ impl Session {
         bail!("attachment upload did not complete; run the command again to resume")
     }
 
-    /// Downloads an attachment envelope into `out`.
-    pub async fn get_blob(&self, message_id: [u8; 16], out: &std::path::Path) -> anyhow::Result<()> {
+    /// Downloads an attachment envelope into `out`, refusing more than `max` bytes.
+    pub async fn get_blob(&self, message_id: [u8; 16], out: &std::path::Path, max: u64) -> anyhow::Result<()> {
         use tokio::io::AsyncWriteExt;
         let (mut send, mut recv) = self.open(&Request::GetBlob { message_id, offset: 0 }).await?;
         send.finish()?;
@@ -191,12 +201,18 @@ impl Session {
             Response::Blob { total_len } => total_len,
             other => bail!("unexpected answer to a download: {other:?}"),
         };
+        if total > max {
+            bail!(TooLong { got: total, max });
+        }
         let mut f = tokio::fs::File::create(out).await?;
         let mut got = 0u64;
         let mut buf = vec![0u8; 256 * 1024];
         while let Some(n) = recv.read(&mut buf).await? {
-            f.write_all(&buf[..n]).await?;
             got += n as u64;
+            if got > total {
+                bail!(TooLong { got, max: total });
+            }
+            f.write_all(&buf[..n]).await?;
         }
         f.sync_all().await?;
         if got != total {

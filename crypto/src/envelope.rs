@@ -675,6 +675,18 @@ fn parse_stanzas(block: &[u8], suite: Suite, n_recipients: usize) -> Result<Vec<
     Ok(out)
 }
 
+/// The sender an envelope *claims*, read from its fixed position (byte 23, PROTOCOL.md §4)
+/// without parsing anything else: the key under which [`open`] then verifies the signature
+/// before it parses the header. Nothing is trusted until `open` succeeds.
+pub fn claimed_sender(envelope: &[u8]) -> Result<IdentityKey> {
+    let bytes: [u8; 32] = envelope
+        .get(5 + 18..5 + 50)
+        .ok_or(Error::Truncated("envelope"))?
+        .try_into()
+        .map_err(|_| Error::Truncated("envelope"))?;
+    IdentityKey::from_bytes(&bytes)
+}
+
 /// Checks only the sender's signature and the header's form, as a relay does: returns
 /// the header and the envelope hash. No secret is needed.
 pub fn verify(envelope: &[u8]) -> Result<(Header, [u8; 32])> {

@@ -18,8 +18,8 @@ pub mod receipt;
 pub mod stream;
 
 pub use envelope::{
-    open, open_stream, seal, seal_stream, trim_for_recipient, verify, verify_from, verify_stream, ContentType, Header,
-    HeaderFields, Opened, Sealed, Suite, Tlp,
+    claimed_sender, open, open_stream, seal, seal_stream, trim_for_recipient, verify, verify_from, verify_stream,
+    ContentType, Header, HeaderFields, Opened, Sealed, Suite, Tlp,
 };
 pub use error::{Error, Result};
 pub use identity::{

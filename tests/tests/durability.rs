@@ -218,7 +218,10 @@ fn interrupted_attachment_upload_resumes_from_what_the_relay_kept() {
         // The recipient downloads exactly the envelope that was sealed, and it opens.
         let r = m.connect().await.unwrap();
         let got = mx.home.path().join("got.env");
-        r.get_blob(info.message_id, &got).await.unwrap();
+        // A download larger than the caller allows is refused.
+        let err = r.get_blob(info.message_id, &got, 1000).await.unwrap_err();
+        assert!(err.is::<pocnet_client::net::TooLong>(), "{err}");
+        r.get_blob(info.message_id, &got, u64::MAX).await.unwrap();
         assert_eq!(std::fs::read(&got).unwrap(), env);
         let mut out = Vec::new();
         pocnet_crypto::open_stream(
@@ -234,7 +237,7 @@ fn interrupted_attachment_upload_resumes_from_what_the_relay_kept() {
         let third = ar.client();
         let t = third.connect().await.unwrap();
         let err = t
-            .get_blob(info.message_id, &ar.home.path().join("x"))
+            .get_blob(info.message_id, &ar.home.path().join("x"), u64::MAX)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("Forbidden"), "{err}");
