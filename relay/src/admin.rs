@@ -178,15 +178,21 @@ pub fn members(dir: &Path) -> anyhow::Result<Vec<(String, String, String, bool)>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Whether the key is revoked (used at the handshake).
+/// Whether the key is revoked (used at the handshake). Fails closed: if the database
+/// cannot answer, the key is treated as revoked for this handshake.
 pub fn is_revoked(conn: &rusqlite::Connection, key: &[u8; 32]) -> bool {
-    conn.query_row(
-        "SELECT revoked_at IS NOT NULL FROM members WHERE key = ?1",
-        [key.as_slice()],
-        |r| r.get::<_, bool>(0),
-    )
-    .optional()
-    .ok()
-    .flatten()
-    .unwrap_or(false)
+    match conn
+        .query_row(
+            "SELECT revoked_at IS NOT NULL FROM members WHERE key = ?1",
+            [key.as_slice()],
+            |r| r.get::<_, bool>(0),
+        )
+        .optional()
+    {
+        Ok(found) => found.unwrap_or(false),
+        Err(e) => {
+            tracing::error!("revocation check failed, refusing the handshake: {e}");
+            true
+        }
+    }
 }

@@ -172,8 +172,14 @@ pub async fn read_frame(recv: &mut RecvStream, max: usize) -> anyhow::Result<Opt
     if len > max {
         anyhow::bail!(pocnet_wire::FrameError::TooLarge { len, max });
     }
-    let mut body = vec![0u8; len];
-    recv.read_exact(&mut body).await?;
+    // Grow with what actually arrives, so a declared length reserves nothing by itself.
+    let mut body = Vec::with_capacity(len.min(64 * 1024));
+    let mut chunk = vec![0u8; len.min(64 * 1024)];
+    while body.len() < len {
+        let want = (len - body.len()).min(chunk.len());
+        recv.read_exact(&mut chunk[..want]).await?;
+        body.extend_from_slice(&chunk[..want]);
+    }
     Ok(Some(body))
 }
 
@@ -199,7 +205,9 @@ fn store_err(e: StoreError) -> Response {
             ErrorCode::InviteUsed,
             "invite code already used; each code enrols one key",
         ),
-        StoreError::AlreadyEnrolled(_) | StoreError::HandleTaken(_) => err(ErrorCode::Forbidden, e.to_string()),
+        StoreError::AlreadyEnrolled(_) | StoreError::HandleTaken(_) | StoreError::IdReused => {
+            err(ErrorCode::Forbidden, e.to_string())
+        }
         StoreError::Sqlite(_) | StoreError::Closed => {
             tracing::error!("{e}");
             err(ErrorCode::Internal, format!("{e}; nothing was stored, retry later"))
@@ -376,6 +384,14 @@ async fn handle_request(relay: &Relay, peer: &IdentityKey, req: Request) -> Resp
                 Request::SendReceipt { to, receipt } => match Receipt::verify(&receipt, peer) {
                     Err(e) => err(ErrorCode::BadEnvelope, format!("receipt rejected: {e}")),
                     Ok(r) if r.sender != to => err(ErrorCode::Malformed, "receipt is addressed to another sender"),
+                    Ok(_) if !matches!(relay.store.member(&to), Ok(Some(m)) if !m.revoked) => err(
+                        ErrorCode::UnknownRecipient,
+                        "the receipt's addressee is not an active member",
+                    ),
+                    Ok(_) if !relay.limiter.lock().expect("limiter").allow(*peer.as_bytes(), now_ms()) => err(
+                        ErrorCode::RateLimited,
+                        format!("over {} requests/s; retry in a moment", relay.cfg.rate_per_sec),
+                    ),
                     Ok(_) => {
                         let now = now_ms();
                         match relay
@@ -514,6 +530,11 @@ async fn watch(relay: &Relay, peer: IdentityKey, follow: bool, send: &mut SendSt
         return Ok(());
     };
     while let Some(d) = live.recv().await {
+        // A key revoked while watching stops receiving at once.
+        if let Err(r) = relay.member_ok(&peer) {
+            send.write_all(&encode(&r)).await?;
+            return Ok(());
+        }
         if d.seq() <= last {
             continue;
         }
@@ -525,12 +546,8 @@ async fn watch(relay: &Relay, peer: IdentityKey, follow: bool, send: &mut SendSt
     Ok(())
 }
 
-fn blob_path(dir: &std::path::Path, message_id: &[u8; 16], part: bool) -> PathBuf {
-    dir.join(format!(
-        "{}{}",
-        pocnet_crypto::to_hex(message_id),
-        if part { ".part" } else { "" }
-    ))
+fn blob_path(dir: &std::path::Path, message_id: &[u8; 16]) -> PathBuf {
+    dir.join(pocnet_crypto::to_hex(message_id))
 }
 
 async fn put_blob(
@@ -561,7 +578,12 @@ async fn put_blob(
         Ok(None) => {}
         Err(e) => return store_err(e),
     }
-    let part = blob_path(&relay.blobs, &message_id, true);
+    // The partial upload is the sender's own: another member cannot append to it.
+    let part = relay.blobs.join(format!(
+        "{}-{}.part",
+        pocnet_crypto::to_hex(peer.as_bytes()),
+        pocnet_crypto::to_hex(&message_id)
+    ));
     let have = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
     if offset != have || have > total_len {
         // The client resumes from what is on disk.
@@ -630,7 +652,7 @@ async fn put_blob(
             "attachment envelope does not match its upload (sender, id or content type)",
         );
     }
-    if let Err(e) = tokio::fs::rename(&part, blob_path(&relay.blobs, &message_id, false)).await {
+    if let Err(e) = tokio::fs::rename(&part, blob_path(&relay.blobs, &message_id)).await {
         return err(ErrorCode::Internal, format!("cannot store attachment: {e}"));
     }
     let recipients = header.recipients.iter().map(|r| r.key).collect();
@@ -676,7 +698,7 @@ async fn get_blob(
         return Ok(());
     }
     send.write_all(&encode(&Response::Blob { total_len })).await?;
-    let mut f = tokio::fs::File::open(blob_path(&relay.blobs, &message_id, false)).await?;
+    let mut f = tokio::fs::File::open(blob_path(&relay.blobs, &message_id)).await?;
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     f.seek(std::io::SeekFrom::Start(offset.min(total_len))).await?;
     let mut buf = vec![0u8; 256 * 1024];

@@ -41,6 +41,9 @@ pub enum StoreError {
     /// The handle is held by another active key.
     #[error("handle {0} is held by another key; revoke it first")]
     HandleTaken(String),
+    /// A message id this sender already used for a different envelope.
+    #[error("this message id was already used for a different envelope")]
+    IdReused,
     /// The writer thread has stopped.
     #[error("the relay store has shut down")]
     Closed,
@@ -130,13 +133,17 @@ enum Cmd {
 /// Announces committed queue items to whoever watches a recipient.
 #[derive(Clone, Default)]
 pub struct Hub {
-    watchers: Arc<Mutex<HashMap<Key, Vec<tokio::sync::mpsc::UnboundedSender<Delivery>>>>>,
+    watchers: Arc<Mutex<HashMap<Key, Vec<tokio::sync::mpsc::Sender<Delivery>>>>>,
 }
+
+/// Items a watcher may fall behind by before it is dropped (it then re-reads from the store).
+pub const WATCH_BACKLOG: usize = 4096;
 
 impl Hub {
     /// Watch `recipient`; items committed from now on arrive on the receiver.
-    pub fn subscribe(&self, recipient: Key) -> tokio::sync::mpsc::UnboundedReceiver<Delivery> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    /// A watcher that falls `WATCH_BACKLOG` items behind is dropped: its receiver ends.
+    pub fn subscribe(&self, recipient: Key) -> tokio::sync::mpsc::Receiver<Delivery> {
+        let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BACKLOG);
         self.watchers
             .lock()
             .expect("hub lock")
@@ -152,9 +159,17 @@ impl Hub {
         let mut w = self.watchers.lock().expect("hub lock");
         for item in items {
             if let Some(list) = w.get_mut(&item.recipient) {
-                list.retain(|tx| tx.send(item.delivery.clone()).is_ok());
+                list.retain(|tx| tx.try_send(item.delivery.clone()).is_ok());
             }
         }
+    }
+    /// Whether anyone watches `recipient` (only then are committed items copied for it).
+    fn is_watched(&self, recipient: &Key) -> bool {
+        self.watchers
+            .lock()
+            .expect("hub lock")
+            .get(recipient)
+            .is_some_and(|l| l.iter().any(|tx| !tx.is_closed()))
     }
 }
 
@@ -440,7 +455,7 @@ impl Done {
             Done::Accept(r, _) => Done::Accept(r, Err(err())),
             Done::Unit(r, _) => Done::Unit(r, Err(err())),
             Done::Count(r, _) => Done::Count(r, Err(err())),
-            Done::Items(r, x) => Done::Items(r, x),
+            Done::Items(r, _) => Done::Items(r, Err(err())),
             Done::Member(r, _) => Done::Member(r, Err(err())),
         }
     }
@@ -484,14 +499,23 @@ impl Writer {
             }
         };
         for cmd in batch {
-            done.push(apply(&tx, cmd, &mut self.counts, self.queue_quota, &mut announced));
+            done.push(apply(
+                &tx,
+                cmd,
+                &mut self.counts,
+                self.queue_quota,
+                &mut announced,
+                &self.hub,
+            ));
         }
         match tx.commit() {
             Ok(()) => {
+                // Announce before answering: by the time a sender hears "accepted", every
+                // live watcher of its recipients already has the item.
+                self.hub.publish(announced);
                 for d in done {
                     d.send();
                 }
-                self.hub.publish(announced);
             }
             Err(e) => {
                 // Disk full or I/O error: nothing in this group was stored. Say so to everyone.
@@ -545,11 +569,12 @@ fn apply(
     counts: &mut HashMap<Key, u64>,
     quota: u64,
     announced: &mut Vec<QueuedItem>,
+    hub: &Hub,
 ) -> Done {
     match cmd {
         Cmd::Accept(env, reply) => {
             let mut local = Vec::new();
-            let r = in_savepoint(tx, |tx| accept(tx, &env, counts, quota, &mut local));
+            let r = in_savepoint(tx, |tx| accept(tx, &env, counts, quota, &mut local, hub));
             if r.is_ok() {
                 announced.append(&mut local);
             }
@@ -563,6 +588,9 @@ fn apply(
             reply,
         } => {
             let r = in_savepoint(tx, |tx| {
+                if counts.get(&to).copied().unwrap_or(0) >= quota {
+                    return Err(StoreError::QuotaExceeded(pocnet_crypto::to_hex(&to[..8])));
+                }
                 tx.execute(
                     "INSERT INTO queue(recipient, kind, payload, peer, expires_at) VALUES (?1, 2, ?2, ?3, ?4)",
                     params![to.as_slice(), receipt, from.as_slice(), expires_at_ms as i64],
@@ -631,7 +659,7 @@ fn apply(
         } => {
             let r = in_savepoint(tx, |tx| {
                 tx.execute(
-                    "INSERT OR REPLACE INTO blobs(message_id, sender, total_len, recipients, stored_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO blobs(message_id, sender, total_len, recipients, stored_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![message_id.as_slice(), sender.as_slice(), total_len as i64, recipients.concat(), now_ms as i64],
                 )?;
                 Ok(())
@@ -647,12 +675,18 @@ fn accept(
     counts: &mut HashMap<Key, u64>,
     quota: u64,
     announced: &mut Vec<QueuedItem>,
+    hub: &Hub,
 ) -> Result<Accepted, StoreError> {
-    let existing: Option<i64> = tx
-        .prepare_cached("SELECT stored_at FROM envelopes WHERE sender = ?1 AND message_id = ?2")?
-        .query_row(params![env.sender.as_slice(), env.message_id.as_slice()], |r| r.get(0))
+    let existing: Option<(i64, Vec<u8>)> = tx
+        .prepare_cached("SELECT stored_at, envelope_hash FROM envelopes WHERE sender = ?1 AND message_id = ?2")?
+        .query_row(params![env.sender.as_slice(), env.message_id.as_slice()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
-    if let Some(stored_at) = existing {
+    if let Some((stored_at, hash)) = existing {
+        if hash != env.envelope_hash {
+            return Err(StoreError::IdReused);
+        }
         return Ok(Accepted {
             stored_at_ms: stored_at as u64,
             duplicate: true,
@@ -687,6 +721,9 @@ fn accept(
         ])?;
         let seq = tx.last_insert_rowid() as u64;
         *counts.entry(*r).or_default() += 1;
+        if !hub.is_watched(r) {
+            continue;
+        }
         announced.push(QueuedItem {
             recipient: *r,
             delivery: Delivery::Envelope {

@@ -111,3 +111,34 @@ fn watchers_hear_of_items_only_after_commit_and_only_their_own() {
         assert!(five.try_recv().is_err());
     });
 }
+
+#[test]
+fn a_reused_message_id_with_other_content_is_refused_not_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = StoreHandle::open(&dir.path().join("r.db"), 64, 100).unwrap();
+        store.accept(env(1, 5, &[2], 0, 1_000_000)).await.unwrap();
+        let mut other = env(1, 5, &[2], 10, 1_000_000);
+        other.envelope_hash = [0xee; 32];
+        assert!(matches!(store.accept(other).await, Err(StoreError::IdReused)));
+        assert_eq!(store.pending([2; 32], 0, 10, 0).await.unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn receipts_count_against_the_recipients_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = StoreHandle::open(&dir.path().join("r.db"), 64, 2).unwrap();
+        store.queue_receipt([2; 32], [3; 32], vec![1], 1_000_000).await.unwrap();
+        store.queue_receipt([2; 32], [3; 32], vec![2], 1_000_000).await.unwrap();
+        assert!(matches!(
+            store.queue_receipt([2; 32], [3; 32], vec![3], 1_000_000).await,
+            Err(StoreError::QuotaExceeded(_))
+        ));
+        assert!(matches!(
+            store.accept(env(1, 1, &[2], 0, 1_000_000)).await,
+            Err(StoreError::QuotaExceeded(_))
+        ));
+    });
+}

@@ -38,7 +38,8 @@ pub fn key_from_spki(der: &[u8]) -> Option<[u8; 32]> {
 
 fn certified_key(seed: &[u8; 32], public: &[u8; 32]) -> Result<Arc<CertifiedKey>, Error> {
     let pkcs8 = zeroize::Zeroizing::new([&PKCS8_PREFIX[..], seed].concat());
-    let der = PrivatePkcs8KeyDer::from(pkcs8.to_vec());
+    // Borrow the zeroizing buffer: an owned copy of the seed would outlive it unwiped.
+    let der = PrivatePkcs8KeyDer::from(&pkcs8[..]);
     let signer = rustls::crypto::ring::sign::any_eddsa_type(&der)?;
     Ok(Arc::new(CertifiedKey::new(
         vec![CertificateDer::from(spki(public))],
