@@ -419,29 +419,52 @@ impl Client {
         s: &Session,
         follow: bool,
         stop_after: Option<usize>,
+        on_message: impl FnMut(&MessageRow, ContentType),
+    ) -> anyhow::Result<SyncStats> {
+        self.sync_with(s, follow, stop_after, on_message, || {}).await
+    }
+
+    /// As [`Client::sync`], calling `on_caught_up` each time the backlog has been received.
+    /// With `follow`, a stream the relay ends (a watcher that fell too far behind is cut
+    /// off) is opened again and resumes from the backlog.
+    pub async fn sync_with(
+        &self,
+        s: &Session,
+        follow: bool,
+        stop_after: Option<usize>,
         mut on_message: impl FnMut(&MessageRow, ContentType),
+        mut on_caught_up: impl FnMut(),
     ) -> anyhow::Result<SyncStats> {
         s.require_member()?;
         let mut stats = SyncStats::default();
-        let mut watch = s.watch(follow).await?;
-        while let Some(ev) = watch.next().await? {
-            match ev {
-                WatchEvent::CaughtUp if !follow => break,
-                WatchEvent::CaughtUp => {}
-                WatchEvent::Item(d) => {
-                    let seq = d.seq();
-                    if let Some((row, ct)) = self.handle(s, d, &mut stats).await? {
-                        on_message(&row, ct);
+        loop {
+            let mut watch = s.watch(follow).await?;
+            while let Some(ev) = watch.next().await? {
+                match ev {
+                    WatchEvent::CaughtUp => {
+                        on_caught_up();
+                        if !follow {
+                            return Ok(stats);
+                        }
                     }
-                    // Acknowledge only after the message is committed locally.
-                    s.request(&Request::Ack { seqs: vec![seq] }).await?;
-                    if stop_after.is_some_and(|n| stats.new_messages >= n) {
-                        break;
+                    WatchEvent::Item(d) => {
+                        let seq = d.seq();
+                        if let Some((row, ct)) = self.handle(s, d, &mut stats).await? {
+                            on_message(&row, ct);
+                        }
+                        // Acknowledge only after the message is committed locally.
+                        s.request(&Request::Ack { seqs: vec![seq] }).await?;
+                        if stop_after.is_some_and(|n| stats.new_messages >= n) {
+                            return Ok(stats);
+                        }
                     }
                 }
             }
+            if !follow {
+                return Ok(stats);
+            }
+            tracing::info!("watch stream ended by the relay; reopening");
         }
-        Ok(stats)
     }
 
     async fn handle(

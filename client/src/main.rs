@@ -295,10 +295,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Watch { exec, count } => {
             let c = Client::open(&home, pass()?.as_bytes())?;
             let s = c.connect().await?;
-            eprintln!(
-                "watching for messages as {} (Ctrl-C to stop)",
-                c.profile.config.handle.as_deref().unwrap_or("?")
-            );
             let json = cli.json;
             let result = {
                 let on = |m: &MessageRow, ct: ContentType| {
@@ -316,7 +312,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         run_hook(cmd, m);
                     }
                 };
-                c.sync(&s, true, count, on).await.map(|_| ())
+                let handle = c.profile.config.handle.clone().unwrap_or_else(|| "?".into());
+                let mut said = false;
+                // Say "watching" once the stream is open and the backlog is in, so scripts
+                // can wait for it before sending.
+                c.sync_with(&s, true, count, on, || {
+                    if !said {
+                        eprintln!("watching for messages as {handle} (Ctrl-C to stop)");
+                        said = true;
+                    }
+                })
+                .await
+                .map(|_| ())
             };
             s.close().await;
             result?;

@@ -2,6 +2,7 @@
 //!
 //! `cargo bench -p pocnet-crypto`. Ratios are computed by `scripts/bench-ratios.py`
 //! from criterion's estimates and recorded in BENCHMARKS.md.
+#![forbid(unsafe_code)]
 
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};

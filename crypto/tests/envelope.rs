@@ -439,8 +439,7 @@ proptest! {
         })?;
     }
 
-    /// Parsing arbitrary bytes never panics (a proptest stand-in for a fuzz target;
-    /// see crypto/fuzz for the cargo-fuzz target).
+    /// Parsing arbitrary bytes never panics (a proptest stand-in for a fuzz target).
     #[test]
     fn parsers_never_panic_on_arbitrary_bytes(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let me = identity("parser");
@@ -478,8 +477,8 @@ proptest! {
 }
 
 #[test]
-fn large_streams_hashed_on_a_second_thread_round_trip_and_detect_tampering() {
-    // 40 chunks: above the threshold where the body hash runs on its own thread.
+fn large_streams_round_trip_and_detect_tampering() {
+    // 40 chunks, streamed in and out.
     let sender = identity("sender");
     let rcpt = identity("big");
     let body: Vec<u8> = (0..40 * CHUNK_SIZE - 7).map(|i| (i % 253) as u8).collect();
@@ -517,4 +516,52 @@ fn large_streams_hashed_on_a_second_thread_round_trip_and_detect_tampering() {
         open_stream(&rcpt, &mut badsig.as_slice(), sender.public_key(), &mut Vec::new()),
         Err(Error::BadSignature(_))
     ));
+}
+
+#[test]
+fn malleated_and_small_order_signatures_are_rejected_by_verify_strict() {
+    let sender = identity("sender");
+    let (ids, pubs) = identities("strict", 1);
+    let sealed = seal(&mut os(), &sender, &pubs, &fields(Suite::X25519), b"x").unwrap();
+    let n = sealed.bytes.len();
+    // S + L: the same signature in a non-canonical encoding.
+    let mut malleated = sealed.bytes.clone();
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let v = malleated[n - 32 + i] as u16 + L[i] as u16 + carry;
+        malleated[n - 32 + i] = v as u8;
+        carry = v >> 8;
+    }
+    assert!(matches!(
+        open(&ids[0], &malleated, sender.public_key()),
+        Err(Error::BadSignature(_))
+    ));
+    // R replaced by the identity point (small order).
+    let mut small_r = sealed.bytes.clone();
+    small_r[n - 64..n - 32].copy_from_slice(&{
+        let mut p = [0u8; 32];
+        p[0] = 1;
+        p
+    });
+    assert!(matches!(
+        open(&ids[0], &small_r, sender.public_key()),
+        Err(Error::BadSignature(_))
+    ));
+    // The same attack on a receipt.
+    let r = pocnet_crypto::Receipt::sign(
+        &ids[0],
+        pocnet_crypto::ReceiptKind::Read,
+        [1; 16],
+        [2; 32],
+        sender.public_key(),
+        3,
+    );
+    let mut rb = r.as_bytes().to_vec();
+    let m = rb.len();
+    rb[m - 64..m - 32].copy_from_slice(&small_r[n - 64..n - 32]);
+    assert!(pocnet_crypto::Receipt::verify(&rb, ids[0].public_key()).is_err());
 }

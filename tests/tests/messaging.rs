@@ -113,7 +113,8 @@ fn watch_pushes_messages_to_an_online_recipient_and_runs_the_hook() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // `watch` says it is watching only after its stream is open.
+    // `watch` says it is watching only once its stream is open and the (empty) backlog is in,
+    // so the message below arrives as a live push.
     let mut err = BufReader::new(watch.stderr.take().unwrap());
     let mut line = String::new();
     err.read_line(&mut line).unwrap();

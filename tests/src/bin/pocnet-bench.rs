@@ -7,6 +7,7 @@
 //! rows per transaction; (2) bare quinn with the same TLS, framing and one stream per
 //! message, no relay logic; (3) the relay: envelopes accepted durably and delivered per
 //! second, then p50/p99 send→deliver latency at half that load.
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
