@@ -29,6 +29,9 @@ pub struct Config {
     pub batch_max: usize,
     /// Most concurrent connections.
     pub max_connections: u32,
+    /// Cap on the database size in MiB (0: only the disk limits it). Past it, sends are
+    /// refused as on a full disk, and acknowledged items free space for new ones.
+    pub max_db_mib: u64,
 }
 
 impl Default for Config {
@@ -44,6 +47,7 @@ impl Default for Config {
             sweep_interval_secs: 60,
             batch_max: 1024,
             max_connections: 10_000,
+            max_db_mib: 0,
         }
     }
 }

@@ -72,7 +72,8 @@ impl Running {
 pub async fn start(dir: PathBuf, cfg: Config, identity: Identity) -> anyhow::Result<Running> {
     let data = DataDir(dir.clone());
     std::fs::create_dir_all(data.blobs())?;
-    let store = StoreHandle::open(&data.db(), cfg.batch_max, cfg.queue_quota)?;
+    let cap = (cfg.max_db_mib > 0).then_some(cfg.max_db_mib * 1024 * 1024);
+    let store = StoreHandle::open_limited(&data.db(), cfg.batch_max, cfg.queue_quota, cap)?;
     let auth = Mutex::new(crate::store::open_db(&data.db())?);
     let admit: Arc<pocnet_wire::tls::AdmitFn> =
         Arc::new(move |key: &IdentityKey| !admin::is_revoked(&auth.lock().expect("auth lock"), key.as_bytes()));
@@ -190,6 +191,11 @@ fn err(code: ErrorCode, message: impl Into<String>) -> Response {
     }
 }
 
+fn is_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
+        || e.to_string().contains("full")
+}
+
 fn store_err(e: StoreError) -> Response {
     match e {
         StoreError::QuotaExceeded(_) => err(ErrorCode::QuotaExceeded, e.to_string()),
@@ -207,6 +213,13 @@ fn store_err(e: StoreError) -> Response {
         ),
         StoreError::AlreadyEnrolled(_) | StoreError::HandleTaken(_) | StoreError::IdReused => {
             err(ErrorCode::Forbidden, e.to_string())
+        }
+        StoreError::Sqlite(ref inner) if is_full(inner) => {
+            tracing::error!("{e}");
+            err(
+                ErrorCode::Internal,
+                "the relay's storage is full; nothing was stored. Retry later; the operator has been told",
+            )
         }
         StoreError::Sqlite(_) | StoreError::Closed => {
             tracing::error!("{e}");

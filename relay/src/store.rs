@@ -222,7 +222,23 @@ pub fn open_db(path: &Path) -> Result<Connection, StoreError> {
 impl StoreHandle {
     /// Starts the writer thread over the database at `path`.
     pub fn open(path: &Path, batch_max: usize, queue_quota: u64) -> Result<Self, StoreError> {
+        Self::open_limited(path, batch_max, queue_quota, None)
+    }
+
+    /// As [`StoreHandle::open`], with the database capped at `max_bytes`: past it, writes
+    /// fail as on a full disk (nothing of the failing request is stored).
+    pub fn open_limited(
+        path: &Path,
+        batch_max: usize,
+        queue_quota: u64,
+        max_bytes: Option<u64>,
+    ) -> Result<Self, StoreError> {
         let writer = open_db(path)?;
+        if let Some(max) = max_bytes {
+            let page: i64 = writer.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let pages = (max / page.max(512) as u64).max(1);
+            writer.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+        }
         let read = open_db(path)?;
         let (tx, rx) = mpsc::channel();
         let hub = Hub::default();
@@ -449,6 +465,15 @@ enum Done {
 }
 
 impl Done {
+    fn error_text(&self) -> Option<String> {
+        match self {
+            Done::Accept(_, Err(e)) => Some(e.to_string()),
+            Done::Unit(_, Err(e)) | Done::Count(_, Err(e)) | Done::Items(_, Err(e)) | Done::Member(_, Err(e)) => {
+                Some(e.to_string())
+            }
+            _ => None,
+        }
+    }
     fn fail(self, e: &str) -> Self {
         let err = || StoreError::Sqlite(rusqlite::Error::InvalidParameterName(format!("commit failed: {e}")));
         match self {
@@ -498,17 +523,25 @@ impl Writer {
                 return;
             }
         };
+        // SQLite may roll back the whole transaction on some errors (a full disk): then
+        // nothing of this group is stored, and the rest of the group must not run outside it.
+        let mut aborted: Option<String> = None;
         for cmd in batch {
-            done.push(apply(
-                &tx,
-                cmd,
-                &mut self.counts,
-                self.queue_quota,
-                &mut announced,
-                &self.hub,
-            ));
+            if let Some(msg) = &aborted {
+                fail_cmd(cmd, msg);
+                continue;
+            }
+            let d = apply(&tx, cmd, &mut self.counts, self.queue_quota, &mut announced, &self.hub);
+            if tx.is_autocommit() {
+                aborted = Some(d.error_text().unwrap_or_else(|| "transaction rolled back".into()));
+            }
+            done.push(d);
         }
-        match tx.commit() {
+        let result = match aborted {
+            Some(msg) => Err(msg),
+            None => tx.commit().map_err(|e| e.to_string()),
+        };
+        match result {
             Ok(()) => {
                 // Announce before answering: by the time a sender hears "accepted", every
                 // live watcher of its recipients already has the item.
@@ -517,10 +550,9 @@ impl Writer {
                     d.send();
                 }
             }
-            Err(e) => {
+            Err(msg) => {
                 // Disk full or I/O error: nothing in this group was stored. Say so to everyone.
                 self.counts = counts_before;
-                let msg = e.to_string();
                 tracing::error!("store commit failed: {msg}");
                 for d in done {
                     d.fail(&msg).send();
@@ -557,7 +589,11 @@ fn in_savepoint<T>(
             Ok(v)
         }
         Err(e) => {
-            tx.execute_batch("ROLLBACK TO cmd; RELEASE cmd")?;
+            // If SQLite already rolled the transaction back, there is no savepoint left;
+            // the caller sees that and fails the group. Report the original error.
+            if !tx.is_autocommit() {
+                tx.execute_batch("ROLLBACK TO cmd; RELEASE cmd")?;
+            }
             Err(e)
         }
     }
@@ -619,9 +655,21 @@ fn apply(
         Cmd::Ack { recipient, seqs, reply } => {
             let r = in_savepoint(tx, |tx| {
                 let mut n = 0;
-                let mut stmt = tx.prepare_cached("DELETE FROM queue WHERE recipient = ?1 AND seq = ?2")?;
+                let mut find = tx.prepare_cached("SELECT envelope_id FROM queue WHERE recipient = ?1 AND seq = ?2")?;
+                let mut delete = tx.prepare_cached("DELETE FROM queue WHERE recipient = ?1 AND seq = ?2")?;
+                // Once every recipient has acknowledged an envelope, its ciphertext is dropped;
+                // the row stays (id and hash) so a retried send is still recognised.
+                let mut drop_bytes = tx.prepare_cached(
+                    "UPDATE envelopes SET bytes = x'' WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM queue WHERE envelope_id = ?1)",
+                )?;
                 for s in seqs {
-                    n += stmt.execute(params![recipient.as_slice(), s as i64])? as u64;
+                    let envelope: Option<Option<i64>> = find
+                        .query_row(params![recipient.as_slice(), s as i64], |r| r.get(0))
+                        .optional()?;
+                    n += delete.execute(params![recipient.as_slice(), s as i64])? as u64;
+                    if let Some(Some(id)) = envelope {
+                        drop_bytes.execute([id])?;
+                    }
                 }
                 if let Some(c) = counts.get_mut(&recipient) {
                     *c = c.saturating_sub(n);

@@ -142,3 +142,43 @@ fn receipts_count_against_the_recipients_quota() {
         ));
     });
 }
+
+#[test]
+fn a_full_store_refuses_cleanly_keeps_what_it_accepted_and_recovers_when_space_frees() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = StoreHandle::open_limited(&dir.path().join("r.db"), 64, 1_000_000, Some(512 * 1024)).unwrap();
+        let big = |id: u16| NewEnvelope {
+            sender: [1; 32],
+            message_id: {
+                let mut m = [0u8; 16];
+                m[..2].copy_from_slice(&id.to_be_bytes());
+                m
+            },
+            envelope_hash: [0; 32],
+            bytes: vec![7; 4096],
+            recipients: vec![[2; 32]],
+            now_ms: 0,
+            expires_at_ms: u64::MAX / 4,
+        };
+        let mut accepted = 0u16;
+        let err = loop {
+            match store.accept(big(accepted)).await {
+                Ok(_) => accepted += 1,
+                Err(e) => break e,
+            }
+            assert!(accepted < 1000, "the cap was never reached");
+        };
+        assert!(matches!(err, StoreError::Sqlite(_)), "{err:?}");
+        assert!(err.to_string().contains("full"), "{err}");
+        // Everything acknowledged as accepted is there, and nothing of the refused one.
+        let pending = store.pending([2; 32], 0, 10_000, 0).await.unwrap();
+        assert_eq!(pending.len(), accepted as usize);
+        // Acknowledging drops the delivered ciphertext and frees pages; the store takes new
+        // envelopes again, and a retried old one is still recognised.
+        let seqs = pending.iter().map(|d| d.seq()).collect();
+        store.ack([2; 32], seqs).await.unwrap();
+        store.accept(big(60_000)).await.unwrap();
+        assert!(store.accept(big(0)).await.unwrap().duplicate);
+    });
+}

@@ -119,9 +119,14 @@ fn replayed_envelope_from_the_relay_is_shown_once() {
     let cl = Poc::enrolled(&relay, "CL", "primary");
     let mx = Poc::enrolled(&relay, "MX", "primary");
     cl.ok(&["send", "MX.primary", "-m", "once"]);
-    assert_eq!(mx.json(&["inbox"]).as_array().unwrap().len(), 1);
-    // A hostile (or confused) relay queues the delivered envelope again.
     let db = relay.db();
+    let kept: Vec<u8> = db.query_row("SELECT bytes FROM envelopes", [], |r| r.get(0)).unwrap();
+    assert_eq!(mx.json(&["inbox"]).as_array().unwrap().len(), 1);
+    // Delivered and acknowledged: the relay no longer holds the ciphertext ...
+    let left: Vec<u8> = db.query_row("SELECT bytes FROM envelopes", [], |r| r.get(0)).unwrap();
+    assert!(left.is_empty());
+    // ... but a hostile relay kept a copy and queues it again.
+    db.execute("UPDATE envelopes SET bytes = ?1", [&kept]).unwrap();
     db.execute("INSERT INTO queue(recipient, kind, envelope_id, expires_at) SELECT members.key, 1, envelopes.id, 99999999999999 FROM members, envelopes WHERE members.handle = 'MX.primary'", []).unwrap();
     let c = mx.client();
     let rt = tokio::runtime::Runtime::new().unwrap();

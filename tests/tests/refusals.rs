@@ -235,3 +235,28 @@ fn malformed_and_oversize_frames_get_errors_and_the_relay_keeps_serving() {
     });
     still_serves(&relay, &cl, &mx);
 }
+
+#[test]
+fn a_full_relay_store_refuses_sends_clearly_and_recovers_once_messages_are_delivered() {
+    let relay = Relay::start_with("max_db_mib = 1");
+    let cl = Poc::enrolled(&relay, "CL", "primary");
+    let mx = Poc::enrolled(&relay, "MX", "primary");
+    let body = vec![b'a'; 300_000];
+    let mut accepted = 0;
+    let err = loop {
+        let out = cl.run_with_stdin(&["send", "MX.primary"], &body);
+        if !out.status.success() {
+            break String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+        accepted += 1;
+        assert!(accepted < 10, "the 1 MiB cap was never reached");
+    };
+    assert!(
+        err.contains("storage is full") && err.contains("nothing was stored"),
+        "{err}"
+    );
+    // What was accepted is delivered, and delivery frees the space for new messages.
+    assert_eq!(mx.json(&["inbox"]).as_array().unwrap().len(), accepted);
+    let out = cl.run_with_stdin(&["send", "MX.primary"], &body);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
