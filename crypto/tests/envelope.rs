@@ -565,3 +565,128 @@ fn malleated_and_small_order_signatures_are_rejected_by_verify_strict() {
     rb[m - 64..m - 32].copy_from_slice(&small_r[n - 64..n - 32]);
     assert!(pocnet_crypto::Receipt::verify(&rb, ids[0].public_key()).is_err());
 }
+
+#[test]
+fn header_parse_enforces_every_stated_limit() {
+    let sender = identity("sender");
+    let (_, pubs) = identities("limits", 2);
+    let f = HeaderFields {
+        incident_id: Some("INC-1".into()),
+        ..fields(Suite::X25519)
+    };
+    let sealed = seal(&mut os(), &sender, &pubs, &f, b"x").unwrap();
+    let l = layout(&sealed.bytes);
+    let header = sealed.bytes[l.header_start..l.header_start + l.header_len].to_vec();
+    envelope::Header::parse(&header).unwrap();
+    // Offsets from PROTOCOL.md §4.1.
+    let (ct, tlp, inc_len) = (58, 59, 61);
+    let after_inc = inc_len + 1 + 5;
+    let body_len = after_inc + 32;
+    let count = body_len + 8;
+    let mutate = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut h = header.clone();
+        f(&mut h);
+        envelope::Header::parse(&h)
+    };
+    assert!(
+        matches!(mutate(&|h| h[ct] = 0), Err(Error::NonCanonical(_))),
+        "content type 0"
+    );
+    assert!(
+        matches!(mutate(&|h| h[ct] = 8), Err(Error::NonCanonical(_))),
+        "content type 8"
+    );
+    assert!(matches!(mutate(&|h| h[tlp] = 6), Err(Error::NonCanonical(_))), "TLP 6");
+    assert!(
+        matches!(mutate(&|h| h[inc_len + 1] = b' '), Err(Error::NonCanonical(_))),
+        "space in incident id"
+    );
+    assert!(
+        matches!(mutate(&|h| h[inc_len + 1] = 0x80), Err(Error::NonCanonical(_))),
+        "non-ASCII incident id"
+    );
+    assert!(
+        matches!(
+            mutate(&|h| {
+                h[inc_len] = 65;
+                h.splice(inc_len + 1..inc_len + 1, vec![b'A'; 60]);
+            }),
+            Err(Error::TooLarge { .. })
+        ),
+        "incident id over 64"
+    );
+    assert!(
+        matches!(
+            mutate(&|h| h[body_len..body_len + 8].copy_from_slice(&((1u64 << 40) + 1).to_be_bytes())),
+            Err(Error::TooLarge { .. })
+        ),
+        "body over 2^40"
+    );
+    assert!(
+        matches!(
+            mutate(&|h| {
+                h[count..count + 2].copy_from_slice(&0u16.to_be_bytes());
+                h.truncate(count + 2);
+            }),
+            Err(Error::TooLarge { .. })
+        ),
+        "no recipients"
+    );
+    assert!(
+        matches!(
+            mutate(&|h| h[count..count + 2].copy_from_slice(&1025u16.to_be_bytes())),
+            Err(Error::TooLarge { .. })
+        ),
+        "over 1024 recipients"
+    );
+    assert!(
+        matches!(
+            mutate(&|h| {
+                let first = h[count + 2..count + 34].to_vec();
+                h[count + 98..count + 130].copy_from_slice(&first);
+            }),
+            Err(Error::NonCanonical(_))
+        ),
+        "duplicate recipient"
+    );
+    assert!(
+        matches!(
+            mutate(&|h| {
+                h.pop();
+            }),
+            Err(Error::Truncated(_))
+        ),
+        "truncated"
+    );
+}
+
+#[test]
+fn stanza_blocks_must_be_canonical() {
+    let sender = identity("sender");
+    let (ids, pubs) = identities("stanzas", 2);
+    let sealed = seal(&mut os(), &sender, &pubs, &fields(Suite::X25519), b"x").unwrap();
+    let l = layout(&sealed.bytes);
+    let s = Suite::X25519.stanza_len();
+    // Count 0, and indices out of order (1 then 0): refused even though the signature holds.
+    let mut zero = sealed.bytes.clone();
+    zero[l.stanzas_start..l.stanzas_start + 2].copy_from_slice(&0u16.to_be_bytes());
+    assert!(matches!(
+        open(&ids[0], &zero, sender.public_key()),
+        Err(Error::NonCanonical(_))
+    ));
+    let mut order = sealed.bytes.clone();
+    let (a, b) = (l.stanzas_start + 2, l.stanzas_start + 2 + 2 + s);
+    order[a..a + 2].copy_from_slice(&1u16.to_be_bytes());
+    order[b..b + 2].copy_from_slice(&0u16.to_be_bytes());
+    assert!(matches!(
+        open(&ids[0], &order, sender.public_key()),
+        Err(Error::NonCanonical(_))
+    ));
+    // A header length over the limit is refused before anything is read.
+    let mut long = sealed.bytes.clone();
+    long[1..5].copy_from_slice(&(envelope::MAX_HEADER_LEN as u32 + 1).to_be_bytes());
+    assert!(matches!(
+        open(&ids[0], &long, sender.public_key()),
+        Err(Error::TooLarge { .. })
+    ));
+}

@@ -107,10 +107,22 @@ mod tests {
     fn file_then_environment_then_flags() {
         let dir = std::env::temp_dir().join(format!("pocnet-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("relay.toml"), "queue_quota = 5\nttl_secs = 60\n").unwrap();
+        std::fs::write(
+            dir.join("relay.toml"),
+            "queue_quota = 5\nttl_secs = 60\nbatch_max = 9\n",
+        )
+        .unwrap();
+        // The only test touching this variable; the environment beats the file, flags beat both.
+        std::env::set_var("POCNET_RELAY_BATCH_MAX", "11");
+        std::env::set_var("POCNET_RELAY_TTL_SECS", "8");
         let c = Config::load(&dir, &["ttl_secs=7".into(), "listen=127.0.0.1:9".into()]).unwrap();
-        assert_eq!((c.queue_quota, c.ttl_secs, c.listen.as_str()), (5, 7, "127.0.0.1:9"));
-        assert_eq!(c.batch_max, Config::default().batch_max);
+        std::env::remove_var("POCNET_RELAY_BATCH_MAX");
+        std::env::remove_var("POCNET_RELAY_TTL_SECS");
+        assert_eq!(
+            (c.queue_quota, c.batch_max, c.ttl_secs, c.listen.as_str()),
+            (5, 11, 7, "127.0.0.1:9")
+        );
+        assert_eq!(c.max_connections, Config::default().max_connections);
         assert!(Config::load(&dir, &["no_such=1".into()]).is_err());
         std::fs::write(dir.join("relay.toml"), "queue_quota = \"many\"\n").unwrap();
         assert!(
