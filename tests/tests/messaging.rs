@@ -54,15 +54,10 @@ fn three_pocs_message_one_to_one_and_one_to_many_with_receipts() {
     assert_eq!(cl.json(&["status", &id])["recipients"][0]["state"], "read");
 
     // 1:many, body from stdin.
-    let mut child = us
-        .cmd(&["send", "CL.primary", "MX.primary", "--subject", "to both", "--json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"from stdin").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = us.run_with_stdin(
+        &["send", "CL.primary", "MX.primary", "--subject", "to both", "--json"],
+        b"from stdin",
+    );
     assert!(out.status.success());
     let sent: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let many = sent["id"].as_str().unwrap().to_string();

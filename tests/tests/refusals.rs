@@ -189,20 +189,7 @@ fn oversize_envelope_is_refused_with_advice() {
     let relay = Relay::start();
     let cl = Poc::enrolled(&relay, "CL", "primary");
     let mx = Poc::enrolled(&relay, "MX", "primary");
-    let mut child = cl
-        .cmd(&["send", "MX.primary"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&vec![b'x'; 1024 * 1024 + 10])
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = cl.run_with_stdin(&["send", "MX.primary"], &vec![b'x'; 1024 * 1024 + 10]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("limit") && err.contains("--attach"), "{err}");
