@@ -247,3 +247,23 @@ fn a_full_relay_store_refuses_sends_clearly_and_recovers_once_messages_are_deliv
     let out = cl.run_with_stdin(&["send", "MX.primary"], &body);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn an_acceptance_not_signed_by_the_pinned_relay_key_is_reported() {
+    // As if the relay's acceptance were signed by some other key: the client must not
+    // record the message as stored.
+    let relay = Relay::start();
+    let cl = Poc::enrolled(&relay, "CL", "primary");
+    let _mx = Poc::enrolled(&relay, "MX", "primary");
+    let mut c = cl.client();
+    let other =
+        pocnet_crypto::Identity::generate(&mut pocnet_crypto::os_rng(), pocnet_client::now_ms() / 1000, 86400).unwrap();
+    c.profile.config.relay.as_mut().unwrap().key = Some(pocnet_crypto::to_hex(other.public_key().as_bytes()));
+    c.profile.save().unwrap();
+    let err = cl.fails(&["send", "MX.primary", "-m", "x"]);
+    assert!(err.contains("signed acceptance does not verify"), "{err}");
+    assert!(
+        pocnet_client::db::list(&cl.client().db, "out").unwrap().is_empty(),
+        "not recorded as sent"
+    );
+}
