@@ -332,3 +332,50 @@ fn uploads_that_are_not_the_senders_signed_attachment_are_refused_and_not_kept()
         s.close().await;
     });
 }
+
+#[test]
+fn sigterm_answers_or_refuses_every_request_in_flight_and_keeps_what_it_accepted() {
+    let mut relay = Relay::start_with("rate_per_sec = 100000.0\nrate_burst = 100000.0");
+    let cl = Poc::enrolled(&relay, "CL", "primary");
+    let mx = Poc::enrolled(&relay, "MX", "primary");
+    let sender = cl.client();
+    let pid = relay.pid();
+    let to = vec!["MX.primary".to_string()];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (acked, refusals) = rt.block_on(async {
+        let s = sender.connect().await.unwrap();
+        let first = sender.send(&s, &to, &outgoing("first".into())).await.unwrap();
+        let msgs: Vec<Outgoing> = (0..24).map(|k| outgoing(format!("in flight {k}"))).collect();
+        let batch: Vec<_> = msgs.iter().map(|m| sender.send(&s, &to, m)).collect();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        let results = futures_join(batch).await;
+        let mut acked = vec![first.id];
+        let mut refusals = Vec::new();
+        for r in results {
+            match r {
+                Ok(sent) => acked.push(sent.id),
+                Err(e) => refusals.push(format!("{e:#}")),
+            }
+        }
+        (acked, refusals)
+    });
+    // Every request got an answer: accepted, or told the relay is shutting down.
+    for e in &refusals {
+        assert!(e.contains("shutting down"), "unexpected failure: {e}");
+    }
+    assert!(relay.terminate().success(), "graceful exit");
+    relay.serve();
+    let got: Vec<String> = mx
+        .json(&["inbox"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    for id in &acked {
+        assert!(got.contains(id), "accepted message {id} lost in a graceful shutdown");
+    }
+}
