@@ -44,7 +44,7 @@ enum Command {
         #[arg(long, env = "POCNET_RELAY_TTL_SECS")]
         ttl_secs: Option<u64>,
         /// Per-sender rate limit, envelopes per second (overrides `rate_per_sec`).
-        #[arg(long, env = "POCNET_RELAY_RATE")]
+        #[arg(long, env = "POCNET_RELAY_RATE_PER_SEC")]
         rate_per_sec: Option<f64>,
         /// Override any relay.toml setting, e.g. `--set queue_quota=50000` (repeatable).
         /// Environment variables POCNET_RELAY_<SETTING> do the same.
