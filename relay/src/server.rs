@@ -114,6 +114,7 @@ pub async fn start(dir: PathBuf, cfg: Config, identity: Identity) -> anyhow::Res
                 Ok(_) => {}
                 Err(e) => tracing::error!("expiry sweep failed: {e}"),
             }
+            sweep_blobs(&sweeper).await;
         }
     });
     let ep = endpoint.clone();
@@ -139,6 +140,40 @@ pub async fn start(dir: PathBuf, cfg: Config, identity: Identity) -> anyhow::Res
         relay,
         accept_task,
     })
+}
+
+/// Attachments live as long as messages: files (and abandoned partial uploads) older than
+/// the TTL are deleted with their records.
+async fn sweep_blobs(relay: &Relay) {
+    let cutoff = now_ms().saturating_sub(relay.cfg.ttl_secs * 1000);
+    match relay.store.expire_blobs(cutoff).await {
+        Ok(ids) => {
+            for id in &ids {
+                let _ = tokio::fs::remove_file(blob_path(&relay.blobs, id)).await;
+            }
+            if !ids.is_empty() {
+                tracing::info!("deleted {} expired attachments", ids.len());
+            }
+        }
+        Err(e) => tracing::error!("attachment sweep failed: {e}"),
+    }
+    let Ok(mut dir) = tokio::fs::read_dir(&relay.blobs).await else {
+        return;
+    };
+    let max_age = std::time::Duration::from_secs(relay.cfg.ttl_secs);
+    while let Ok(Some(entry)) = dir.next_entry().await {
+        let stale = entry.file_name().to_string_lossy().ends_with(".part")
+            && entry
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > max_age);
+        if stale {
+            let _ = tokio::fs::remove_file(entry.path()).await;
+        }
+    }
 }
 
 async fn connection(relay: Arc<Relay>, conn: quinn::Connection) {

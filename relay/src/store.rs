@@ -128,6 +128,10 @@ enum Cmd {
         now_ms: u64,
         reply: Reply<()>,
     },
+    ExpireBlobs {
+        stored_before_ms: u64,
+        reply: Reply<Vec<MessageId>>,
+    },
 }
 
 /// Announces committed queue items to whoever watches a recipient.
@@ -345,6 +349,15 @@ impl StoreHandle {
         })
         .await
     }
+    /// Forgets attachments stored before `stored_before_ms`; returns their ids so the
+    /// caller can delete the files.
+    pub async fn expire_blobs(&self, stored_before_ms: u64) -> Result<Vec<MessageId>, StoreError> {
+        self.call(|reply| Cmd::ExpireBlobs {
+            stored_before_ms,
+            reply,
+        })
+        .await
+    }
     /// Records a complete, verified attachment.
     pub async fn put_blob(
         &self,
@@ -462,15 +475,18 @@ enum Done {
     Count(Reply<u64>, Result<u64, StoreError>),
     Items(Reply<Vec<Delivery>>, Result<Vec<Delivery>, StoreError>),
     Member(Reply<Member>, Result<Member, StoreError>),
+    Ids(Reply<Vec<MessageId>>, Result<Vec<MessageId>, StoreError>),
 }
 
 impl Done {
     fn error_text(&self) -> Option<String> {
         match self {
             Done::Accept(_, Err(e)) => Some(e.to_string()),
-            Done::Unit(_, Err(e)) | Done::Count(_, Err(e)) | Done::Items(_, Err(e)) | Done::Member(_, Err(e)) => {
-                Some(e.to_string())
-            }
+            Done::Unit(_, Err(e))
+            | Done::Count(_, Err(e))
+            | Done::Items(_, Err(e))
+            | Done::Member(_, Err(e))
+            | Done::Ids(_, Err(e)) => Some(e.to_string()),
             _ => None,
         }
     }
@@ -482,6 +498,7 @@ impl Done {
             Done::Count(r, _) => Done::Count(r, Err(err())),
             Done::Items(r, _) => Done::Items(r, Err(err())),
             Done::Member(r, _) => Done::Member(r, Err(err())),
+            Done::Ids(r, _) => Done::Ids(r, Err(err())),
         }
     }
     fn send(self) {
@@ -491,6 +508,7 @@ impl Done {
             Done::Count(r, v) => r.send(v).is_ok(),
             Done::Items(r, v) => r.send(v).is_ok(),
             Done::Member(r, v) => r.send(v).is_ok(),
+            Done::Ids(r, v) => r.send(v).is_ok(),
         };
     }
 }
@@ -574,6 +592,7 @@ fn fail_cmd(cmd: Cmd, msg: &str) {
         Cmd::Pending { reply, .. } => drop(reply.send(Err(err()))),
         Cmd::Ack { reply, .. } | Cmd::Expire { reply, .. } => drop(reply.send(Err(err()))),
         Cmd::Enrol { reply, .. } => drop(reply.send(Err(err()))),
+        Cmd::ExpireBlobs { reply, .. } => drop(reply.send(Err(err()))),
     }
 }
 
@@ -697,6 +716,24 @@ fn apply(
             reply,
             in_savepoint(tx, |tx| enrol(tx, &code, &key, &fingerprint, &public_identity, now_ms)),
         ),
+        Cmd::ExpireBlobs {
+            stored_before_ms,
+            reply,
+        } => {
+            let r = in_savepoint(tx, |tx| {
+                let ids: Vec<Vec<u8>> = {
+                    let mut st = tx.prepare("SELECT message_id FROM blobs WHERE stored_at < ?1")?;
+                    let rows = st.query_map([stored_before_ms as i64], |r| r.get(0))?;
+                    rows.collect::<Result<_, _>>()?
+                };
+                tx.execute("DELETE FROM blobs WHERE stored_at < ?1", [stored_before_ms as i64])?;
+                Ok(ids
+                    .iter()
+                    .filter_map(|v| <[u8; 16]>::try_from(v.as_slice()).ok())
+                    .collect())
+            });
+            Done::Ids(reply, r)
+        }
         Cmd::PutBlob {
             message_id,
             sender,

@@ -182,3 +182,26 @@ fn a_full_store_refuses_cleanly_keeps_what_it_accepted_and_recovers_when_space_f
         assert!(store.accept(big(0)).await.unwrap().duplicate);
     });
 }
+
+#[test]
+fn attachments_expire_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = StoreHandle::open(&dir.path().join("r.db"), 64, 100).unwrap();
+        store
+            .put_blob([1; 16], [9; 32], 10, vec![[2; 32]], 1_000)
+            .await
+            .unwrap();
+        store
+            .put_blob([2; 16], [9; 32], 10, vec![[2; 32]], 5_000)
+            .await
+            .unwrap();
+        assert!(
+            store.expire_blobs(1_000).await.unwrap().is_empty(),
+            "not older than the cutoff"
+        );
+        assert_eq!(store.expire_blobs(2_000).await.unwrap(), vec![[1; 16]]);
+        assert!(store.blob(&[1; 16]).unwrap().is_none());
+        assert!(store.blob(&[2; 16]).unwrap().is_some());
+    });
+}
