@@ -381,12 +381,8 @@ impl StoreHandle {
     /// The member record of `key` (revoked ones included).
     pub fn member(&self, key: &Key) -> Result<Option<Member>, StoreError> {
         let c = self.read.lock().expect("read lock");
-        Ok(c.query_row(
-            &format!("SELECT {MEMBER_COLS} FROM members WHERE key = ?1"),
-            [key.as_slice()],
-            member_row,
-        )
-        .optional()?)
+        let mut stmt = c.prepare_cached(&format!("SELECT {MEMBER_COLS} FROM members WHERE key = ?1"))?;
+        Ok(stmt.query_row([key.as_slice()], member_row).optional()?)
     }
     /// Members matching a query: `*`, a state code, a handle or a fingerprint prefix.
     pub fn lookup(&self, query: &str) -> Result<Vec<Member>, StoreError> {
@@ -601,17 +597,20 @@ fn in_savepoint<T>(
     tx: &Transaction<'_>,
     f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    tx.execute_batch("SAVEPOINT cmd")?;
+    // Cached statements: parsing SAVEPOINT/RELEASE for every request cost ~10% of the relay's
+    // CPU under load (BENCHMARKS.md).
+    tx.prepare_cached("SAVEPOINT cmd")?.execute([])?;
     match f(tx) {
         Ok(v) => {
-            tx.execute_batch("RELEASE cmd")?;
+            tx.prepare_cached("RELEASE cmd")?.execute([])?;
             Ok(v)
         }
         Err(e) => {
             // If SQLite already rolled the transaction back, there is no savepoint left;
             // the caller sees that and fails the group. Report the original error.
             if !tx.is_autocommit() {
-                tx.execute_batch("ROLLBACK TO cmd; RELEASE cmd")?;
+                tx.prepare_cached("ROLLBACK TO cmd")?.execute([])?;
+                tx.prepare_cached("RELEASE cmd")?.execute([])?;
             }
             Err(e)
         }
