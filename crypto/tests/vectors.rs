@@ -95,3 +95,68 @@ fn stored_envelopes_still_open() {
         assert_eq!(opened.header.tlp, Tlp::AmberStrict);
     }
 }
+
+/// A second implementation's view: recompute the stored vectors from the formulas in
+/// PROTOCOL.md with plain SHA-256, SHA-512, BLAKE3 and Ed25519, not this crate's code.
+#[test]
+fn documented_formulas_reproduce_the_vectors() {
+    use sha2::{Digest, Sha256, Sha512};
+    let stored = parse(&std::fs::read_to_string(FILE).expect("vector file"));
+    let alice_pi = hex::decode(&stored["alice.public_identity"]).unwrap();
+    let bob_pi = hex::decode(&stored["bob.public_identity"]).unwrap();
+    // §2: public identity = 0x01 || record; record = 0x01 || identity key || ...
+    assert_eq!((alice_pi.len(), alice_pi[0], alice_pi[1]), (1366, 1, 1));
+    let alice_key: [u8; 32] = alice_pi[2..34].try_into().unwrap();
+    let bob_key: [u8; 32] = bob_pi[2..34].try_into().unwrap();
+    // §1 fingerprint.
+    let fp = Sha256::digest([&b"pocnet/v1/fingerprint\0"[..], &alice_key].concat());
+    assert_eq!(hex::encode(fp), stored["alice.fingerprint"]);
+    // §1 safety number.
+    let half = |k: &[u8; 32]| {
+        let mut d = Sha512::digest([&b"pocnet/v1/safety-number\0"[..], k].concat());
+        for _ in 0..5200 {
+            d = Sha512::digest([&d[..], k].concat());
+        }
+        d[..30]
+            .chunks(5)
+            .map(|c| format!("{:05}", c.iter().fold(0u64, |a, b| a << 8 | *b as u64) % 100_000))
+            .collect::<String>()
+    };
+    let (a, b) = (half(&alice_key), half(&bob_key));
+    let sn = if a <= b { a + &b } else { b + &a };
+    assert_eq!(sn, stored["safety_number.alice_bob"]);
+    // §2 record signature: context || record without its last 64 bytes.
+    let record = &alice_pi[1..];
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&alice_key).unwrap();
+    let sig = ed25519_dalek::Signature::from_bytes(record[record.len() - 64..].try_into().unwrap());
+    vk.verify_strict(
+        &[&b"pocnet/v1/enc-key\0"[..], &record[..record.len() - 64]].concat(),
+        &sig,
+    )
+    .unwrap();
+    // §4 framing, signature and envelope hash, for both suites.
+    for name in ["x25519", "xwing"] {
+        let env = hex::decode(&stored[&format!("envelope.{name}")]).unwrap();
+        assert_eq!(env[0], 1);
+        let hlen = u32::from_be_bytes(env[1..5].try_into().unwrap()) as usize;
+        let header = &env[5..5 + hlen];
+        let slen = u32::from_be_bytes(env[5 + hlen..9 + hlen].try_into().unwrap()) as usize;
+        let body = &env[9 + hlen + slen..env.len() - 64];
+        assert_eq!(
+            &header[18..50],
+            &alice_key,
+            "sender at header offset 18 (envelope byte 23)"
+        );
+        let body_len = u64::from_be_bytes(header[hlen - 2 - 2 * 96 - 8..hlen - 2 - 2 * 96].try_into().unwrap());
+        assert_eq!(body.len() as u64, body_len + 16, "one chunk: body_len + 16-byte tag");
+        let hh = Sha256::digest(header);
+        let bh = blake3::hash(body);
+        let signed = [&b"pocnet/v1/envelope\0"[..], &hh, bh.as_bytes()].concat();
+        let sig = ed25519_dalek::Signature::from_bytes(env[env.len() - 64..].try_into().unwrap());
+        vk.verify_strict(&signed, &sig).unwrap();
+        assert_eq!(
+            hex::encode(Sha256::digest(&signed)),
+            stored[&format!("envelope.{name}.hash")]
+        );
+    }
+}
