@@ -320,8 +320,8 @@ impl Client {
             .try_into()
             .map_err(|_| anyhow::anyhow!("relay signature has the wrong length"))?;
         key.verify(
-            pocnet_relay_accept(),
-            &[&envelope_hash[..], &stored_at.to_be_bytes()].concat(),
+            pocnet_wire::RELAY_ACCEPT,
+            &pocnet_wire::accept_statement(envelope_hash, stored_at),
             &sig,
             "relay acceptance",
         )
@@ -804,10 +804,6 @@ impl Client {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Rejected(String);
-
-fn pocnet_relay_accept() -> pocnet_crypto::context::SigningContext {
-    pocnet_wire::RELAY_ACCEPT
-}
 
 fn rand16() -> [u8; 16] {
     let mut b = [0u8; 16];

@@ -871,12 +871,9 @@ fn read_exact(input: &mut impl Read, buf: &mut [u8], what: &'static str) -> Resu
     })
 }
 
-/// Opens an envelope from a stream, writing the plaintext to `out` chunk by chunk.
-///
-/// The signature trails the body, so it is checked last: **the output is provisional
-/// until this returns `Ok`** and must be discarded on any error (write to a temporary
-/// file, rename on success). Every chunk is still authenticated before it is written.
-pub fn open_stream(me: &Identity, input: &mut impl Read, sender: &IdentityKey, out: &mut impl Write) -> Result<Opened> {
+/// Reads a streamed envelope up to its body: the parsed header (its sender checked
+/// against `sender` when given), the header hash, and the raw stanza block.
+fn read_prefix(input: &mut impl Read, sender: Option<&IdentityKey>) -> Result<(Header, [u8; 32], Vec<u8>)> {
     let mut version = [0u8; 1];
     read_exact(input, &mut version, "envelope")?;
     if version[0] != ENVELOPE_VERSION {
@@ -886,10 +883,30 @@ pub fn open_stream(me: &Identity, input: &mut impl Read, sender: &IdentityKey, o
         });
     }
     let header_bytes = read_section(input, MAX_HEADER_LEN, "header")?;
-    let header = Header::parse_from(&header_bytes, Some(sender))?;
+    let header = Header::parse_from(&header_bytes, sender)?;
     let stanza_max = 2 + header.recipients.len() * (2 + header.suite.stanza_len());
     let stanzas = read_section(input, stanza_max, "stanza block")?;
-    let hh: [u8; 32] = Sha256::digest(&header_bytes).into();
+    Ok((header, Sha256::digest(&header_bytes).into(), stanzas))
+}
+
+/// Reads the signature that ends a streamed envelope; anything after it is an error.
+fn read_trailer(input: &mut impl Read) -> Result<[u8; 64]> {
+    let mut signature = [0u8; 64];
+    read_exact(input, &mut signature, "signature")?;
+    let mut extra = [0u8; 1];
+    if input.read(&mut extra)? != 0 {
+        return Err(Error::TrailingBytes("envelope", 1));
+    }
+    Ok(signature)
+}
+
+/// Opens an envelope from a stream, writing the plaintext to `out` chunk by chunk.
+///
+/// The signature trails the body, so it is checked last: **the output is provisional
+/// until this returns `Ok`** and must be discarded on any error (write to a temporary
+/// file, rename on success). Every chunk is still authenticated before it is written.
+pub fn open_stream(me: &Identity, input: &mut impl Read, sender: &IdentityKey, out: &mut impl Write) -> Result<Opened> {
+    let (header, hh, stanzas) = read_prefix(input, Some(sender))?;
     let content_key = unwrap_content_key(me, &header, &stanzas)?;
     let mut stream = Stream::new(&payload_key(&content_key, &hh), header.body_len);
     let mut body_hash = blake3::Hasher::new();
@@ -902,12 +919,7 @@ pub fn open_stream(me: &Identity, input: &mut impl Read, sender: &IdentityKey, o
         stream.open_chunk(&mut buf)?;
         out.write_all(&buf)?;
     }
-    let mut signature = [0u8; 64];
-    read_exact(input, &mut signature, "signature")?;
-    let mut extra = [0u8; 1];
-    if input.read(&mut extra)? != 0 {
-        return Err(Error::TrailingBytes("envelope", 1));
-    }
+    let signature = read_trailer(input)?;
     let bh: [u8; 32] = body_hash.finalize().into();
     sender.verify_parts(context::ENVELOPE, &[&hh, &bh], &signature, "envelope")?;
     Ok(Opened {
@@ -920,20 +932,8 @@ pub fn open_stream(me: &Identity, input: &mut impl Read, sender: &IdentityKey, o
 /// Checks a streamed envelope's form and signature without any secret (what a relay
 /// does with an uploaded attachment): returns the header and envelope hash.
 pub fn verify_stream(input: &mut impl Read) -> Result<(Header, [u8; 32])> {
-    let mut version = [0u8; 1];
-    read_exact(input, &mut version, "envelope")?;
-    if version[0] != ENVELOPE_VERSION {
-        return Err(Error::UnsupportedVersion {
-            what: "envelope",
-            found: version[0],
-        });
-    }
-    let header_bytes = read_section(input, MAX_HEADER_LEN, "header")?;
-    let header = Header::parse(&header_bytes)?;
-    let stanza_max = 2 + header.recipients.len() * (2 + header.suite.stanza_len());
-    let stanzas = read_section(input, stanza_max, "stanza block")?;
+    let (header, hh, stanzas) = read_prefix(input, None)?;
     parse_stanzas(&stanzas, header.suite, header.recipients.len())?;
-    let hh: [u8; 32] = Sha256::digest(&header_bytes).into();
     let mut body_hash = blake3::Hasher::new();
     let mut remaining = stream::ciphertext_len(header.body_len);
     let mut buf = vec![0u8; stream::CHUNK_SIZE + stream::TAG_LEN];
@@ -943,12 +943,7 @@ pub fn verify_stream(input: &mut impl Read) -> Result<(Header, [u8; 32])> {
         body_hash.update(&buf[..n]);
         remaining -= n as u64;
     }
-    let mut signature = [0u8; 64];
-    read_exact(input, &mut signature, "signature")?;
-    let mut extra = [0u8; 1];
-    if input.read(&mut extra)? != 0 {
-        return Err(Error::TrailingBytes("envelope", 1));
-    }
+    let signature = read_trailer(input)?;
     let bh: [u8; 32] = body_hash.finalize().into();
     header
         .sender

@@ -18,12 +18,7 @@ use crate::config::Config;
 use crate::ratelimit::RateLimiter;
 use crate::store::{NewEnvelope, StoreError, StoreHandle};
 
-pub use pocnet_wire::RELAY_ACCEPT;
-
-/// The message the relay signs when it accepts an envelope.
-pub fn accept_statement(envelope_hash: &[u8; 32], stored_at_ms: u64) -> Vec<u8> {
-    [&envelope_hash[..], &stored_at_ms.to_be_bytes()].concat()
-}
+use pocnet_wire::{accept_statement, RELAY_ACCEPT};
 
 /// QUIC application close code for a graceful shutdown.
 pub const CLOSE_SHUTDOWN: u32 = 1;

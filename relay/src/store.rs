@@ -247,17 +247,7 @@ impl StoreHandle {
         let (tx, rx) = mpsc::channel();
         let hub = Hub::default();
         let hub2 = hub.clone();
-        let mut counts: HashMap<Key, u64> = HashMap::new();
-        {
-            let mut stmt = writer.prepare("SELECT recipient, COUNT(*) FROM queue GROUP BY recipient")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
-            for row in rows {
-                let (k, n) = row?;
-                if let Ok(k) = <[u8; 32]>::try_from(k.as_slice()) {
-                    counts.insert(k, n as u64);
-                }
-            }
-        }
+        let counts = load_counts(&writer)?;
         thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
@@ -435,6 +425,20 @@ impl StoreHandle {
     }
 }
 
+/// Pending items per recipient, as stored.
+fn load_counts(conn: &Connection) -> Result<HashMap<Key, u64>, StoreError> {
+    let mut counts = HashMap::new();
+    let mut stmt = conn.prepare("SELECT recipient, COUNT(*) FROM queue GROUP BY recipient")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (k, n) = row?;
+        if let Ok(k) = <[u8; 32]>::try_from(k.as_slice()) {
+            counts.insert(k, n as u64);
+        }
+    }
+    Ok(counts)
+}
+
 const MEMBER_COLS: &str = "handle, state, role, name, public_identity, revoked_at IS NOT NULL";
 
 fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Member> {
@@ -524,7 +528,6 @@ impl Writer {
     }
 
     fn apply_group(&mut self, batch: Vec<Cmd>) {
-        let counts_before = self.counts.clone();
         let mut done = Vec::with_capacity(batch.len());
         let mut announced = Vec::new();
         let tx = match self.conn.transaction() {
@@ -552,7 +555,10 @@ impl Writer {
             done.push(d);
         }
         let result = match aborted {
-            Some(msg) => Err(msg),
+            Some(msg) => {
+                drop(tx);
+                Err(msg)
+            }
             None => tx.commit().map_err(|e| e.to_string()),
         };
         match result {
@@ -565,8 +571,11 @@ impl Writer {
                 }
             }
             Err(msg) => {
-                // Disk full or I/O error: nothing in this group was stored. Say so to everyone.
-                self.counts = counts_before;
+                // Disk full or I/O error: nothing in this group was stored. Say so to everyone,
+                // and re-read the queue sizes (the rare path pays, not every group).
+                if let Ok(counts) = load_counts(&self.conn) {
+                    self.counts = counts;
+                }
                 tracing::error!("store commit failed: {msg}");
                 for d in done {
                     d.fail(&msg).send();

@@ -25,3 +25,9 @@ pub const SERVER_NAME: &str = "pocnet-relay";
 /// `envelope_hash || u64 stored_at_ms`.
 pub const RELAY_ACCEPT: pocnet_crypto::context::SigningContext =
     pocnet_crypto::context::SigningContext::new(b"pocnet/v1/relay-accept\0");
+
+/// The bytes the relay signs (under [`RELAY_ACCEPT`]) when it accepts an envelope:
+/// `envelope_hash || stored_at_ms (8 bytes, big-endian)`.
+pub fn accept_statement(envelope_hash: &[u8; 32], stored_at_ms: u64) -> Vec<u8> {
+    [&envelope_hash[..], &stored_at_ms.to_be_bytes()].concat()
+}
