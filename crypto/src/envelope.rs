@@ -687,7 +687,8 @@ pub fn claimed_sender(envelope: &[u8]) -> Result<IdentityKey> {
     IdentityKey::from_bytes(&bytes)
 }
 
-/// Checks only the sender's signature and the header's form, as a relay does: returns
+/// Checks the sender's signature, the header's form and that every listed recipient has
+/// its stanza with the signed hash, as a relay does before accepting: returns
 /// the header and the envelope hash. No secret is needed.
 pub fn verify(envelope: &[u8]) -> Result<(Header, [u8; 32])> {
     verify_inner(envelope, None)
@@ -706,8 +707,26 @@ fn verify_inner(envelope: &[u8], sender: Option<&IdentityKey>) -> Result<(Header
     if parts.body.len() as u64 != stream::ciphertext_len(header.body_len) {
         return Err(Error::BodyLength);
     }
-    parse_stanzas(parts.stanzas, header.suite, header.recipients.len())?;
+    // A relay must be able to hand every listed recipient its own stanza: the block must
+    // hold one for each, matching the signed hash, or one recipient could be sent an
+    // envelope it can never open (and its queue held by it).
+    check_complete(parts.stanzas, &header)?;
     Ok((header, envelope_hash(&hh, &bh)))
+}
+
+/// Every listed recipient has exactly one stanza and its SHA-256 is the signed one.
+fn check_complete(block: &[u8], header: &Header) -> Result<()> {
+    let stanzas = parse_stanzas(block, header.suite, header.recipients.len())?;
+    if stanzas.len() != header.recipients.len() {
+        return Err(Error::StanzaMissing);
+    }
+    for (i, stanza) in &stanzas {
+        let h: [u8; 32] = Sha256::digest(stanza).into();
+        if h != header.recipients[*i as usize].stanza_hash {
+            return Err(Error::StanzaMismatch);
+        }
+    }
+    Ok(())
 }
 
 /// The suite and recipient keys of a header, without validating the sender key (for
@@ -933,7 +952,7 @@ pub fn open_stream(me: &Identity, input: &mut impl Read, sender: &IdentityKey, o
 /// does with an uploaded attachment): returns the header and envelope hash.
 pub fn verify_stream(input: &mut impl Read) -> Result<(Header, [u8; 32])> {
     let (header, hh, stanzas) = read_prefix(input, None)?;
-    parse_stanzas(&stanzas, header.suite, header.recipients.len())?;
+    check_complete(&stanzas, &header)?;
     let mut body_hash = blake3::Hasher::new();
     let mut remaining = stream::ciphertext_len(header.body_len);
     let mut buf = vec![0u8; stream::CHUNK_SIZE + stream::TAG_LEN];

@@ -60,6 +60,40 @@ fn trimmed_copy_for_one_recipient_does_not_open_for_another() {
     ));
 }
 
+#[test]
+fn relay_verify_refuses_a_block_missing_a_listed_recipients_stanza_or_with_a_swapped_one() {
+    let sender = identity("sender");
+    let (ids, pubs) = identities("complete", 3);
+    let sealed = seal(&mut os(), &sender, &pubs, &fields(Suite::X25519), b"x").unwrap();
+    pocnet_crypto::verify_from(&sealed.bytes, sender.public_key()).unwrap();
+    // A trimmed copy (one stanza of three) is what a recipient gets, never what a relay accepts:
+    // the other two recipients could never open it.
+    let one = trim_for_recipient(&sealed.bytes, ids[1].public_key().as_bytes()).unwrap();
+    assert!(matches!(
+        pocnet_crypto::verify_from(&one, sender.public_key()),
+        Err(Error::StanzaMissing)
+    ));
+    // A full block whose stanza 0 carries another recipient's bytes: the signed hash differs.
+    let other = seal(&mut os(), &sender, &pubs, &fields(Suite::X25519), b"x").unwrap();
+    let split = |b: &[u8]| {
+        let hl = u32::from_be_bytes(b[1..5].try_into().unwrap()) as usize;
+        let at = 5 + hl;
+        let sl = u32::from_be_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+        (at + 4, sl)
+    };
+    let (at, sl) = split(&sealed.bytes);
+    let (oat, _) = split(&other.bytes);
+    let mut swapped = sealed.bytes.clone();
+    // block = u16 count || (u16 index || stanza)*: replace stanza 0's bytes.
+    let stanza_len = Suite::X25519.stanza_len();
+    swapped[at + 4..at + 4 + stanza_len].copy_from_slice(&other.bytes[oat + 4..oat + 4 + stanza_len]);
+    assert_eq!(sl, 2 + 3 * (2 + stanza_len));
+    assert!(matches!(
+        pocnet_crypto::verify_from(&swapped, sender.public_key()),
+        Err(Error::StanzaMismatch)
+    ));
+}
+
 fn os() -> impl pocnet_crypto::rand_core::CryptoRng {
     pocnet_crypto::os_rng()
 }

@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use pocnet_crypto::{Identity, KdfParams};
-use rusqlite::{params, OptionalExtension};
 
 use crate::config::Config;
-use crate::store::{invite_hash, open_db};
+use crate::store::{invite_hash, Members, NewInvite, SqliteStore};
 
 /// Files in a relay data directory.
 pub struct DataDir(pub PathBuf);
@@ -54,7 +53,7 @@ pub fn init(dir: &Path, passphrase: &[u8]) -> anyhow::Result<Identity> {
     if !dir.join("relay.toml").exists() {
         Config::default().save(dir)?;
     }
-    open_db(&d.db())?;
+    open_store(dir)?;
     Ok(id)
 }
 
@@ -116,7 +115,7 @@ pub fn invite(dir: &Path, state: &str, role: &str, name: &str, ttl_secs: u64) ->
             dir.display()
         );
     }
-    let conn = open_db(&db)?;
+    let store = open_store(dir)?;
     let mut raw = [0u8; 15];
     pocnet_crypto::rand_core::Rng::fill_bytes(&mut pocnet_crypto::os_rng(), &mut raw);
     let hex = pocnet_crypto::to_hex(&raw);
@@ -129,70 +128,46 @@ pub fn invite(dir: &Path, state: &str, role: &str, name: &str, ttl_secs: u64) ->
         &hex[24..30]
     );
     let now = now_ms();
-    conn.execute(
-        "INSERT INTO invites(code_hash, state, role, name, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            invite_hash(&code),
-            state,
-            role,
-            name,
-            now as i64,
-            (now + ttl_secs * 1000) as i64
-        ],
-    )?;
+    block_on(store.create_invite(NewInvite {
+        code_hash: invite_hash(&code),
+        state,
+        role: role.to_string(),
+        name: name.to_string(),
+        created_at_ms: now,
+        expires_at_ms: now + ttl_secs * 1000,
+    }))?;
     Ok(code)
 }
 
 /// Revokes the key holding `who` (a handle or a fingerprint prefix of at least 8 hex digits).
 pub fn revoke(dir: &Path, who: &str) -> anyhow::Result<String> {
-    let conn = open_db(&DataDir(dir.to_path_buf()).db())?;
-    let matches: Vec<(Vec<u8>, String, String)> = {
-        let mut stmt = conn.prepare("SELECT key, handle, fingerprint FROM members WHERE revoked_at IS NULL AND (handle = ?1 OR (length(?2) >= 8 AND fingerprint LIKE ?2 || '%'))")?;
-        let rows = stmt.query_map(params![who, who.to_ascii_lowercase()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-        rows.collect::<Result<_, _>>()?
-    };
-    match matches.as_slice() {
-        [] => bail!("no active member matches {who:?}; list members with `pocnet-relay members`"),
-        [(key, handle, fp)] => {
-            conn.execute(
-                "UPDATE members SET revoked_at = ?1 WHERE key = ?2",
-                params![now_ms() as i64, key],
-            )?;
-            Ok(format!("{handle} {fp}"))
-        }
-        _ => bail!(
-            "{who:?} matches {} members; give more of the fingerprint",
-            matches.len()
-        ),
+    let store = open_store(dir)?;
+    match block_on(store.revoke(who.to_string(), now_ms()))? {
+        Ok(m) => Ok(format!("{} {}", m.member.handle, m.fingerprint)),
+        Err(0) => bail!("no active member matches {who:?}; list members with `pocnet-relay members`"),
+        Err(n) => bail!("{who:?} matches {n} members; give more of the fingerprint"),
     }
 }
 
 /// Members for listing: (handle, name, fingerprint, revoked).
 pub fn members(dir: &Path) -> anyhow::Result<Vec<(String, String, String, bool)>> {
-    let conn = open_db(&DataDir(dir.to_path_buf()).db())?;
-    let mut stmt =
-        conn.prepare("SELECT handle, name, fingerprint, revoked_at IS NOT NULL FROM members ORDER BY handle")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let store = open_store(dir)?;
+    Ok(block_on(store.members())?
+        .into_iter()
+        .map(|m| (m.member.handle, m.member.name, m.fingerprint, m.member.revoked))
+        .collect())
 }
 
-/// Whether the key is revoked (used at the handshake). Fails closed: if the database
-/// cannot answer, the key is treated as revoked for this handshake.
-pub fn is_revoked(conn: &rusqlite::Connection, key: &[u8; 32]) -> bool {
-    match conn
-        .query_row(
-            "SELECT revoked_at IS NOT NULL FROM members WHERE key = ?1",
-            [key.as_slice()],
-            |r| r.get::<_, bool>(0),
-        )
-        .optional()
-    {
-        Ok(found) => found.unwrap_or(false),
-        Err(e) => {
-            tracing::error!("revocation check failed, refusing the handshake: {e}");
-            true
-        }
-    }
+/// Opens the data directory's store (creating or migrating the database).
+pub fn open_store(dir: &Path) -> anyhow::Result<SqliteStore> {
+    let db = DataDir(dir.to_path_buf()).db();
+    SqliteStore::open(&db, 64, u64::MAX, None).with_context(|| format!("cannot open {}", db.display()))
+}
+
+/// Runs one store call from the synchronous admin commands.
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime")
+        .block_on(f)
 }

@@ -17,10 +17,24 @@ pub struct Config {
     pub max_attachment_bytes: u64,
     /// Most pending items per recipient.
     pub queue_quota: u64,
-    /// Sustained envelopes per second per sender.
+    /// Sustained envelopes (and receipts, and uploads) per second per sender.
     pub rate_per_sec: f64,
     /// Burst size per sender.
     pub rate_burst: f64,
+    /// Sustained requests per second per key for each other request type (acks: 4×).
+    pub request_rate_per_sec: f64,
+    /// Burst size for other request types.
+    pub request_burst: f64,
+    /// Requests per second from all keys that are not enrolled, together (burst: 5×).
+    pub unenrolled_rate_per_sec: f64,
+    /// Most live `Watch` streams per key.
+    pub max_watchers_per_key: usize,
+    /// Most requests in flight on one pipelined stream.
+    pub max_inflight_per_stream: usize,
+    /// Most attachment bytes (stored and partly uploaded) per member, MiB.
+    pub upload_quota_mib: u64,
+    /// Most attachment bytes in all, MiB.
+    pub max_blob_mib: u64,
     /// How long an undelivered envelope is kept, seconds.
     pub ttl_secs: u64,
     /// How often expired items are swept, seconds.
@@ -43,6 +57,13 @@ impl Default for Config {
             queue_quota: 10_000,
             rate_per_sec: 200.0,
             rate_burst: 2_000.0,
+            request_rate_per_sec: 200.0,
+            request_burst: 1_000.0,
+            unenrolled_rate_per_sec: 20.0,
+            max_watchers_per_key: 4,
+            max_inflight_per_stream: 256,
+            upload_quota_mib: 1024,
+            max_blob_mib: 50 * 1024,
             ttl_secs: 30 * 24 * 3600,
             sweep_interval_secs: 60,
             batch_max: 1024,

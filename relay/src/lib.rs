@@ -7,7 +7,9 @@
 
 pub mod admin;
 pub mod config;
+pub mod clock;
 pub mod ratelimit;
+pub mod service;
 pub mod server;
 pub mod store;
 

@@ -21,6 +21,11 @@ impl<K: std::hash::Hash + Eq> RateLimiter<K> {
     /// Takes one token for `key` at `now_ms`; `false` if the bucket is empty.
     pub fn allow(&mut self, key: K, now_ms: u64) -> bool {
         let (rate, burst) = (self.rate, self.burst);
+        self.allow_with(key, now_ms, rate, burst)
+    }
+    /// As [`RateLimiter::allow`], with this key's own rate and burst.
+    pub fn allow_with(&mut self, key: K, now_ms: u64, rate: f64, burst: f64) -> bool {
+        let burst = burst.max(1.0);
         let (tokens, last) = self.buckets.entry(key).or_insert((burst, now_ms));
         let elapsed = now_ms.saturating_sub(*last) as f64 / 1000.0;
         *tokens = (*tokens + elapsed * rate).min(burst);

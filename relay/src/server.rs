@@ -1,37 +1,56 @@
-//! The QUIC edge: accepts connections, reads one request per bidirectional stream,
-//! answers from the store. All protocol decisions are in `handle_request`; the
-//! socket work around it is thin.
+//! The QUIC edge: accepts connections, reads frames, moves attachment bytes between
+//! streams and files, and writes answers. Every decision is the service's
+//! (`service.rs`); this file only applies transport limits and does I/O.
+//!
+//! Limits come before memory: a connection starts with a 64 KiB receive window and
+//! 4 streams; only once its key is known to be an active member are they raised. A key
+//! that is not enrolled may send one small first frame per stream (`MAX_UNENROLLED_FRAME`),
+//! within a deadline, and only `Hello` or `Enrol`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use pocnet_crypto::{ContentType, Identity, IdentityKey, Receipt};
-use pocnet_wire::{decode, encode, Delivery, ErrorCode, Key, Request, Response, MAX_FRAME};
+use pocnet_crypto::{Identity, IdentityKey};
+use pocnet_wire::{encode, ErrorCode, FrameDecoder, FrameError, Request, Response, Tagged, MAX_FRAME};
 use quinn::{RecvStream, SendStream};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
 
-use crate::admin::{self, now_ms, DataDir};
+use crate::admin::DataDir;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::ratelimit::RateLimiter;
-use crate::store::{NewEnvelope, StoreError, StoreHandle};
-
-use pocnet_wire::{accept_statement, RELAY_ACCEPT};
+use crate::service::{err, Kind, Service, UploadPlan};
+use crate::store::{SqliteStore, Store};
 
 /// QUIC application close code for a graceful shutdown.
 pub const CLOSE_SHUTDOWN: u32 = 1;
+/// QUIC application close code: the peer presented no usable key.
+pub const CLOSE_NO_KEY: u32 = 2;
+/// QUIC application close code: too many connections from keys that are not enrolled.
+pub const CLOSE_BUSY: u32 = 3;
 
-struct Relay {
-    cfg: Config,
-    identity: Identity,
-    store: StoreHandle,
-    limiter: Mutex<RateLimiter<Key>>,
+/// How long a stream may take to deliver its first frame.
+const FIRST_FRAME_DEADLINE: Duration = Duration::from_secs(10);
+/// Connection receive window before the key is known to be a member, and after.
+const WINDOW_UNKNOWN: u32 = 64 * 1024;
+const WINDOW_MEMBER: u32 = 16 * 1024 * 1024;
+/// Concurrent bidirectional streams before the key is known to be a member, and after.
+const STREAMS_UNKNOWN: u32 = 4;
+const STREAMS_MEMBER: u32 = 64;
+/// Most connections from keys that are not enrolled at once.
+const MAX_UNENROLLED_CONNECTIONS: usize = 256;
+
+struct Edge<S: Store, C: Clock> {
+    svc: Service<S, C>,
     blobs: PathBuf,
     stopping: AtomicBool,
     /// Requests being handled (not counting idle `Watch` streams).
-    inflight: std::sync::atomic::AtomicUsize,
+    inflight: AtomicUsize,
+    unenrolled: AtomicUsize,
 }
 
 /// A running relay.
@@ -39,47 +58,67 @@ pub struct Running {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
     endpoint: quinn::Endpoint,
-    relay: Arc<Relay>,
-    accept_task: tokio::task::JoinHandle<()>,
+    stopping: Arc<dyn Fn() + Send + Sync>,
+    idle: Arc<dyn Fn() -> bool + Send + Sync>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
     /// Graceful shutdown: stop accepting, let in-flight requests finish, close
     /// connections with a reason, wait until the peers have been told.
     pub async fn shutdown(self) {
-        self.relay.stopping.store(true, Ordering::SeqCst);
+        (self.stopping)();
         self.endpoint.set_server_config(None);
-        self.accept_task.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
         // Let requests already being handled commit and answer (bounded: 5 s).
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-            while self.relay.inflight.load(Ordering::SeqCst) > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while !(self.idle)() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
         })
         .await;
         self.endpoint
             .close(quinn::VarInt::from_u32(CLOSE_SHUTDOWN), b"relay shutting down");
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), self.endpoint.wait_idle()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.endpoint.wait_idle()).await;
     }
 }
 
-/// Starts a relay on `cfg.listen` from the data directory `dir`.
+/// Starts a relay on `cfg.listen` from the data directory `dir`, on the system clock.
 pub async fn start(dir: PathBuf, cfg: Config, identity: Identity) -> anyhow::Result<Running> {
-    let data = DataDir(dir.clone());
-    std::fs::create_dir_all(data.blobs())?;
+    let data = DataDir(dir);
     let cap = (cfg.max_db_mib > 0).then_some(cfg.max_db_mib * 1024 * 1024);
-    let store = StoreHandle::open_limited(&data.db(), cfg.batch_max, cfg.queue_quota, cap)?;
-    let auth = Mutex::new(crate::store::open_db(&data.db())?);
+    let store = SqliteStore::open(&data.db(), cfg.batch_max, cfg.queue_quota, cap)
+        .with_context(|| format!("cannot open {}", data.db().display()))?;
+    start_with(data.blobs(), store, SystemClock, cfg, identity).await
+}
+
+/// Starts a relay over any store and clock; attachment files live in `blobs`.
+pub async fn start_with<S: Store, C: Clock>(
+    blobs: PathBuf,
+    store: S,
+    clock: C,
+    cfg: Config,
+    identity: Identity,
+) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&blobs).with_context(|| format!("cannot create {}", blobs.display()))?;
+    let auth = store.clone();
+    // Fail closed: if the store cannot answer, the handshake is refused.
     let admit: Arc<pocnet_wire::tls::AdmitFn> =
-        Arc::new(move |key: &IdentityKey| !admin::is_revoked(&auth.lock().expect("auth lock"), key.as_bytes()));
+        Arc::new(move |key: &IdentityKey| matches!(auth.is_revoked_now(key.as_bytes()), Ok(false)));
     let seed = identity.signing_seed();
     let tls = pocnet_wire::tls::server_config(&seed, identity.public_key().as_bytes(), admit)?;
     let mut server =
         quinn::ServerConfig::with_crypto(Arc::new(quinn::crypto::rustls::QuicServerConfig::try_from(tls)?));
     let mut transport = quinn::TransportConfig::default();
-    transport.max_concurrent_bidi_streams(1024u32.into());
-    transport.max_idle_timeout(Some(std::time::Duration::from_secs(60).try_into()?));
-    transport.keep_alive_interval(Some(std::time::Duration::from_secs(15)));
+    transport.max_concurrent_bidi_streams(STREAMS_UNKNOWN.into());
+    transport.max_concurrent_uni_streams(0u32.into());
+    transport.receive_window(WINDOW_UNKNOWN.into());
+    transport.stream_receive_window((MAX_FRAME as u32 + 4).into());
+    transport.send_window(16 * 1024 * 1024);
+    transport.max_idle_timeout(Some(Duration::from_secs(60).try_into()?));
+    transport.keep_alive_interval(Some(Duration::from_secs(15)));
     server.transport_config(Arc::new(transport));
     let addr: SocketAddr = cfg
         .listen
@@ -87,554 +126,381 @@ pub async fn start(dir: PathBuf, cfg: Config, identity: Identity) -> anyhow::Res
         .with_context(|| format!("listen address {:?} is not HOST:PORT", cfg.listen))?;
     let endpoint = quinn::Endpoint::server(server, addr).with_context(|| format!("cannot listen on {addr}"))?;
     let addr = endpoint.local_addr()?;
-    let relay = Arc::new(Relay {
-        limiter: Mutex::new(RateLimiter::new(cfg.rate_per_sec, cfg.rate_burst)),
-        cfg,
-        identity,
-        store,
-        blobs: data.blobs(),
+    let max_connections = cfg.max_connections;
+    let sweep_every = Duration::from_secs(cfg.sweep_interval_secs.max(1));
+    let edge = Arc::new(Edge {
+        svc: Service::new(store, clock, cfg, Arc::new(identity)),
+        blobs,
         stopping: AtomicBool::new(false),
-        inflight: std::sync::atomic::AtomicUsize::new(0),
+        inflight: AtomicUsize::new(0),
+        unenrolled: AtomicUsize::new(0),
     });
-    let sweeper = relay.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(sweeper.cfg.sweep_interval_secs.max(1)));
+    let sweeper = edge.clone();
+    let sweep_task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(sweep_every);
         loop {
             tick.tick().await;
             if sweeper.stopping.load(Ordering::SeqCst) {
                 break;
             }
-            match sweeper.store.expire(now_ms()).await {
-                Ok(n) if n > 0 => tracing::info!("expired {n} undelivered items"),
-                Ok(_) => {}
-                Err(e) => tracing::error!("expiry sweep failed: {e}"),
+            for (sender, id) in sweeper.svc.sweep().await {
+                let _ = tokio::fs::remove_file(blob_path(&sweeper.blobs, &id)).await;
+                let _ = tokio::fs::remove_file(part_path(&sweeper.blobs, &sender, &id)).await;
             }
-            sweep_blobs(&sweeper).await;
         }
     });
     let ep = endpoint.clone();
-    let r = relay.clone();
+    let e = edge.clone();
     let accept_task = tokio::spawn(async move {
         while let Some(incoming) = ep.accept().await {
-            if ep.open_connections() as u32 > r.cfg.max_connections {
+            if ep.open_connections() as u32 > max_connections {
                 incoming.refuse();
                 continue;
             }
-            let r = r.clone();
+            let e = e.clone();
             tokio::spawn(async move {
                 match incoming.await {
-                    Ok(conn) => connection(r, conn).await,
-                    Err(e) => tracing::info!("handshake failed: {e}"),
+                    Ok(conn) => connection(e, conn).await,
+                    Err(err) => tracing::info!("handshake failed: {err}"),
                 }
             });
         }
     });
+    let (e1, e2) = (edge.clone(), edge);
     Ok(Running {
         addr,
         endpoint,
-        relay,
-        accept_task,
+        stopping: Arc::new(move || e1.stopping.store(true, Ordering::SeqCst)),
+        idle: Arc::new(move || e2.inflight.load(Ordering::SeqCst) == 0),
+        tasks: vec![accept_task, sweep_task],
     })
 }
 
-/// Attachments live as long as messages: files (and abandoned partial uploads) older than
-/// the TTL are deleted with their records.
-async fn sweep_blobs(relay: &Relay) {
-    let cutoff = now_ms().saturating_sub(relay.cfg.ttl_secs * 1000);
-    match relay.store.expire_blobs(cutoff).await {
-        Ok(ids) => {
-            for id in &ids {
-                let _ = tokio::fs::remove_file(blob_path(&relay.blobs, id)).await;
-            }
-            if !ids.is_empty() {
-                tracing::info!("deleted {} expired attachments", ids.len());
-            }
-        }
-        Err(e) => tracing::error!("attachment sweep failed: {e}"),
-    }
-    let Ok(mut dir) = tokio::fs::read_dir(&relay.blobs).await else {
-        return;
-    };
-    let max_age = std::time::Duration::from_secs(relay.cfg.ttl_secs);
-    while let Ok(Some(entry)) = dir.next_entry().await {
-        let stale = entry.file_name().to_string_lossy().ends_with(".part")
-            && entry
-                .metadata()
-                .await
-                .ok()
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > max_age);
-        if stale {
-            let _ = tokio::fs::remove_file(entry.path()).await;
-        }
+struct Unenrolled<'a>(&'a AtomicUsize);
+impl Drop for Unenrolled<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-async fn connection(relay: Arc<Relay>, conn: quinn::Connection) {
+async fn connection<S: Store, C: Clock>(edge: Arc<Edge<S, C>>, conn: quinn::Connection) {
     let Some(peer) = conn
         .peer_identity()
         .and_then(|p| p.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
         .and_then(|certs| pocnet_wire::tls::peer_identity(&certs))
     else {
-        conn.close(2u32.into(), b"no client key");
+        conn.close(CLOSE_NO_KEY.into(), b"no client key");
         return;
     };
     tracing::debug!("connection from {}", peer.fingerprint().short());
+    let enrolled = matches!(edge.svc.store().member(*peer.as_bytes()).await, Ok(Some(m)) if !m.revoked);
+    let _slot = if enrolled {
+        conn.set_receive_window(WINDOW_MEMBER.into());
+        conn.set_max_concurrent_bi_streams(STREAMS_MEMBER.into());
+        None
+    } else {
+        if edge.unenrolled.fetch_add(1, Ordering::SeqCst) >= MAX_UNENROLLED_CONNECTIONS {
+            edge.unenrolled.fetch_sub(1, Ordering::SeqCst);
+            conn.close(CLOSE_BUSY.into(), b"too many connections from keys that are not enrolled");
+            return;
+        }
+        Some(Unenrolled(&edge.unenrolled))
+    };
     while let Ok((send, recv)) = conn.accept_bi().await {
-        let relay = relay.clone();
+        let edge = edge.clone();
         tokio::spawn(async move {
-            if let Err(e) = stream(relay, peer, send, recv).await {
+            if let Err(e) = stream(edge, peer, enrolled, send, recv).await {
                 tracing::debug!("stream ended: {e}");
             }
         });
     }
 }
 
-/// Reads one length-prefixed frame; `None` at a clean end of stream.
-pub async fn read_frame(recv: &mut RecvStream, max: usize) -> anyhow::Result<Option<Vec<u8>>> {
-    let mut len = [0u8; 4];
-    match recv.read_exact(&mut len).await {
-        Ok(()) => {}
-        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    }
-    let len = u32::from_be_bytes(len) as usize;
-    if len > max {
-        anyhow::bail!(pocnet_wire::FrameError::TooLarge { len, max });
-    }
-    // Grow with what actually arrives, so a declared length reserves nothing by itself.
-    let mut body = Vec::with_capacity(len.min(64 * 1024));
-    let mut chunk = vec![0u8; len.min(64 * 1024)];
-    while body.len() < len {
-        let want = (len - body.len()).min(chunk.len());
-        recv.read_exact(&mut chunk[..want]).await?;
-        body.extend_from_slice(&chunk[..want]);
-    }
-    Ok(Some(body))
-}
-
-fn err(code: ErrorCode, message: impl Into<String>) -> Response {
-    Response::Error {
-        code,
-        message: message.into(),
-    }
-}
-
-fn is_full(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
-        || e.to_string().contains("full")
-}
-
-fn store_err(e: StoreError) -> Response {
-    match e {
-        StoreError::QuotaExceeded(_) => err(ErrorCode::QuotaExceeded, e.to_string()),
-        StoreError::BadInvite => err(
-            ErrorCode::BadInvite,
-            "invite code not recognised; check it with the relay operator",
-        ),
-        StoreError::InviteExpired => err(
-            ErrorCode::InviteExpired,
-            "invite code expired; ask the relay operator for a new one",
-        ),
-        StoreError::InviteUsed => err(
-            ErrorCode::InviteUsed,
-            "invite code already used; each code enrols one key",
-        ),
-        StoreError::AlreadyEnrolled(_) | StoreError::HandleTaken(_) | StoreError::IdReused => {
-            err(ErrorCode::Forbidden, e.to_string())
+/// Reads into `dec` until it yields a frame; `Ok(None)` at a clean end of stream.
+async fn read_frame<T: serde::de::DeserializeOwned>(
+    recv: &mut RecvStream,
+    dec: &mut FrameDecoder,
+) -> Result<Option<T>, ReadFail> {
+    loop {
+        if let Some(v) = dec.next::<T>().map_err(ReadFail::Frame)? {
+            return Ok(Some(v));
         }
-        StoreError::Sqlite(ref inner) if is_full(inner) => {
-            tracing::error!("{e}");
-            err(
-                ErrorCode::Internal,
-                "the relay's storage is full; nothing was stored. Retry later; the operator has been told",
-            )
-        }
-        StoreError::Sqlite(_) | StoreError::Closed => {
-            tracing::error!("{e}");
-            err(ErrorCode::Internal, format!("{e}; nothing was stored, retry later"))
+        match recv.read_chunk(64 * 1024, true).await {
+            Ok(Some(chunk)) => dec.push(&chunk.bytes),
+            Ok(None) => {
+                dec.finish().map_err(ReadFail::Frame)?;
+                return Ok(None);
+            }
+            Err(e) => return Err(ReadFail::Stream(e.to_string())),
         }
     }
 }
 
-async fn stream(
-    relay: Arc<Relay>,
-    peer: IdentityKey,
-    mut send: SendStream,
-    mut recv: RecvStream,
-) -> anyhow::Result<()> {
-    let body = match read_frame(&mut recv, MAX_FRAME).await {
-        Ok(Some(b)) => b,
-        Ok(None) => return Ok(()),
-        Err(e) => {
-            send.write_all(&encode(&err(ErrorCode::TooLarge, e.to_string())))
-                .await?;
-            send.finish()?;
-            return Ok(());
-        }
-    };
-    let request: Request = match decode(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            send.write_all(&encode(&err(
-                ErrorCode::Malformed,
-                format!("{e}; is the client up to date?"),
-            )))
-            .await?;
-            send.finish()?;
-            return Ok(());
-        }
-    };
-    if relay.stopping.load(Ordering::SeqCst) {
-        send.write_all(&encode(&err(
-            ErrorCode::ShuttingDown,
-            "relay is shutting down; retry shortly",
-        )))
-        .await?;
-        send.finish()?;
-        return Ok(());
-    }
-    if let Request::Watch { follow } = request {
-        watch(&relay, peer, follow, &mut send).await?;
-        send.finish()?;
-        return Ok(());
-    }
-    relay.inflight.fetch_add(1, Ordering::SeqCst);
-    let result = answer(&relay, peer, request, &mut send, &mut recv).await;
-    relay.inflight.fetch_sub(1, Ordering::SeqCst);
-    result?;
+enum ReadFail {
+    Frame(FrameError),
+    Stream(String),
+}
+
+async fn answer_and_finish(send: &mut SendStream, resp: &Response) -> anyhow::Result<()> {
+    send.write_all(&encode(resp)).await?;
     send.finish()?;
     // Wait for the peer to read the answer before the stream is dropped.
     let _ = send.stopped().await;
     Ok(())
 }
 
-async fn answer(
-    relay: &Relay,
+async fn stream<S: Store, C: Clock>(
+    edge: Arc<Edge<S, C>>,
     peer: IdentityKey,
-    request: Request,
-    send: &mut SendStream,
-    recv: &mut RecvStream,
+    enrolled: bool,
+    mut send: SendStream,
+    mut recv: RecvStream,
 ) -> anyhow::Result<()> {
-    match request {
-        // Watch streams are long-lived and answered by `watch` in `stream`.
-        Request::Watch { .. } => {}
+    // A key not known to be enrolled gets room for `Enrol` only, and a deadline.
+    let mut dec = FrameDecoder::new(if enrolled {
+        MAX_FRAME
+    } else {
+        pocnet_wire::MAX_UNENROLLED_FRAME
+    });
+    let first = match tokio::time::timeout(FIRST_FRAME_DEADLINE, read_frame::<Request>(&mut recv, &mut dec)).await {
+        Err(_) => {
+            return answer_and_finish(&mut send, &err(ErrorCode::Malformed, "no request within 10 s")).await;
+        }
+        Ok(Ok(Some(r))) => r,
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Err(ReadFail::Frame(e @ FrameError::TooLarge { .. }))) => {
+            return answer_and_finish(&mut send, &err(ErrorCode::TooLarge, e.to_string())).await;
+        }
+        Ok(Err(ReadFail::Frame(e))) => {
+            return answer_and_finish(
+                &mut send,
+                &err(ErrorCode::Malformed, format!("{e}; is the client up to date?")),
+            )
+            .await;
+        }
+        Ok(Err(ReadFail::Stream(e))) => anyhow::bail!(e),
+    };
+    if edge.stopping.load(Ordering::SeqCst) {
+        return answer_and_finish(
+            &mut send,
+            &err(ErrorCode::ShuttingDown, "relay is shutting down; retry shortly"),
+        )
+        .await;
+    }
+    let kind = Kind::of(&first);
+    if let Err(r) = edge.svc.admit(&peer, kind).await {
+        return answer_and_finish(&mut send, &r).await;
+    }
+    match first {
+        Request::Pipeline => pipeline(edge, peer, send, recv, dec).await,
+        Request::Watch { follow } => {
+            watch(&edge, peer, follow, &mut send).await?;
+            send.finish()?;
+            Ok(())
+        }
         Request::PutBlob {
             message_id,
             total_len,
             offset,
         } => {
-            let resp = match relay.member_ok(&peer) {
-                Err(r) => r,
-                Ok(()) => put_blob(relay, &peer, message_id, total_len, offset, recv).await,
-            };
-            send.write_all(&encode(&resp)).await?;
+            edge.inflight.fetch_add(1, Ordering::SeqCst);
+            let r = put_blob(&edge, &peer, message_id, total_len, offset, &mut recv, dec.take_rest()).await;
+            edge.inflight.fetch_sub(1, Ordering::SeqCst);
+            answer_and_finish(&mut send, &r).await
         }
-        Request::GetBlob { message_id, offset } => get_blob(relay, &peer, message_id, offset, send).await?,
+        Request::GetBlob { message_id, offset } => {
+            get_blob(&edge, &peer, message_id, offset, &mut send).await?;
+            send.finish()?;
+            Ok(())
+        }
         other => {
-            let resp = handle_request(relay, &peer, other).await;
-            send.write_all(&encode(&resp)).await?;
+            edge.inflight.fetch_add(1, Ordering::SeqCst);
+            let r = edge.svc.handle_admitted(&peer, other).await;
+            edge.inflight.fetch_sub(1, Ordering::SeqCst);
+            answer_and_finish(&mut send, &r).await
         }
     }
+}
+
+/// A pipelined session stream: tagged requests in, tagged answers out as each completes.
+/// At most `max_inflight_per_stream` are handled at once; past that the edge stops
+/// reading, and QUIC flow control holds the client back.
+async fn pipeline<S: Store, C: Clock>(
+    edge: Arc<Edge<S, C>>,
+    peer: IdentityKey,
+    mut send: SendStream,
+    mut recv: RecvStream,
+    mut dec: FrameDecoder,
+) -> anyhow::Result<()> {
+    let limit = edge.svc.config().max_inflight_per_stream.max(1);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Tagged<Response>>(limit);
+    let writer = tokio::spawn(async move {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        while let Some(first) = rx.recv().await {
+            buf.clear();
+            buf.extend_from_slice(&encode(&first));
+            // Whatever else is ready goes out in the same write.
+            while buf.len() < 256 * 1024 {
+                match rx.try_recv() {
+                    Ok(more) => buf.extend_from_slice(&encode(&more)),
+                    Err(_) => break,
+                }
+            }
+            if send.write_all(&buf).await.is_err() {
+                return;
+            }
+        }
+        let _ = send.finish();
+        let _ = send.stopped().await;
+    });
+    let sem = Arc::new(Semaphore::new(limit));
+    loop {
+        let tagged = match read_frame::<Tagged<Request>>(&mut recv, &mut dec).await {
+            Ok(Some(t)) => t,
+            Ok(None) | Err(ReadFail::Stream(_)) => break,
+            Err(ReadFail::Frame(e)) => {
+                // The id cannot be known: answer with id u32::MAX and end the session.
+                let code = match e {
+                    FrameError::TooLarge { .. } => ErrorCode::TooLarge,
+                    _ => ErrorCode::Malformed,
+                };
+                let _ = tx
+                    .send(Tagged {
+                        id: u32::MAX,
+                        body: err(code, format!("{e}; the session stream ends here")),
+                    })
+                    .await;
+                break;
+            }
+        };
+        let Ok(permit) = sem.clone().acquire_owned().await else {
+            break;
+        };
+        let (edge, tx) = (edge.clone(), tx.clone());
+        edge.inflight.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            let body = if edge.stopping.load(Ordering::SeqCst) {
+                err(ErrorCode::ShuttingDown, "relay is shutting down; retry shortly")
+            } else {
+                match tagged.body {
+                    Request::Watch { .. } | Request::PutBlob { .. } | Request::GetBlob { .. } | Request::Pipeline => {
+                        err(ErrorCode::Malformed, "this request opens its own stream")
+                    }
+                    req => edge.svc.handle(&peer, req).await,
+                }
+            };
+            let _ = tx.send(Tagged { id: tagged.id, body }).await;
+            edge.inflight.fetch_sub(1, Ordering::SeqCst);
+            drop(permit);
+        });
+    }
+    drop(tx);
+    let _ = writer.await;
     Ok(())
 }
 
-impl Relay {
-    #[allow(clippy::result_large_err)] // the error is the answer to send, built once per request
-    fn member_ok(&self, peer: &IdentityKey) -> Result<(), Response> {
-        match self.store.member(peer.as_bytes()) {
-            Ok(Some(m)) if m.revoked => Err(err(
-                ErrorCode::Revoked,
-                "this key has been revoked; contact the Secretariat",
-            )),
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(err(
-                ErrorCode::NotEnrolled,
-                "this key is not enrolled; run `pocnet enrol` with an invite code",
-            )),
-            Err(e) => Err(store_err(e)),
+async fn write_items<S: Store, C: Clock>(
+    send: &mut SendStream,
+    items: &[Arc<crate::store::Item>],
+    me: &[u8; 32],
+) -> anyhow::Result<()> {
+    let mut buf = Vec::new();
+    for item in items {
+        if let Some(d) = Service::<S, C>::delivery(item, me) {
+            buf.extend_from_slice(&encode(&Response::Deliver(d)));
         }
     }
+    send.write_all(&buf).await?;
+    Ok(())
 }
 
-async fn handle_request(relay: &Relay, peer: &IdentityKey, req: Request) -> Response {
-    match req {
-        Request::Hello { protocol } => {
-            if protocol != pocnet_wire::PROTOCOL_VERSION {
-                return err(
-                    ErrorCode::UnsupportedVersion,
-                    format!(
-                        "relay speaks protocol {}, client {protocol}",
-                        pocnet_wire::PROTOCOL_VERSION
-                    ),
-                );
-            }
-            match relay.store.member(peer.as_bytes()) {
-                Ok(Some(m)) if m.revoked => {
-                    err(ErrorCode::Revoked, "this key has been revoked; contact the Secretariat")
-                }
-                Ok(member) => Response::Welcome {
-                    relay_time_ms: now_ms(),
-                    member,
-                },
-                Err(e) => store_err(e),
-            }
-        }
-        Request::Enrol {
-            invite,
-            public_identity,
-        } => {
-            let pi = match pocnet_crypto::PublicIdentity::from_bytes(&public_identity) {
-                Ok(pi) => pi,
-                Err(e) => return err(ErrorCode::Malformed, format!("public identity rejected: {e}")),
-            };
-            if pi.key() != peer {
-                return err(
-                    ErrorCode::Forbidden,
-                    "the public identity must be the connection's own key",
-                );
-            }
-            match relay
-                .store
-                .enrol(
-                    invite,
-                    *peer.as_bytes(),
-                    peer.fingerprint().to_hex(),
-                    public_identity,
-                    now_ms(),
-                )
-                .await
-            {
-                Ok(member) => Response::Enrolled { member },
-                Err(e) => store_err(e),
-            }
-        }
-        other => {
-            if let Err(r) = relay.member_ok(peer) {
-                return r;
-            }
-            match other {
-                Request::Lookup { query } => match relay.store.lookup(&query) {
-                    Ok(members) => Response::Directory { members },
-                    Err(e) => store_err(e),
-                },
-                Request::Send { envelope } => send_envelope(relay, peer, envelope).await,
-                Request::Ack { seqs } => match relay.store.ack(*peer.as_bytes(), seqs).await {
-                    Ok(_) => Response::Done,
-                    Err(e) => store_err(e),
-                },
-                Request::SendReceipt { to, receipt } => match Receipt::verify(&receipt, peer) {
-                    Err(e) => err(ErrorCode::BadEnvelope, format!("receipt rejected: {e}")),
-                    Ok(r) if r.sender != to => err(ErrorCode::Malformed, "receipt is addressed to another sender"),
-                    Ok(_) if !matches!(relay.store.member(&to), Ok(Some(m)) if !m.revoked) => err(
-                        ErrorCode::UnknownRecipient,
-                        "the receipt's addressee is not an active member",
-                    ),
-                    Ok(_) if !relay.limiter.lock().expect("limiter").allow(*peer.as_bytes(), now_ms()) => err(
-                        ErrorCode::RateLimited,
-                        format!("over {} requests/s; retry in a moment", relay.cfg.rate_per_sec),
-                    ),
-                    Ok(_) => {
-                        let now = now_ms();
-                        match relay
-                            .store
-                            .queue_receipt(to, *peer.as_bytes(), receipt, now + relay.cfg.ttl_secs * 1000)
-                            .await
-                        {
-                            Ok(()) => Response::Done,
-                            Err(e) => store_err(e),
-                        }
-                    }
-                },
-                _ => err(ErrorCode::Malformed, "unexpected request"),
-            }
-        }
-    }
-}
-
-async fn send_envelope(relay: &Relay, peer: &IdentityKey, envelope: Vec<u8>) -> Response {
-    if envelope.len() as u64 > relay.cfg.max_envelope_bytes {
-        return err(
-            ErrorCode::TooLarge,
-            format!(
-                "envelope is {} bytes, the relay's limit is {}; send large files with --attach",
-                envelope.len(),
-                relay.cfg.max_envelope_bytes
-            ),
-        );
-    }
-    let (header, envelope_hash) = match pocnet_crypto::verify_from(&envelope, peer) {
-        Ok(v) => v,
-        Err(pocnet_crypto::Error::WrongSender) => {
-            return err(
-                ErrorCode::NotSender,
-                "the envelope's signed sender is not this connection's key",
-            )
-        }
-        Err(e) => return err(ErrorCode::BadEnvelope, format!("envelope rejected: {e}")),
-    };
-    let now = now_ms();
-    if !relay.limiter.lock().expect("limiter").allow(*peer.as_bytes(), now) {
-        return err(
-            ErrorCode::RateLimited,
-            format!("over {} envelopes/s; retry in a moment", relay.cfg.rate_per_sec),
-        );
-    }
-    let mut recipients = Vec::with_capacity(header.recipients.len());
-    for r in &header.recipients {
-        match relay.store.member(&r.key) {
-            Ok(Some(m)) if !m.revoked => recipients.push(r.key),
-            Ok(Some(m)) => {
-                return err(
-                    ErrorCode::UnknownRecipient,
-                    format!("recipient {} has been revoked", m.handle),
-                )
-            }
-            Ok(None) => {
-                return err(
-                    ErrorCode::UnknownRecipient,
-                    format!(
-                        "recipient {} is not enrolled at this relay",
-                        pocnet_crypto::to_hex(&r.key[..8])
-                    ),
-                )
-            }
-            Err(e) => return store_err(e),
-        }
-    }
-    let message_id = header.message_id;
-    let new = NewEnvelope {
-        sender: *peer.as_bytes(),
-        message_id,
-        envelope_hash,
-        bytes: envelope,
-        recipients,
-        now_ms: now,
-        expires_at_ms: now + relay.cfg.ttl_secs * 1000,
-    };
-    match relay.store.accept(new).await {
-        Ok(a) => Response::Accepted {
-            message_id,
-            envelope_hash,
-            stored_at_ms: a.stored_at_ms,
-            relay_signature: relay
-                .identity
-                .sign(RELAY_ACCEPT, &accept_statement(&envelope_hash, a.stored_at_ms))
-                .to_vec(),
-            duplicate: a.duplicate,
-        },
-        Err(e) => store_err(e),
-    }
-}
-
-fn trim(delivery: Delivery, me: &Key) -> Option<Delivery> {
-    match delivery {
-        Delivery::Envelope { seq, envelope } => match pocnet_crypto::trim_for_recipient(&envelope, me) {
-            Ok(envelope) => Some(Delivery::Envelope { seq, envelope }),
-            Err(e) => {
-                tracing::error!("stored envelope {seq} cannot be trimmed: {e}");
-                None
-            }
-        },
-        other => Some(other),
-    }
-}
-
-async fn watch(relay: &Relay, peer: IdentityKey, follow: bool, send: &mut SendStream) -> anyhow::Result<()> {
-    if let Err(r) = relay.member_ok(&peer) {
-        send.write_all(&encode(&r)).await?;
-        return Ok(());
-    }
+async fn watch<S: Store, C: Clock>(
+    edge: &Edge<S, C>,
+    peer: IdentityKey,
+    follow: bool,
+    send: &mut SendStream,
+) -> anyhow::Result<()> {
     let me = *peer.as_bytes();
     // Subscribe before reading the backlog so nothing committed in between is missed.
-    let mut live = follow.then(|| relay.store.hub.subscribe(me));
+    let mut live = match follow.then(|| edge.svc.subscribe(&peer)).transpose() {
+        Ok(l) => l,
+        Err(r) => {
+            send.write_all(&encode(&r)).await?;
+            return Ok(());
+        }
+    };
     let mut last = 0u64;
     loop {
-        let page = match relay.store.pending(me, last, 256, now_ms()).await {
+        let page = match edge.svc.backlog(&peer, last).await {
             Ok(p) => p,
-            Err(e) => {
-                send.write_all(&encode(&store_err(e))).await?;
+            Err(r) => {
+                send.write_all(&encode(&r)).await?;
                 return Ok(());
             }
         };
-        if page.is_empty() {
+        let Some(end) = page.last().map(|i| i.seq()) else {
             break;
-        }
-        for d in page {
-            last = last.max(d.seq());
-            if let Some(d) = trim(d, &me) {
-                send.write_all(&encode(&Response::Deliver(d))).await?;
-            }
-        }
+        };
+        last = last.max(end);
+        let page: Vec<_> = page.into_iter().map(Arc::new).collect();
+        write_items::<S, C>(send, &page, &me).await?;
     }
     send.write_all(&encode(&Response::CaughtUp)).await?;
     let Some(live) = live.as_mut() else {
         return Ok(());
     };
-    while let Some(d) = live.recv().await {
-        // A key revoked while watching stops receiving at once.
-        if let Err(r) = relay.member_ok(&peer) {
+    let mut batch = Vec::new();
+    while let Some(first) = live.recv().await {
+        batch.clear();
+        batch.push(first);
+        while batch.len() < 256 {
+            match live.try_recv() {
+                Some(more) => batch.push(more),
+                None => break,
+            }
+        }
+        // A key revoked while watching stops receiving at once (checked once per batch).
+        if let Err(r) = edge.svc.still_member(&peer).await {
             send.write_all(&encode(&r)).await?;
             return Ok(());
         }
-        if d.seq() <= last {
-            continue;
-        }
-        last = d.seq();
-        if let Some(d) = trim(d, &me) {
-            send.write_all(&encode(&Response::Deliver(d))).await?;
+        batch.retain(|i| i.seq() > last);
+        if let Some(end) = batch.last().map(|i| i.seq()) {
+            last = end;
+            write_items::<S, C>(send, &batch, &me).await?;
         }
     }
     Ok(())
 }
 
-fn blob_path(dir: &std::path::Path, message_id: &[u8; 16]) -> PathBuf {
+fn blob_path(dir: &Path, message_id: &[u8; 16]) -> PathBuf {
     dir.join(pocnet_crypto::to_hex(message_id))
 }
 
-async fn put_blob(
-    relay: &Relay,
+/// The partial upload is the sender's own: another member cannot append to it.
+fn part_path(dir: &Path, sender: &[u8; 32], message_id: &[u8; 16]) -> PathBuf {
+    dir.join(format!(
+        "{}-{}.part",
+        pocnet_crypto::to_hex(sender),
+        pocnet_crypto::to_hex(message_id)
+    ))
+}
+
+async fn put_blob<S: Store, C: Clock>(
+    edge: &Edge<S, C>,
     peer: &IdentityKey,
     message_id: [u8; 16],
     total_len: u64,
     offset: u64,
     recv: &mut RecvStream,
+    first_bytes: Vec<u8>,
 ) -> Response {
-    if total_len > relay.cfg.max_attachment_bytes {
-        return err(
-            ErrorCode::TooLarge,
-            format!(
-                "attachment is {total_len} bytes, the relay's limit is {}",
-                relay.cfg.max_attachment_bytes
-            ),
-        );
-    }
-    match relay.store.blob(&message_id) {
-        Ok(Some((sender, n, _))) if sender == *peer.as_bytes() => {
-            return Response::BlobStored {
-                stored: n,
-                complete: true,
-            }
-        }
-        Ok(Some(_)) => return err(ErrorCode::Forbidden, "another sender holds this attachment id"),
-        Ok(None) => {}
-        Err(e) => return store_err(e),
-    }
-    // The partial upload is the sender's own: another member cannot append to it.
-    let part = relay.blobs.join(format!(
-        "{}-{}.part",
-        pocnet_crypto::to_hex(peer.as_bytes()),
-        pocnet_crypto::to_hex(&message_id)
-    ));
-    let have = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
-    if offset != have || have > total_len {
-        // The client resumes from what is on disk.
-        return Response::BlobStored {
-            stored: have.min(total_len),
-            complete: false,
-        };
-    }
+    let part = part_path(&edge.blobs, peer.as_bytes(), &message_id);
+    let held = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
+    let offset = match edge.svc.upload_start(peer, message_id, total_len, offset, held).await {
+        UploadPlan::Answer(r) => return r,
+        UploadPlan::Receive { offset } => offset,
+    };
     let mut file = match tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -644,25 +510,29 @@ async fn put_blob(
         Ok(f) => f,
         Err(e) => return err(ErrorCode::Internal, format!("cannot store attachment: {e}")),
     };
-    let mut stored = have;
-    let mut buf = vec![0u8; 256 * 1024];
-    while stored < total_len {
-        let want = ((total_len - stored) as usize).min(buf.len());
-        match recv.read(&mut buf[..want]).await {
-            Ok(Some(n)) => {
-                if let Err(e) = file.write_all(&buf[..n]).await {
-                    return err(
-                        ErrorCode::Internal,
-                        format!("cannot store attachment ({e}); {stored} bytes kept, resume later"),
-                    );
-                }
-                stored += n as u64;
-            }
-            Ok(None) | Err(_) => break,
+    let mut stored = offset;
+    let mut pending = Some(first_bytes);
+    loop {
+        let chunk = match pending.take() {
+            Some(b) => b,
+            None if stored >= total_len => break,
+            None => match recv.read_chunk(256 * 1024, true).await {
+                Ok(Some(c)) => c.bytes.to_vec(),
+                Ok(None) | Err(_) => break,
+            },
+        };
+        let room = (total_len - stored) as usize;
+        let take = chunk.len().min(room);
+        if let Err(e) = file.write_all(&chunk[..take]).await {
+            return err(
+                ErrorCode::StorageFull,
+                format!("cannot store attachment ({e}); {stored} bytes kept, resume later"),
+            );
         }
+        stored += take as u64;
     }
     if let Err(e) = file.sync_all().await {
-        return err(ErrorCode::Internal, format!("cannot store attachment: {e}"));
+        return err(ErrorCode::StorageFull, format!("cannot store attachment: {e}"));
     }
     drop(file);
     if stored < total_len {
@@ -673,75 +543,46 @@ async fn put_blob(
     }
     // Complete: check it is a signed attachment envelope from this sender before keeping it.
     let path = part.clone();
-    let checked = tokio::task::spawn_blocking(move || -> Result<pocnet_crypto::Header, String> {
+    let verified = tokio::task::spawn_blocking(move || -> Result<pocnet_crypto::Header, String> {
         let mut f = std::io::BufReader::new(std::fs::File::open(&path).map_err(|e| e.to_string())?);
         pocnet_crypto::envelope::verify_stream(&mut f)
             .map(|(h, _)| h)
             .map_err(|e| e.to_string())
     })
-    .await;
-    let header = match checked {
-        Ok(Ok(h)) => h,
-        Ok(Err(e)) => {
-            let _ = tokio::fs::remove_file(&part).await;
-            return err(ErrorCode::BadEnvelope, format!("attachment rejected: {e}"));
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    let good = verified.is_ok();
+    if good {
+        if let Err(e) = tokio::fs::rename(&part, blob_path(&edge.blobs, &message_id)).await {
+            return err(ErrorCode::Internal, format!("cannot store attachment: {e}"));
         }
-        Err(e) => return err(ErrorCode::Internal, e.to_string()),
-    };
-    if header.sender != *peer || header.message_id != message_id || header.content_type != ContentType::Attachment {
+    }
+    let r = edge.svc.upload_finish(peer, message_id, total_len, verified).await;
+    if !matches!(r, Response::BlobStored { complete: true, .. }) {
         let _ = tokio::fs::remove_file(&part).await;
-        return err(
-            ErrorCode::BadEnvelope,
-            "attachment envelope does not match its upload (sender, id or content type)",
-        );
+        if good {
+            let _ = tokio::fs::remove_file(blob_path(&edge.blobs, &message_id)).await;
+        }
     }
-    if let Err(e) = tokio::fs::rename(&part, blob_path(&relay.blobs, &message_id)).await {
-        return err(ErrorCode::Internal, format!("cannot store attachment: {e}"));
-    }
-    let recipients = header.recipients.iter().map(|r| r.key).collect();
-    match relay
-        .store
-        .put_blob(message_id, *peer.as_bytes(), total_len, recipients, now_ms())
-        .await
-    {
-        Ok(()) => Response::BlobStored { stored, complete: true },
-        Err(e) => store_err(e),
-    }
+    r
 }
 
-async fn get_blob(
-    relay: &Relay,
+async fn get_blob<S: Store, C: Clock>(
+    edge: &Edge<S, C>,
     peer: &IdentityKey,
     message_id: [u8; 16],
     offset: u64,
     send: &mut SendStream,
 ) -> anyhow::Result<()> {
-    if let Err(r) = relay.member_ok(peer) {
-        send.write_all(&encode(&r)).await?;
-        return Ok(());
-    }
-    let (total_len, allowed) = match relay.store.blob(&message_id) {
-        Ok(Some((sender, n, rcpts))) => (n, sender == *peer.as_bytes() || rcpts.contains(peer.as_bytes())),
-        Ok(None) => {
-            send.write_all(&encode(&err(ErrorCode::NotFound, "no such attachment at this relay")))
-                .await?;
-            return Ok(());
-        }
-        Err(e) => {
-            send.write_all(&encode(&store_err(e))).await?;
+    let total_len = match edge.svc.download_start(peer, message_id).await {
+        Ok(n) => n,
+        Err(r) => {
+            send.write_all(&encode(&r)).await?;
             return Ok(());
         }
     };
-    if !allowed {
-        send.write_all(&encode(&err(
-            ErrorCode::Forbidden,
-            "this key is not a recipient of the attachment",
-        )))
-        .await?;
-        return Ok(());
-    }
     send.write_all(&encode(&Response::Blob { total_len })).await?;
-    let mut f = tokio::fs::File::open(blob_path(&relay.blobs, &message_id)).await?;
+    let mut f = tokio::fs::File::open(blob_path(&edge.blobs, &message_id)).await?;
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     f.seek(std::io::SeekFrom::Start(offset.min(total_len))).await?;
     let mut buf = vec![0u8; 256 * 1024];

@@ -6,6 +6,7 @@
 //! (RFC 7250). No sockets here: frames are bytes in, values out (see PROTOCOL.md).
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod content;
 pub mod frame;
 pub mod messages;
@@ -15,19 +16,14 @@ pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
 pub use messages::*;
 
 /// QUIC ALPN protocol id; the version is part of it.
-pub const ALPN: &[u8] = b"pocnet/1";
+pub const ALPN: &[u8] = b"pocnet/2";
 /// Protocol version carried in `Hello`.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// TLS server name clients present (the relay is authenticated by its pinned key, not a name).
 pub const SERVER_NAME: &str = "pocnet-relay";
 
-/// Context of the relay's signature on `Response::Accepted`: the relay signs
-/// `envelope_hash || u64 stored_at_ms`.
-pub const RELAY_ACCEPT: pocnet_crypto::context::SigningContext =
-    pocnet_crypto::context::SigningContext::new(b"pocnet/v1/relay-accept\0");
+pub use accept::{verify_acceptance, AcceptProof, ProofError};
 
-/// The bytes the relay signs (under [`RELAY_ACCEPT`]) when it accepts an envelope:
-/// `envelope_hash || stored_at_ms (8 bytes, big-endian)`.
-pub fn accept_statement(envelope_hash: &[u8; 32], stored_at_ms: u64) -> Vec<u8> {
-    [&envelope_hash[..], &stored_at_ms.to_be_bytes()].concat()
-}
+/// Largest first frame on a stream from a key that is not enrolled: room for `Enrol`
+/// (an invite code and a public identity with its X-Wing key), nothing more.
+pub const MAX_UNENROLLED_FRAME: usize = 8 * 1024;

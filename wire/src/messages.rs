@@ -1,7 +1,9 @@
-//! Requests and responses. Each request travels on its own QUIC bidirectional stream:
-//! the client writes one `Request` frame, the relay answers with one `Response` frame
-//! (`Watch` and `GetBlob` answer with several). Variant order is part of the format:
-//! append only.
+//! Requests and responses. A QUIC bidirectional stream opens with one `Request` frame.
+//! `Pipeline` turns the stream into a session channel: from then on the client writes
+//! [`Tagged`] requests, as many in flight as it likes, and the relay answers each with a
+//! `Tagged` response carrying the same id, in whatever order they complete. Any other
+//! first request is answered on its own stream (`Watch` and `GetBlob` with several
+//! frames). Variant order is part of the format: append only.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +38,18 @@ pub enum Request {
     },
     /// Download an attachment envelope from `offset`; the relay answers `Blob` then raw bytes.
     GetBlob { message_id: MessageId, offset: u64 },
+    /// Open a pipelined session channel on this stream (protocol 2).
+    Pipeline,
+}
+
+/// A request or response on a pipelined stream, matched by `id` (chosen by the client,
+/// unique among its requests in flight on that stream).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Tagged<T> {
+    /// Request id.
+    pub id: u32,
+    /// The request or its answer.
+    pub body: T,
 }
 
 /// A member of the relay's enrolment list (directory data; trusted only as far as
@@ -117,6 +131,12 @@ pub enum ErrorCode {
     Internal,
     /// Protocol version not supported.
     UnsupportedVersion,
+    /// The relay's storage (or its cap) is full; nothing was stored. Retry later.
+    StorageFull,
+    /// The relay's store is unavailable; nothing was stored. Retry later.
+    Unavailable,
+    /// A per-member limit other than rate (watchers, upload storage).
+    LimitReached,
 }
 
 /// Relay to client.
@@ -128,14 +148,14 @@ pub enum Response {
     Enrolled { member: Member },
     /// Answer to `Lookup`.
     Directory { members: Vec<Member> },
-    /// Answer to `Send`: the envelope is committed. `relay_signature` signs
-    /// `pocnet/v1/relay-accept\0 || envelope_hash || u64 stored_at_ms` with the relay key.
+    /// Answer to `Send`: the envelope is committed. `proof` carries the relay's signature
+    /// over the Merkle root of the commit group holding `(envelope_hash, stored_at_ms)`.
     Accepted {
         message_id: MessageId,
         envelope_hash: [u8; 32],
         stored_at_ms: u64,
-        relay_signature: Vec<u8>,
         duplicate: bool,
+        proof: crate::accept::AcceptProof,
     },
     /// One item of a `Watch` stream.
     Deliver(Delivery),

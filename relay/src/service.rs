@@ -1,0 +1,617 @@
+//! Request handling, as a function of (peer, request, now) over the store interface.
+//!
+//! The service decides: who may ask what, which limits apply, what is stored, what is
+//! answered. It never touches a socket or the wall clock: the QUIC edge
+//! (`server.rs`) moves frames and file bytes in and out and calls in here, and time
+//! comes from the [`Clock`] it was built with, so every refusal rule and state change is
+//! tested without sockets (`relay/tests/service.rs`) and timers run in simulated time.
+
+use std::sync::{Arc, Mutex};
+
+use pocnet_crypto::{ContentType, Header, Identity, IdentityKey, Receipt};
+use pocnet_wire::{AcceptProof, Delivery, ErrorCode, Key, Member, MessageId, Request, Response};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::ratelimit::RateLimiter;
+use crate::store::{
+    BlobLimits, Conflict, InviteProblem, Item, NewEnvelope, Quota, Store, StoreError, Subscription, UploadStart,
+};
+
+/// Request kinds, each with its own rate limit per key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `Hello`.
+    Hello,
+    /// `Enrol`.
+    Enrol,
+    /// `Lookup`.
+    Lookup,
+    /// `Send`.
+    Send,
+    /// `Watch`.
+    Watch,
+    /// `Ack`.
+    Ack,
+    /// `SendReceipt`.
+    Receipt,
+    /// `PutBlob`.
+    PutBlob,
+    /// `GetBlob`.
+    GetBlob,
+    /// `Pipeline`.
+    Pipeline,
+}
+
+impl Kind {
+    /// The kind of a request.
+    pub fn of(r: &Request) -> Kind {
+        match r {
+            Request::Hello { .. } => Kind::Hello,
+            Request::Enrol { .. } => Kind::Enrol,
+            Request::Lookup { .. } => Kind::Lookup,
+            Request::Send { .. } => Kind::Send,
+            Request::Watch { .. } => Kind::Watch,
+            Request::Ack { .. } => Kind::Ack,
+            Request::SendReceipt { .. } => Kind::Receipt,
+            Request::PutBlob { .. } => Kind::PutBlob,
+            Request::GetBlob { .. } => Kind::GetBlob,
+            Request::Pipeline => Kind::Pipeline,
+        }
+    }
+    /// What a key that is not enrolled may ask.
+    pub fn open_to_unenrolled(self) -> bool {
+        matches!(self, Kind::Hello | Kind::Enrol)
+    }
+}
+
+/// Builds an error answer.
+pub fn err(code: ErrorCode, message: impl Into<String>) -> Response {
+    Response::Error {
+        code,
+        message: message.into(),
+    }
+}
+
+/// The answer for a store failure: the code says what the client can do about it.
+pub fn store_err(e: StoreError) -> Response {
+    match e {
+        StoreError::Quota(Quota::Queue(_)) => err(ErrorCode::QuotaExceeded, format!("{e}; retry later")),
+        StoreError::Quota(Quota::Uploads { .. }) | StoreError::Quota(Quota::Watchers(_)) => {
+            err(ErrorCode::LimitReached, e.to_string())
+        }
+        StoreError::Quota(Quota::Storage) | StoreError::Full => {
+            tracing::error!("{e}");
+            err(
+                ErrorCode::StorageFull,
+                "the relay's storage is full; nothing was stored. Retry later; the operator has been told",
+            )
+        }
+        StoreError::Invite(InviteProblem::Unknown) => err(
+            ErrorCode::BadInvite,
+            "invite code not recognised; check it with the relay operator",
+        ),
+        StoreError::Invite(InviteProblem::Expired) => err(
+            ErrorCode::InviteExpired,
+            "invite code expired; ask the relay operator for a new one",
+        ),
+        StoreError::Invite(InviteProblem::Used) => err(
+            ErrorCode::InviteUsed,
+            "invite code already used; each code enrols one key",
+        ),
+        StoreError::Conflict(_) => err(ErrorCode::Forbidden, e.to_string()),
+        StoreError::Unavailable(_) => {
+            tracing::error!("{e}");
+            err(ErrorCode::Unavailable, "the relay's storage failed; nothing was stored, retry later")
+        }
+    }
+}
+
+/// Signs acceptances in groups: one Ed25519 signature over a Merkle root for all the
+/// acceptances that are ready together (those of one store commit, typically).
+#[derive(Clone)]
+pub struct GroupSigner {
+    tx: mpsc::UnboundedSender<([u8; 32], u64, oneshot::Sender<AcceptProof>)>,
+}
+
+impl GroupSigner {
+    /// Starts the signer task.
+    pub fn start(identity: Arc<Identity>) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<([u8; 32], u64, oneshot::Sender<AcceptProof>)>();
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while let Some(first) = rx.recv().await {
+                batch.push(first);
+                // Whatever else is ready joins this group, up to the tree's limit.
+                while batch.len() < 4096 {
+                    match rx.try_recv() {
+                        Ok(x) => batch.push(x),
+                        Err(_) => break,
+                    }
+                }
+                let items: Vec<([u8; 32], u64)> = batch.iter().map(|(h, t, _)| (*h, *t)).collect();
+                let proofs = pocnet_wire::accept::sign_group(&identity, &items);
+                for ((_, _, reply), proof) in batch.drain(..).zip(proofs) {
+                    let _ = reply.send(proof);
+                }
+            }
+        });
+        GroupSigner { tx }
+    }
+    /// The proof for one stored envelope.
+    pub async fn sign(&self, envelope_hash: [u8; 32], stored_at_ms: u64) -> Option<AcceptProof> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send((envelope_hash, stored_at_ms, reply)).ok()?;
+        rx.await.ok()
+    }
+}
+
+/// The per-member and relay-wide limits, from the configuration.
+struct Limiters {
+    per_kind: RateLimiter<(Key, Kind)>,
+    unenrolled: RateLimiter<()>,
+}
+
+/// What an upload may do next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UploadPlan {
+    /// Append from `offset` (what the relay holds) up to `total_len`.
+    Receive {
+        /// Bytes held.
+        offset: u64,
+    },
+    /// Answer at once (complete already, or the client must resume from elsewhere).
+    Answer(Response),
+}
+
+/// The relay's decisions.
+pub struct Service<S: Store, C: Clock> {
+    store: S,
+    clock: C,
+    cfg: Config,
+    signer: GroupSigner,
+    limits: Mutex<Limiters>,
+}
+
+impl<S: Store, C: Clock> Service<S, C> {
+    /// A service over `store`, signing acceptances as `identity`.
+    pub fn new(store: S, clock: C, cfg: Config, identity: Arc<Identity>) -> Self {
+        let limits = Limiters {
+            per_kind: RateLimiter::new(cfg.rate_per_sec, cfg.rate_burst),
+            unenrolled: RateLimiter::new(cfg.unenrolled_rate_per_sec, cfg.unenrolled_rate_per_sec * 5.0),
+        };
+        Service {
+            store,
+            clock,
+            signer: GroupSigner::start(identity),
+            limits: Mutex::new(limits),
+            cfg,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    /// Now, by the service's clock.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    fn rate(&self, kind: Kind) -> (f64, f64) {
+        match kind {
+            Kind::Send | Kind::Receipt | Kind::PutBlob => (self.cfg.rate_per_sec, self.cfg.rate_burst),
+            Kind::Ack => (self.cfg.request_rate_per_sec * 4.0, self.cfg.request_burst * 4.0),
+            _ => (self.cfg.request_rate_per_sec, self.cfg.request_burst),
+        }
+    }
+
+    /// Checks who may make this kind of request, and takes a token from its rate limit.
+    /// Called before the request's body is looked at (and, at the edge, before a large
+    /// frame is read). Returns the member record of an enrolled key.
+    pub async fn admit(&self, peer: &IdentityKey, kind: Kind) -> Result<Option<Member>, Response> {
+        let member = self.store.member(*peer.as_bytes()).await.map_err(store_err)?;
+        let now = self.clock.now_ms();
+        match &member {
+            Some(m) if m.revoked => {
+                return Err(err(ErrorCode::Revoked, "this key has been revoked; contact the Secretariat"));
+            }
+            Some(_) => {
+                let (rate, burst) = self.rate(kind);
+                let ok = self
+                    .limits
+                    .lock()
+                    .expect("limits")
+                    .per_kind
+                    .allow_with((*peer.as_bytes(), kind), now, rate, burst);
+                if !ok {
+                    return Err(err(
+                        ErrorCode::RateLimited,
+                        format!("over the relay's limit of {rate} {kind:?} requests/s for one key; retry in a moment"),
+                    ));
+                }
+            }
+            None => {
+                if !kind.open_to_unenrolled() {
+                    return Err(err(
+                        ErrorCode::NotEnrolled,
+                        "this key is not enrolled; run `pocnet enrol` with an invite code",
+                    ));
+                }
+                // Keys that are not enrolled are free to make: one budget for all of them.
+                if !self.limits.lock().expect("limits").unenrolled.allow((), now) {
+                    return Err(err(
+                        ErrorCode::RateLimited,
+                        "the relay is busy with enrolment requests; retry in a moment",
+                    ));
+                }
+            }
+        }
+        Ok(member)
+    }
+
+    /// Answers one request of the request/response kind (`Hello`, `Enrol`, `Lookup`, `Send`,
+    /// `Ack`, `SendReceipt`). Streaming requests go through their own calls.
+    pub async fn handle(&self, peer: &IdentityKey, req: Request) -> Response {
+        let kind = Kind::of(&req);
+        if let Err(r) = self.admit(peer, kind).await {
+            return r;
+        }
+        self.handle_admitted(peer, req).await
+    }
+
+    /// As [`Service::handle`], for a request [`Service::admit`] has already let through.
+    pub async fn handle_admitted(&self, peer: &IdentityKey, req: Request) -> Response {
+        let now = self.clock.now_ms();
+        match req {
+            Request::Hello { protocol } => {
+                if protocol != pocnet_wire::PROTOCOL_VERSION {
+                    return err(
+                        ErrorCode::UnsupportedVersion,
+                        format!(
+                            "relay speaks protocol {}, client {protocol}: update the client",
+                            pocnet_wire::PROTOCOL_VERSION
+                        ),
+                    );
+                }
+                match self.store.member(*peer.as_bytes()).await {
+                    Ok(member) => Response::Welcome {
+                        relay_time_ms: now,
+                        member,
+                    },
+                    Err(e) => store_err(e),
+                }
+            }
+            Request::Enrol {
+                invite,
+                public_identity,
+            } => self.enrol(peer, invite, public_identity, now).await,
+            Request::Lookup { query } => {
+                if query.len() > 256 {
+                    return err(ErrorCode::TooLarge, "lookup query longer than 256 bytes");
+                }
+                match self.store.lookup(query).await {
+                    Ok(members) => Response::Directory { members },
+                    Err(e) => store_err(e),
+                }
+            }
+            Request::Send { envelope } => self.send(peer, envelope, now).await,
+            Request::Ack { seqs } => {
+                if seqs.len() > 4096 {
+                    return err(ErrorCode::TooLarge, "at most 4096 items per Ack");
+                }
+                match self.store.ack(*peer.as_bytes(), seqs).await {
+                    Ok(_) => Response::Done,
+                    Err(e) => store_err(e),
+                }
+            }
+            Request::SendReceipt { to, receipt } => self.receipt(peer, to, receipt, now).await,
+            Request::Watch { .. } | Request::PutBlob { .. } | Request::GetBlob { .. } | Request::Pipeline => {
+                err(ErrorCode::Malformed, "this request opens its own stream")
+            }
+        }
+    }
+
+    async fn enrol(&self, peer: &IdentityKey, invite: String, public_identity: Vec<u8>, now: u64) -> Response {
+        if invite.len() > 128 {
+            return err(ErrorCode::BadInvite, "invite code too long");
+        }
+        let pi = match pocnet_crypto::PublicIdentity::from_bytes(&public_identity) {
+            Ok(pi) => pi,
+            Err(e) => return err(ErrorCode::Malformed, format!("public identity rejected: {e}")),
+        };
+        if pi.key() != peer {
+            return err(
+                ErrorCode::Forbidden,
+                "the public identity must be the connection's own key",
+            );
+        }
+        match self
+            .store
+            .enrol(invite, *peer.as_bytes(), peer.fingerprint().to_hex(), public_identity, now)
+            .await
+        {
+            Ok(member) => Response::Enrolled { member },
+            Err(e) => store_err(e),
+        }
+    }
+
+    async fn active(&self, key: Key) -> Result<Member, Response> {
+        match self.store.member(key).await {
+            Ok(Some(m)) if !m.revoked => Ok(m),
+            Ok(Some(m)) => Err(err(
+                ErrorCode::UnknownRecipient,
+                format!("recipient {} has been revoked", m.handle),
+            )),
+            Ok(None) => Err(err(
+                ErrorCode::UnknownRecipient,
+                format!(
+                    "recipient {} is not enrolled at this relay",
+                    pocnet_crypto::to_hex(&key[..8])
+                ),
+            )),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    async fn send(&self, peer: &IdentityKey, envelope: Vec<u8>, now: u64) -> Response {
+        if envelope.len() as u64 > self.cfg.max_envelope_bytes {
+            return err(
+                ErrorCode::TooLarge,
+                format!(
+                    "envelope is {} bytes, the relay's limit is {}; send large files with --attach",
+                    envelope.len(),
+                    self.cfg.max_envelope_bytes
+                ),
+            );
+        }
+        // verify_strict under the connection's key, and a stanza for every listed recipient.
+        let (header, envelope_hash) = match pocnet_crypto::verify_from(&envelope, peer) {
+            Ok(v) => v,
+            Err(pocnet_crypto::Error::WrongSender) => {
+                return err(
+                    ErrorCode::NotSender,
+                    "the envelope's signed sender is not this connection's key",
+                )
+            }
+            Err(e) => return err(ErrorCode::BadEnvelope, format!("envelope rejected: {e}")),
+        };
+        let mut recipients = Vec::with_capacity(header.recipients.len());
+        for r in &header.recipients {
+            if let Err(resp) = self.active(r.key).await {
+                return resp;
+            }
+            recipients.push(r.key);
+        }
+        let message_id = header.message_id;
+        let new = NewEnvelope {
+            sender: *peer.as_bytes(),
+            message_id,
+            envelope_hash,
+            bytes: envelope.into(),
+            recipients,
+            now_ms: now,
+            expires_at_ms: now + self.cfg.ttl_secs * 1000,
+        };
+        match self.store.accept(new).await {
+            Ok(a) => match self.signer.sign(envelope_hash, a.stored_at_ms).await {
+                Some(proof) => Response::Accepted {
+                    message_id,
+                    envelope_hash,
+                    stored_at_ms: a.stored_at_ms,
+                    duplicate: a.duplicate,
+                    proof,
+                },
+                None => err(
+                    ErrorCode::ShuttingDown,
+                    "stored, but the relay is stopping before it could sign; send again to get the acceptance",
+                ),
+            },
+            Err(e) => store_err(e),
+        }
+    }
+
+    async fn receipt(&self, peer: &IdentityKey, to: Key, receipt: Vec<u8>, now: u64) -> Response {
+        if receipt.len() > 1024 {
+            return err(ErrorCode::TooLarge, "receipt larger than 1024 bytes");
+        }
+        match Receipt::verify(&receipt, peer) {
+            Err(e) => return err(ErrorCode::BadEnvelope, format!("receipt rejected: {e}")),
+            Ok(r) if r.sender != to => return err(ErrorCode::Malformed, "receipt is addressed to another sender"),
+            Ok(_) => {}
+        }
+        if self.active(to).await.is_err() {
+            return err(
+                ErrorCode::UnknownRecipient,
+                "the receipt's addressee is not an active member",
+            );
+        }
+        match self
+            .store
+            .queue_receipt(to, *peer.as_bytes(), receipt, now + self.cfg.ttl_secs * 1000)
+            .await
+        {
+            Ok(()) => Response::Done,
+            Err(e) => store_err(e),
+        }
+    }
+
+    /// Starts a watch: a live subscription (if `follow`), taken before the backlog is read
+    /// so nothing committed in between is missed. Bounded per key.
+    pub fn subscribe(&self, peer: &IdentityKey) -> Result<Subscription, Response> {
+        self.store
+            .subscribe(*peer.as_bytes(), self.cfg.max_watchers_per_key)
+            .map_err(store_err)
+    }
+
+    /// One page of a recipient's backlog after `after_seq`.
+    pub async fn backlog(&self, peer: &IdentityKey, after_seq: u64) -> Result<Vec<Item>, Response> {
+        self.store
+            .pending(*peer.as_bytes(), after_seq, 256, self.clock.now_ms())
+            .await
+            .map_err(store_err)
+    }
+
+    /// Whether `peer` may still receive (a key revoked while watching stops at once).
+    pub async fn still_member(&self, peer: &IdentityKey) -> Result<(), Response> {
+        match self.store.member(*peer.as_bytes()).await {
+            Ok(Some(m)) if !m.revoked => Ok(()),
+            Ok(Some(_)) => Err(err(ErrorCode::Revoked, "this key has been revoked; contact the Secretariat")),
+            Ok(None) => Err(err(ErrorCode::NotEnrolled, "this key is not enrolled")),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// The wire form of a queue item for `me`: envelopes trimmed to `me`'s stanza.
+    pub fn delivery(item: &Item, me: &Key) -> Option<Delivery> {
+        Some(match item {
+            Item::Envelope { seq, envelope } => match pocnet_crypto::trim_for_recipient(envelope, me) {
+                Ok(envelope) => Delivery::Envelope { seq: *seq, envelope },
+                Err(e) => {
+                    // Refused at send, so only a damaged store gets here.
+                    tracing::error!("stored envelope {seq} cannot be trimmed: {e}");
+                    return None;
+                }
+            },
+            Item::Receipt { seq, from, receipt } => Delivery::Receipt {
+                seq: *seq,
+                from: *from,
+                receipt: receipt.clone(),
+            },
+            Item::Expired {
+                seq,
+                message_id,
+                recipient,
+            } => Delivery::Expired {
+                seq: *seq,
+                message_id: *message_id,
+                recipient: *recipient,
+            },
+        })
+    }
+
+    /// Decides an upload before any byte is read: size limits, ownership, quota and cap
+    /// (space is reserved here), and where to resume given `held` bytes already on disk.
+    pub async fn upload_start(
+        &self,
+        peer: &IdentityKey,
+        message_id: MessageId,
+        total_len: u64,
+        offset: u64,
+        held: u64,
+    ) -> UploadPlan {
+        if total_len > self.cfg.max_attachment_bytes {
+            return UploadPlan::Answer(err(
+                ErrorCode::TooLarge,
+                format!(
+                    "attachment is {total_len} bytes, the relay's limit is {}",
+                    self.cfg.max_attachment_bytes
+                ),
+            ));
+        }
+        let limits = BlobLimits {
+            per_member: self.cfg.upload_quota_mib.saturating_mul(1024 * 1024),
+            total: self.cfg.max_blob_mib.saturating_mul(1024 * 1024),
+        };
+        match self
+            .store
+            .begin_upload(*peer.as_bytes(), message_id, total_len, limits, self.clock.now_ms())
+            .await
+        {
+            Ok(UploadStart::Complete) => UploadPlan::Answer(Response::BlobStored {
+                stored: total_len,
+                complete: true,
+            }),
+            Ok(UploadStart::Reserved) if offset != held || held > total_len => {
+                // The client resumes from what is on disk.
+                UploadPlan::Answer(Response::BlobStored {
+                    stored: held.min(total_len),
+                    complete: false,
+                })
+            }
+            Ok(UploadStart::Reserved) => UploadPlan::Receive { offset },
+            Err(StoreError::Conflict(Conflict::BlobOwned)) => {
+                UploadPlan::Answer(err(ErrorCode::Forbidden, "another sender holds this attachment id"))
+            }
+            Err(e) => UploadPlan::Answer(store_err(e)),
+        }
+    }
+
+    /// Decides a complete upload, given the verification result of its bytes.
+    pub async fn upload_finish(
+        &self,
+        peer: &IdentityKey,
+        message_id: MessageId,
+        total_len: u64,
+        verified: Result<Header, String>,
+    ) -> Response {
+        let header = match verified {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = self.store.abandon_upload(*peer.as_bytes(), message_id).await;
+                return err(ErrorCode::BadEnvelope, format!("attachment rejected: {e}"));
+            }
+        };
+        if header.sender != *peer || header.message_id != message_id || header.content_type != ContentType::Attachment {
+            let _ = self.store.abandon_upload(*peer.as_bytes(), message_id).await;
+            return err(
+                ErrorCode::BadEnvelope,
+                "attachment envelope does not match its upload (sender, id or content type)",
+            );
+        }
+        let recipients = header.recipients.iter().map(|r| r.key).collect();
+        match self
+            .store
+            .complete_upload(*peer.as_bytes(), message_id, recipients)
+            .await
+        {
+            Ok(()) => Response::BlobStored {
+                stored: total_len,
+                complete: true,
+            },
+            Err(e) => store_err(e),
+        }
+    }
+
+    /// Decides a download: the attachment's length, if `peer` may read it.
+    pub async fn download_start(&self, peer: &IdentityKey, message_id: MessageId) -> Result<u64, Response> {
+        match self.store.blob(message_id).await {
+            Ok(Some(b)) if b.complete => {
+                if b.sender == *peer.as_bytes() || b.recipients.contains(peer.as_bytes()) {
+                    Ok(b.total_len)
+                } else {
+                    Err(err(ErrorCode::Forbidden, "this key is not a recipient of the attachment"))
+                }
+            }
+            Ok(_) => Err(err(ErrorCode::NotFound, "no such attachment at this relay")),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// Expires queue items and attachments by the clock; returns the attachments whose
+    /// files the edge must delete.
+    pub async fn sweep(&self) -> Vec<(Key, MessageId)> {
+        let now = self.clock.now_ms();
+        match self.store.expire(now).await {
+            Ok(n) if n > 0 => tracing::info!("expired {n} undelivered items"),
+            Ok(_) => {}
+            Err(e) => tracing::error!("expiry sweep failed: {e}"),
+        }
+        match self
+            .store
+            .expire_blobs(now.saturating_sub(self.cfg.ttl_secs * 1000))
+            .await
+        {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!("attachment sweep failed: {e}");
+                Vec::new()
+            }
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! The tests every store backend must pass, written once against the traits (as
+//! matrix-rust-sdk does for its state stores). A backend runs them all with
+//! [`store_conformance_tests!`](crate::store_conformance_tests), giving a function that
+//! opens its store over a directory: called twice with the same directory it must reopen
+//! the same data. SQLite runs them in `relay/tests/store_conformance.rs`; a PostgreSQL
+//! backend will only have to pass the same list.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{
+    invite_hash, BlobLimits, Conflict, InviteProblem, Item, NewEnvelope, NewInvite, Quota, Store, StoreError,
+    UploadStart,
+};
+
+/// How a test wants its store opened.
+#[derive(Clone, Copy, Debug)]
+pub struct Opts {
+    /// Most pending items per recipient.
+    pub queue_quota: u64,
+    /// Cap on stored bytes (`None`: unlimited).
+    pub max_bytes: Option<u64>,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            queue_quota: 100,
+            max_bytes: None,
+        }
+    }
+}
+
+/// Generates one `#[test]` per conformance test for a backend. `$open` is an expression of
+/// type `fn(&Path, Opts) -> S`.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($open:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let dir = tempfile::tempdir().unwrap();
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on($crate::store::conformance::$name(&$open, dir.path()));
+            }
+        )*
+    };
+    ($open:expr) => {
+        $crate::store_conformance_tests!($open;
+            expired_items_are_removed_and_reported_to_the_sender,
+            quota_is_per_recipient_refuses_whole_envelopes_and_frees_on_ack,
+            retried_send_is_stored_once_and_survives_reopen,
+            reused_message_id_with_other_content_is_a_conflict,
+            receipts_count_against_the_recipients_quota,
+            watchers_hear_only_committed_items_of_their_own_before_the_answer,
+            watchers_are_bounded_per_key_and_deliveries_shared,
+            pending_pages_in_order_after_a_sequence_number,
+            invites_enrol_once_within_their_time_and_handles_stay_unique,
+            revocation_is_visible_at_once_and_lookups_skip_revoked,
+            uploads_reserve_quota_and_cap_before_bytes_and_are_owned,
+            uploads_and_attachments_expire_by_age,
+            a_full_store_refuses_cleanly_keeps_what_it_accepted_and_recovers,
+        );
+    };
+}
+
+type Open<'a, S> = &'a dyn Fn(&Path, Opts) -> S;
+
+fn env(sender: u8, id: u8, recipients: &[u8], now_ms: u64, ttl_ms: u64) -> NewEnvelope {
+    NewEnvelope {
+        sender: [sender; 32],
+        message_id: [id; 16],
+        envelope_hash: [id; 32],
+        bytes: vec![id; 100].into(),
+        recipients: recipients.iter().map(|r| [*r; 32]).collect(),
+        now_ms,
+        expires_at_ms: now_ms + ttl_ms,
+    }
+}
+
+fn seqs(items: &[Item]) -> Vec<u64> {
+    items.iter().map(Item::seq).collect()
+}
+
+/// TTL: before it nothing expires; after it each copy does and the sender is told which
+/// recipient never got it.
+pub async fn expired_items_are_removed_and_reported_to_the_sender<S: Store>(open: Open<'_, S>, dir: &Path) {
+    let store = open(dir, Opts::default());
+    store.accept(env(1, 7, &[2, 3], 1_000, 10_000)).await.unwrap();
+    assert_eq!(store.pending([2; 32], 0, 10, 5_000).await.unwrap().len(), 1);
+    assert_eq!(store.expire(10_999).await.unwrap(), 0);
+    assert_eq!(store.expire(11_000).await.unwrap(), 2);
+    assert!(store.pending([2; 32], 0, 10, 12_000).await.unwrap().is_empty());
+    let mut told: Vec<[u8; 32]> = store
+        .pending([1; 32], 0, 10, 12_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| match d {
+            Item::Expired {
+                message_id, recipient, ..
+            } => {
+                assert_eq!(message_id, &[7; 16]);
+                *recipient
+            }
+            other => panic!("expected an expiry notice, got {other:?}"),
+        })
+        .collect();
+    told.sort();
+    assert_eq!(told, vec![[2; 32], [3; 32]]);
+}
+
+/// A full queue refuses the whole envelope (nothing for the other recipients either).
+pub async fn quota_is_per_recipient_refuses_whole_envelopes_and_frees_on_ack<S: Store>(open: Open<'_, S>, dir: &Path) {
+    let store = open(
+        dir,
+        Opts {
+            queue_quota: 2,
+            ..Opts::default()
+        },
+    );
+    store.accept(env(1, 1, &[2], 0, 1_000_000)).await.unwrap();
+    store.accept(env(1, 2, &[2], 0, 1_000_000)).await.unwrap();
+    let e = store.accept(env(1, 3, &[2, 4], 0, 1_000_000)).await.unwrap_err();
+    assert_eq!(e, StoreError::Quota(Quota::Queue([2; 32])));
+    assert!(store.pending([4; 32], 0, 10, 0).await.unwrap().is_empty());
+    let s = seqs(&store.pending([2; 32], 0, 10, 0).await.unwrap());
+    assert_eq!(store.ack([2; 32], s).await.unwrap(), 2);
+    store.accept(env(1, 3, &[2, 4], 0, 1_000_000)).await.unwrap();
+}
+
+/// Idempotent retries, durability across reopen, acks only by the recipient.
+pub async fn retried_send_is_stored_once_and_survives_reopen<S: Store>(open: Open<'_, S>, dir: &Path) {
+    {
+        let store = open(dir, Opts::default());
+        let first = store.accept(env(1, 9, &[2], 500, 1_000_000)).await.unwrap();
+        let again = store.accept(env(1, 9, &[2], 900, 1_000_000)).await.unwrap();
+        assert!(!first.duplicate && again.duplicate);
+        assert_eq!(again.stored_at_ms, 500);
+    }
+    let store = open(dir, Opts::default());
+    let items = store.pending([2; 32], 0, 10, 0).await.unwrap();
+    assert_eq!(items.len(), 1, "committed item is there after reopen, once");
+    assert_eq!(store.ack([3; 32], vec![items[0].seq()]).await.unwrap(), 0);
+    assert_eq!(store.pending([2; 32], 0, 10, 0).await.unwrap().len(), 1);
+}
+
+/// The same id with another hash is refused, and the first one stays.
+pub async fn reused_message_id_with_other_content_is_a_conflict<S: Store>(open: Open<'_, S>, dir: &Path) {
+    let store = open(dir, Opts::default());
+    store.accept(env(1, 5, &[2], 0, 1_000_000)).await.unwrap();
+    let mut other = env(1, 5, &[2], 10, 1_000_000);
+    other.envelope_hash = [0xee; 32];
+    assert_eq!(
+        store.accept(other).await.unwrap_err(),
+        StoreError::Conflict(Conflict::IdReused)
+    );
+    assert_eq!(store.pending([2; 32], 0, 10, 0).await.unwrap().len(), 1);
+}
+
+/// Receipts take queue room like envelopes.
+pub async fn receipts_count_against_the_recipients_quota<S: Store>(open: Open<'_, S>, dir: &Path) {
+    let store = open(
+        dir,
+        Opts {
+            queue_quota: 2,
+            ..Opts::default()
+        },
+    );
+    store.queue_receipt([2; 32], [3; 32], vec![1], 1_000_000).await.unwrap();
+    store.queue_receipt([2; 32], [3; 32], vec![2], 1_000_000).await.unwrap();
+    assert!(matches!(
+        store.queue_receipt([2; 32], [3; 32], vec![3], 1_000_000).await,
+        Err(StoreError::Quota(Quota::Queue(_)))
+    ));
+    assert!(matches!(
+        store.accept(env(1, 1, &[2], 0, 1_000_000)).await,
+        Err(StoreError::Quota(Quota::Queue(_)))
+    ));
+}
+
+/// Announced before answered, only to the recipient's own watchers.
+pub async fn watchers_hear_only_committed_items_of_their_own_before_the_answer<S: Store>(
+    open: Open<'_, S>,
+    dir: &Path,
+) {
+    let store = open(dir, Opts::default());
+    let mut two = store.subscribe([2; 32], 4).unwrap();
+    let mut five = store.subscribe([5; 32], 4).unwrap();
+    store.accept(env(1, 4, &[2], 0, 1_000_000)).await.unwrap();
+    match two.try_recv().as_deref() {
+        Some(Item::Envelope { envelope, .. }) => assert_eq!(&envelope[..], &[4; 100][..]),
+        other => panic!("watcher of 2 should have the item when accept returns: {other:?}"),
+    }
+    assert!(five.try_recv().is_none());
+    // A refused envelope is announced to nobody.
+    let mut dup = env(1, 4, &[2], 0, 1_000_000);
+    dup.envelope_hash = [9; 32];
+    assert!(store.accept(dup).await.is_err());
+    assert!(two.try_recv().is_none());
+}
+
+/// At most `max_per_key` live watchers per key; one item is shared by all of them.
+pub async fn watchers_are_bounded_per_key_and_deliveries_shared<S: Store>(open: Open<'_, S>, dir: &Path) {
+    let store = open(dir, Opts::default());
+    let mut subs: Vec<_> = (0..3).map(|_| store.subscribe([2; 32], 3).unwrap()).collect();
+    assert!(matches!(
+        store.subscribe([2; 32], 3),
+        Err(StoreError::Quota(Quota::Watchers(3)))
+    ));
+    assert!(store.subscribe([3; 32], 3).is_ok(), "other keys unaffected");
+    store.accept(env(1, 8, &[2], 0, 1_000_000)).await.unwrap();
+    let got: Vec<Arc<Item>> = subs.iter_mut().map(|s| s.try_recv().unwrap()).collect();
+    assert!(
+        got.windows(2).all(|w| Arc::ptr_eq(&w[0], &w[1])),
+        "one shared item, not a copy per watcher"
+    );
+    drop(subs.pop());
+    assert!(store.subscribe([2; 32], 3).is_ok(), "a closed watcher frees its place");
+}
+
+/// Backlog pages: ascending, after the given seq, bounded.
+pub async fn pending_pages_in_order_after_a_sequence_number<S: Store>(open: Open<'_, S>, dir: &Path) {
+    let store = open(dir, Opts::default());
+    for id in 1..=5 {
+        store.accept(env(1, id, &[2], 0, 1_000_000)).await.unwrap();
+    }
+    let all = seqs(&store.pending([2; 32], 0, 10, 0).await.unwrap());
+    assert_eq!(all.len(), 5);
+    assert!(all.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(seqs(&store.pending([2; 32], all[1], 2, 0).await.unwrap()), all[2..4].to_vec());
+}
+
+fn invite(code: &str, state: &str, role: &str, expires_at_ms: u64) -> NewInvite {
+    NewInvite {
+        code_hash: invite_hash(code),
+        state: state.into(),
+        role: role.into(),
+        name: format!("{state} {role}"),
+        created_at_ms: 0,
+        expires_at_ms,
+    }
+}
+
+/// Invite codes: once, before expiry; one active key per handle; one handle per key.
+pub async fn invites_enrol_once_within_their_time_and_handles_stay_unique<S: Store>(open: Open<'_, S>, dir: &Path) {
+    let store = open(dir, Opts::default());
+    store.create_invite(invite("aaaa-1111", "CL", "primary", 1_000)).await.unwrap();
+    store.create_invite(invite("bbbb-2222", "CL", "primary", 1_000)).await.unwrap();
+    store.create_invite(invite("cccc-3333", "MX", "primary", 1_000)).await.unwrap();
+    let e = |code: &str, key: u8, now| store.enrol(code.into(), [key; 32], format!("{key:02x}"), vec![key], now);
+    assert_eq!(e("nope", 1, 0).await.unwrap_err(), StoreError::Invite(InviteProblem::Unknown));
+    assert_eq!(e("aaaa-1111", 1, 1_000).await.unwrap_err(), StoreError::Invite(InviteProblem::Expired));
+    // Codes are matched ignoring case and separators.
+    let m = e("AAAA 1111", 1, 999).await.unwrap();
+    assert_eq!((m.handle.as_str(), m.revoked), ("CL.primary", false));
+    assert_eq!(e("aaaa-1111", 2, 0).await.unwrap_err(), StoreError::Invite(InviteProblem::Used));
+    assert_eq!(
+        e("bbbb-2222", 2, 0).await.unwrap_err(),
+        StoreError::Conflict(Conflict::HandleTaken("CL.primary".into()))
+    );
+    assert_eq!(
+        e("cccc-3333", 1, 0).await.unwrap_err(),
+        StoreError::Conflict(Conflict::AlreadyEnrolled("CL.primary".into()))
+    );
+    assert_eq!(store.member([1; 32]).await.unwrap().unwrap().handle, "CL.primary");
+    assert!(store.member([2; 32]).await.unwrap().is_none());
+}
+
+/// Revocation: seen at once by the handshake check and by lookups.
+pub async fn revocation_is_visible_at_once_and_lookups_skip_revoked<S: Store>(open: Open<'_, S>, dir: &Path) {
+    let store = open(dir, Opts::default());
+    store.create_invite(invite("k1", "CL", "primary", u64::MAX / 2)).await.unwrap();
+    store.create_invite(invite("k2", "CL", "alternate", u64::MAX / 2)).await.unwrap();
+    let fp = |k: u8| format!("{:02x}", k).repeat(32);
+    store.enrol("k1".into(), [1; 32], fp(1), vec![1], 0).await.unwrap();
+    store.enrol("k2".into(), [2; 32], fp(2), vec![2], 0).await.unwrap();
+    assert_eq!(store.lookup("CL".into()).await.unwrap().len(), 2);
+    assert_eq!(store.lookup("cl".into()).await.unwrap().len(), 2);
+    assert_eq!(store.lookup("0202020202".into()).await.unwrap()[0].handle, "CL.alternate");
+    assert!(store.lookup("0202".into()).await.unwrap().is_empty(), "prefix too short");
+    assert_eq!(store.revoke("nobody".into(), 5).await.unwrap(), Err(0));
+    assert!(!store.is_revoked_now(&[1; 32]).unwrap());
+    let r = store.revoke("CL.primary".into(), 5).await.unwrap().unwrap();
+    assert_eq!(r.key, [1; 32]);
+    assert!(store.is_revoked_now(&[1; 32]).unwrap());
+    assert!(store.member([1; 32]).await.unwrap().unwrap().revoked);
+    assert_eq!(store.lookup("*".into()).await.unwrap().len(), 1);
+    assert_eq!(store.members().await.unwrap().len(), 2, "the operator still sees both");
+}
+
+/// Upload space is reserved when an upload starts: per member and in all; ids are owned.
+pub async fn uploads_reserve_quota_and_cap_before_bytes_and_are_owned<S: Store>(open: Open<'_, S>, dir: &Path) {
+    let store = open(dir, Opts::default());
+    let limits = BlobLimits {
+        per_member: 100,
+        total: 150,
+    };
+    assert_eq!(
+        store.begin_upload([1; 32], [1; 16], 60, limits, 0).await.unwrap(),
+        UploadStart::Reserved
+    );
+    assert_eq!(
+        store.begin_upload([1; 32], [1; 16], 60, limits, 0).await.unwrap(),
+        UploadStart::Reserved,
+        "resuming keeps the one reservation"
+    );
+    assert_eq!(
+        store.begin_upload([1; 32], [2; 16], 41, limits, 0).await.unwrap_err(),
+        StoreError::Quota(Quota::Uploads {
+            needed: 101,
+            limit: 100
+        })
+    );
+    assert_eq!(
+        store.begin_upload([2; 32], [1; 16], 10, limits, 0).await.unwrap_err(),
+        StoreError::Conflict(Conflict::BlobOwned)
+    );
+    store.begin_upload([2; 32], [3; 16], 90, limits, 0).await.unwrap();
+    assert_eq!(
+        store.begin_upload([3; 32], [4; 16], 1, limits, 0).await.unwrap_err(),
+        StoreError::Quota(Quota::Storage)
+    );
+    assert!(!store.blob([1; 16]).await.unwrap().unwrap().complete, "partial is not downloadable");
+    store.complete_upload([1; 32], [1; 16], vec![[5; 32]]).await.unwrap();
+    let b = store.blob([1; 16]).await.unwrap().unwrap();
+    assert!(b.complete && b.recipients == vec![[5; 32]] && b.total_len == 60);
+    assert_eq!(
+        store.begin_upload([1; 32], [1; 16], 60, limits, 0).await.unwrap(),
+        UploadStart::Complete
+    );
+    store.abandon_upload([2; 32], [3; 16]).await.unwrap();
+    assert!(store.blob([3; 16]).await.unwrap().is_none());
+    store.begin_upload([3; 32], [4; 16], 1, limits, 0).await.unwrap();
+}
+
+/// Attachments and partial uploads are forgotten by age and reported for file deletion.
+pub async fn uploads_and_attachments_expire_by_age<S: Store>(open: Open<'_, S>, dir: &Path) {
+    let store = open(dir, Opts::default());
+    let limits = BlobLimits {
+        per_member: 1000,
+        total: 1000,
+    };
+    store.begin_upload([9; 32], [1; 16], 10, limits, 1_000).await.unwrap();
+    store.complete_upload([9; 32], [1; 16], vec![[2; 32]]).await.unwrap();
+    store.begin_upload([9; 32], [2; 16], 10, limits, 5_000).await.unwrap();
+    assert!(store.expire_blobs(1_000).await.unwrap().is_empty(), "not older than the cutoff");
+    assert_eq!(store.expire_blobs(2_000).await.unwrap(), vec![([9; 32], [1; 16])]);
+    assert!(store.blob([1; 16]).await.unwrap().is_none());
+    assert_eq!(store.expire_blobs(6_000).await.unwrap(), vec![([9; 32], [2; 16])]);
+}
+
+/// Past the cap a write fails as `Full`; what was accepted stays; space freed by acks is reused.
+pub async fn a_full_store_refuses_cleanly_keeps_what_it_accepted_and_recovers<S: Store>(
+    open: Open<'_, S>,
+    dir: &Path,
+) {
+    let store = open(
+        dir,
+        Opts {
+            queue_quota: 1_000_000,
+            max_bytes: Some(512 * 1024),
+        },
+    );
+    let big = |id: u16| NewEnvelope {
+        sender: [1; 32],
+        message_id: {
+            let mut m = [0u8; 16];
+            m[..2].copy_from_slice(&id.to_be_bytes());
+            m
+        },
+        envelope_hash: [0; 32],
+        bytes: vec![7; 4096].into(),
+        recipients: vec![[2; 32]],
+        now_ms: 0,
+        expires_at_ms: u64::MAX / 4,
+    };
+    let mut accepted = 0u16;
+    let e = loop {
+        match store.accept(big(accepted)).await {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(accepted < 1000, "the cap was never reached");
+    };
+    assert_eq!(e, StoreError::Full);
+    let pending = store.pending([2; 32], 0, 10_000, 0).await.unwrap();
+    assert_eq!(pending.len(), accepted as usize);
+    store.ack([2; 32], seqs(&pending)).await.unwrap();
+    store.accept(big(60_000)).await.unwrap();
+    assert!(store.accept(big(0)).await.unwrap().duplicate);
+}

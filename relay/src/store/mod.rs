@@ -1,0 +1,386 @@
+//! The relay's store interface: what the service needs from durable storage, with
+//! backend-neutral types and errors.
+//!
+//! Three traits — [`Queue`], [`Members`], [`Blobs`] — and the live-delivery
+//! [`Notifier`], which a backend shared by several relays implements with its own
+//! signalling (PostgreSQL's LISTEN/NOTIFY). [`Store`] is all four. The SQLite backend
+//! ([`sqlite::SqliteStore`]) is the only one today; [`conformance`] holds the tests any
+//! backend must pass. No backend type or error text crosses this interface: callers
+//! match on [`StoreError`].
+//!
+//! Contracts every backend keeps:
+//! - **Committed before answered.** A write's future resolves `Ok` only once the write is
+//!   durable; `Err` means nothing of that call was stored.
+//! - **Announced before answered.** Items a committed write queues are handed to the
+//!   notifier before the write's future resolves, so a sender told "accepted" knows every
+//!   live watcher of its recipients has the item.
+//! - **Notifications may be lost**, never invented: a watcher that falls behind is cut off
+//!   and re-reads from [`Queue::pending`].
+
+pub mod conformance;
+pub mod sqlite;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use pocnet_wire::{Key, Member, MessageId};
+
+pub use sqlite::SqliteStore;
+
+/// Why a store call failed. Nothing of a failed write was stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A limit on what one party may hold.
+    #[error("{0}")]
+    Quota(Quota),
+    /// The call contradicts what is stored.
+    #[error("{0}")]
+    Conflict(Conflict),
+    /// An invite code cannot be used.
+    #[error("{0}")]
+    Invite(InviteProblem),
+    /// The storage (or its configured cap) is full.
+    #[error("the relay's storage is full")]
+    Full,
+    /// The backend cannot serve the call now (I/O error, stopped, unreachable). The text is
+    /// for the operator's log, never for matching.
+    #[error("the relay's storage is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Which quota.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Quota {
+    /// A recipient's queue is at its limit.
+    #[error("the queue of recipient {} is full", pocnet_crypto::to_hex(&.0[..8]))]
+    Queue(Key),
+    /// A member's attachments and partial uploads would pass its upload quota.
+    #[error("attachments of this member would take {needed} bytes, over the quota of {limit}")]
+    Uploads { needed: u64, limit: u64 },
+    /// All attachments together would pass the relay's storage cap.
+    #[error("attachments would pass the relay's attachment storage cap")]
+    Storage,
+    /// The recipient already has this many live watchers.
+    #[error("this key already has {0} live watch streams")]
+    Watchers(usize),
+}
+
+/// What a write contradicts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// This sender already used the message id for a different envelope.
+    #[error("this message id was already used for a different envelope")]
+    IdReused,
+    /// The key is enrolled already (as the handle given).
+    #[error("this key is already enrolled as {0}")]
+    AlreadyEnrolled(String),
+    /// Another active key holds the handle.
+    #[error("handle {0} is held by another key; revoke it first")]
+    HandleTaken(String),
+    /// Another sender holds this attachment id.
+    #[error("another sender holds this attachment id")]
+    BlobOwned,
+}
+
+/// Why an invite code cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InviteProblem {
+    /// Not known.
+    #[error("invite code not recognised")]
+    Unknown,
+    /// Past its expiry.
+    #[error("invite code expired")]
+    Expired,
+    /// Already used.
+    #[error("invite code already used")]
+    Used,
+}
+
+/// An envelope to store for its recipients.
+#[derive(Clone, Debug)]
+pub struct NewEnvelope {
+    /// Sender key (the authenticated connection's).
+    pub sender: Key,
+    /// Message id from the signed header.
+    pub message_id: MessageId,
+    /// Envelope hash.
+    pub envelope_hash: [u8; 32],
+    /// The full envelope bytes, shared with whoever is told of it.
+    pub bytes: Arc<[u8]>,
+    /// Recipient keys.
+    pub recipients: Vec<Key>,
+    /// Now, Unix ms.
+    pub now_ms: u64,
+    /// Expiry, Unix ms.
+    pub expires_at_ms: u64,
+}
+
+/// Outcome of storing an envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// When it was first stored (Unix ms).
+    pub stored_at_ms: u64,
+    /// It had been stored before (an idempotent retry).
+    pub duplicate: bool,
+}
+
+/// One pending queue item of a recipient. Envelope bytes are shared, not copied per
+/// recipient or watcher; the edge trims them for the recipient as it sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    /// An envelope (untrimmed).
+    Envelope { seq: u64, envelope: Arc<[u8]> },
+    /// A signed receipt from `from`.
+    Receipt { seq: u64, from: Key, receipt: Vec<u8> },
+    /// A message this recipient sent expired undelivered for `recipient`.
+    Expired {
+        seq: u64,
+        message_id: MessageId,
+        recipient: Key,
+    },
+}
+
+impl Item {
+    /// The queue sequence number.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Item::Envelope { seq, .. } | Item::Receipt { seq, .. } | Item::Expired { seq, .. } => *seq,
+        }
+    }
+}
+
+/// A one-time invite as the operator issues it (the code itself is never stored).
+#[derive(Clone, Debug)]
+pub struct NewInvite {
+    /// SHA-256 of the normalised code ([`invite_hash`]).
+    pub code_hash: [u8; 32],
+    /// ISO 3166-1 alpha-2 state.
+    pub state: String,
+    /// Role.
+    pub role: String,
+    /// Display name.
+    pub name: String,
+    /// Issued, Unix ms.
+    pub created_at_ms: u64,
+    /// Expires, Unix ms.
+    pub expires_at_ms: u64,
+}
+
+/// A member as the operator lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// The directory entry.
+    pub member: Member,
+    /// Identity key.
+    pub key: Key,
+    /// Fingerprint, hex.
+    pub fingerprint: String,
+}
+
+/// A stored or partly uploaded attachment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// Who uploads it.
+    pub sender: Key,
+    /// Declared total length.
+    pub total_len: u64,
+    /// Who may download it (empty until complete).
+    pub recipients: Vec<Key>,
+    /// Whether it is complete and verified.
+    pub complete: bool,
+}
+
+/// Limits on attachment storage, checked when an upload starts, before any byte is kept.
+#[derive(Clone, Copy, Debug)]
+pub struct BlobLimits {
+    /// Most bytes one member's attachments and partial uploads may hold.
+    pub per_member: u64,
+    /// Most bytes all attachments together may hold.
+    pub total: u64,
+}
+
+/// Where an upload stands when it (re)starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadStart {
+    /// Space is reserved; bytes may follow.
+    Reserved,
+    /// It is complete already (an idempotent retry).
+    Complete,
+}
+
+/// Pending queue items per recipient, envelopes with their recipients.
+pub trait Queue: Send + Sync {
+    /// Stores an envelope and queues it for every recipient; resolves once durable.
+    /// A retry with the same `(sender, message_id)` and hash is `duplicate`; another
+    /// hash is `Conflict::IdReused`. A full recipient queue refuses the whole envelope.
+    fn accept(&self, env: NewEnvelope) -> impl Future<Output = Result<Accepted, StoreError>> + Send;
+    /// Queues a signed receipt from `from` for `to`.
+    fn queue_receipt(
+        &self,
+        to: Key,
+        from: Key,
+        receipt: Vec<u8>,
+        expires_at_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Pending items for `recipient` after `after_seq`, oldest first, at most `limit`.
+    fn pending(
+        &self,
+        recipient: Key,
+        after_seq: u64,
+        limit: u32,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Vec<Item>, StoreError>> + Send;
+    /// Removes acknowledged items of `recipient` (others' seqs are ignored); returns how many.
+    fn ack(&self, recipient: Key, seqs: Vec<u64>) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Removes items past their expiry, queueing an `Expired` notice for each undelivered
+    /// envelope's sender; returns how many items expired.
+    fn expire(&self, now_ms: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// The enrolment list and invites.
+pub trait Members: Send + Sync {
+    /// The member record of `key`, revoked ones included.
+    fn member(&self, key: Key) -> impl Future<Output = Result<Option<Member>, StoreError>> + Send;
+    /// Active members matching `*`, a state code, a handle or a fingerprint prefix (≥ 8 hex).
+    fn lookup(&self, query: String) -> impl Future<Output = Result<Vec<Member>, StoreError>> + Send;
+    /// Enrols `key` with a one-time invite code.
+    fn enrol(
+        &self,
+        code: String,
+        key: Key,
+        fingerprint: String,
+        public_identity: Vec<u8>,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Member, StoreError>> + Send;
+    /// Records an invite.
+    fn create_invite(&self, invite: NewInvite) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Revokes the active member holding handle `who` or whose fingerprint starts with it
+    /// (≥ 8 hex digits). `Ok(None)` if none matches; `Ok(Some(n))` with n > 1 matches
+    /// revokes nothing.
+    fn revoke(
+        &self,
+        who: String,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Result<MemberRecord, usize>, StoreError>> + Send;
+    /// Every member, revoked ones included, by handle.
+    fn members(&self) -> impl Future<Output = Result<Vec<MemberRecord>, StoreError>> + Send;
+    /// Whether `key` is revoked, answered at once (the TLS handshake asks, and cannot wait
+    /// on I/O): a networked backend answers from a cache it keeps current.
+    fn is_revoked_now(&self, key: &Key) -> Result<bool, StoreError>;
+}
+
+/// Attachment records (the bytes live beside the store, named by message id).
+pub trait Blobs: Send + Sync {
+    /// Starts or resumes an upload, reserving `total_len` against `limits` first.
+    fn begin_upload(
+        &self,
+        sender: Key,
+        message_id: MessageId,
+        total_len: u64,
+        limits: BlobLimits,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<UploadStart, StoreError>> + Send;
+    /// Marks a verified upload complete, downloadable by `recipients`.
+    fn complete_upload(
+        &self,
+        sender: Key,
+        message_id: MessageId,
+        recipients: Vec<Key>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Drops a partial upload's reservation (its bytes failed verification).
+    fn abandon_upload(&self, sender: Key, message_id: MessageId) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// An attachment's record.
+    fn blob(&self, message_id: MessageId) -> impl Future<Output = Result<Option<BlobInfo>, StoreError>> + Send;
+    /// Forgets attachments and partial uploads started before `before_ms`; returns
+    /// `(sender, message_id)` of each so the caller deletes the files.
+    fn expire_blobs(&self, before_ms: u64) -> impl Future<Output = Result<Vec<(Key, MessageId)>, StoreError>> + Send;
+}
+
+/// Live delivery: committed items for a recipient, pushed to whoever watches it.
+pub trait Notifier: Send + Sync {
+    /// Watches `recipient`; items committed from now on arrive on the subscription. At
+    /// most `max_per_key` subscriptions per recipient are live at once.
+    fn subscribe(&self, recipient: Key, max_per_key: usize) -> Result<Subscription, StoreError>;
+    /// Whether anyone watches `recipient`.
+    fn is_watched(&self, recipient: &Key) -> bool;
+}
+
+/// A live subscription: shared items, in commit order. It ends (`None`) if the watcher
+/// fell too far behind; the watcher then re-reads from the store.
+pub struct Subscription {
+    rx: tokio::sync::mpsc::Receiver<Arc<Item>>,
+}
+
+impl Subscription {
+    /// The next item.
+    pub async fn recv(&mut self) -> Option<Arc<Item>> {
+        self.rx.recv().await
+    }
+    /// The next item if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Arc<Item>> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// Everything the relay service needs.
+pub trait Store: Queue + Members + Blobs + Notifier + Clone + 'static {}
+impl<T: Queue + Members + Blobs + Notifier + Clone + 'static> Store for T {}
+
+/// Items a watcher may fall behind by before it is cut off.
+pub const WATCH_BACKLOG: usize = 4096;
+
+/// An in-process notifier: what a single relay uses (a shared backend brings its own).
+#[derive(Clone, Default)]
+pub struct Hub {
+    watchers: Arc<std::sync::Mutex<std::collections::HashMap<Key, Vec<tokio::sync::mpsc::Sender<Arc<Item>>>>>>,
+}
+
+impl Hub {
+    /// See [`Notifier::subscribe`].
+    pub fn subscribe(&self, recipient: Key, max_per_key: usize) -> Result<Subscription, StoreError> {
+        let mut w = self.watchers.lock().expect("hub lock");
+        let list = w.entry(recipient).or_default();
+        list.retain(|tx| !tx.is_closed());
+        if list.len() >= max_per_key {
+            return Err(StoreError::Quota(Quota::Watchers(max_per_key)));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BACKLOG);
+        list.push(tx);
+        Ok(Subscription { rx })
+    }
+    /// Hands committed items to their recipients' watchers.
+    pub fn publish(&self, items: Vec<(Key, Arc<Item>)>) {
+        if items.is_empty() {
+            return;
+        }
+        let mut w = self.watchers.lock().expect("hub lock");
+        for (recipient, item) in items {
+            if let Some(list) = w.get_mut(&recipient) {
+                list.retain(|tx| tx.try_send(item.clone()).is_ok());
+                if list.is_empty() {
+                    w.remove(&recipient);
+                }
+            }
+        }
+    }
+    /// See [`Notifier::is_watched`].
+    pub fn is_watched(&self, recipient: &Key) -> bool {
+        self.watchers
+            .lock()
+            .expect("hub lock")
+            .get(recipient)
+            .is_some_and(|l| l.iter().any(|tx| !tx.is_closed()))
+    }
+}
+
+/// SHA-256 of an invite code as stored: ASCII letters and digits only, lower-cased.
+pub fn invite_hash(code: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let normal: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    Sha256::digest(normal.as_bytes()).into()
+}
