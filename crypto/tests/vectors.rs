@@ -320,15 +320,37 @@ mod formula {
 
     // ---- Keccak (FIPS 202): SHA3-256, SHA3-512, SHAKE256 ----
     const RC: [u64; 24] = [
-        0x0000000000000001, 0x0000000000008082, 0x800000000000808A, 0x8000000080008000,
-        0x000000000000808B, 0x0000000080000001, 0x8000000080008081, 0x8000000000008009,
-        0x000000000000008A, 0x0000000000000088, 0x0000000080008009, 0x000000008000000A,
-        0x000000008000808B, 0x800000000000008B, 0x8000000000008089, 0x8000000000008003,
-        0x8000000000008002, 0x8000000000000080, 0x000000000000800A, 0x800000008000000A,
-        0x8000000080008081, 0x8000000000008080, 0x0000000080000001, 0x8000000080008008,
+        0x0000000000000001,
+        0x0000000000008082,
+        0x800000000000808A,
+        0x8000000080008000,
+        0x000000000000808B,
+        0x0000000080000001,
+        0x8000000080008081,
+        0x8000000000008009,
+        0x000000000000008A,
+        0x0000000000000088,
+        0x0000000080008009,
+        0x000000008000000A,
+        0x000000008000808B,
+        0x800000000000008B,
+        0x8000000000008089,
+        0x8000000000008003,
+        0x8000000000008002,
+        0x8000000000000080,
+        0x000000000000800A,
+        0x800000008000000A,
+        0x8000000080008081,
+        0x8000000000008080,
+        0x0000000080000001,
+        0x8000000080008008,
     ];
-    const ROTC: [u32; 24] = [1, 3, 6, 10, 15, 21, 28, 36, 45, 55, 2, 14, 27, 41, 56, 8, 25, 43, 62, 18, 39, 61, 20, 44];
-    const PILN: [usize; 24] = [10, 7, 11, 17, 18, 3, 5, 16, 8, 21, 24, 4, 15, 23, 19, 13, 12, 2, 20, 14, 22, 9, 6, 1];
+    const ROTC: [u32; 24] = [
+        1, 3, 6, 10, 15, 21, 28, 36, 45, 55, 2, 14, 27, 41, 56, 8, 25, 43, 62, 18, 39, 61, 20, 44,
+    ];
+    const PILN: [usize; 24] = [
+        10, 7, 11, 17, 18, 3, 5, 16, 8, 21, 24, 4, 15, 23, 19, 13, 12, 2, 20, 14, 22, 9, 6, 1,
+    ];
 
     fn keccak_f(st: &mut [u64; 25]) {
         for rc in RC {
@@ -363,7 +385,7 @@ mod formula {
         let mut st = [0u64; 25];
         let mut buf = input.to_vec();
         buf.push(ds);
-        while buf.len() % rate != 0 {
+        while !buf.len().is_multiple_of(rate) {
             buf.push(0);
         }
         *buf.last_mut().unwrap() |= 0x80;
@@ -439,11 +461,22 @@ mod formula {
         let dh = x25519(&sk_e, pk_r);
         assert_ne!(dh, [0; 32]);
         let prk = labeled_extract(KEM_X25519, b"", b"eae_prk", &dh);
-        (enc, labeled_expand(KEM_X25519, &prk, b"shared_secret", &[&enc[..], pk_r].concat(), 32))
+        (
+            enc,
+            labeled_expand(KEM_X25519, &prk, b"shared_secret", &[&enc[..], pk_r].concat(), 32),
+        )
     }
     /// X-Wing DeriveKeyPair (draft-ietf-hpke-pq-03 §4): the 32-byte decapsulation key.
     pub fn xwing_derive_sk(ikm: &[u8]) -> Vec<u8> {
-        let input = [ikm, b"HPKE-v1", b"KEM\x64\x7a", &13u16.to_be_bytes(), b"DeriveKeyPair", &32u16.to_be_bytes()].concat();
+        let input = [
+            ikm,
+            b"HPKE-v1",
+            b"KEM\x64\x7a",
+            &13u16.to_be_bytes(),
+            b"DeriveKeyPair",
+            &32u16.to_be_bytes(),
+        ]
+        .concat();
         shake256(&input, 32)
     }
     /// X-Wing key expansion: (ML-KEM-768 d, ML-KEM-768 z, X25519 secret key).
@@ -505,9 +538,13 @@ mod formula {
     pub fn argon2id(pass: &[u8], salt: &[u8], m: u32, t: u32, p: u32) -> [u8; 32] {
         use argon2::{Algorithm, Argon2, Params, Version};
         let mut out = [0u8; 32];
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(m, t, p, Some(32)).unwrap())
-            .hash_password_into(pass, salt, &mut out)
-            .unwrap();
+        Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(m, t, p, Some(32)).unwrap(),
+        )
+        .hash_password_into(pass, salt, &mut out)
+        .unwrap();
         out
     }
     pub fn xchacha_open(key: &[u8], nonce: &[u8], aad: &[u8], ct: &[u8]) -> Vec<u8> {
@@ -603,9 +640,10 @@ fn documented_formulas_reproduce_the_vectors() {
     // §4, both suites, step by step.
     let plaintext = h("plaintext");
     assert_eq!(plaintext, b"pocnet known-answer vector");
-    for (name, suite_id, kem_id, rand_len, enc_len) in
-        [("x25519", 1u8, 0x0020u16, 32usize, 32usize), ("xwing", 2, 0x647a, 64, 1120)]
-    {
+    for (name, suite_id, kem_id, rand_len, enc_len) in [
+        ("x25519", 1u8, 0x0020u16, 32usize, 32usize),
+        ("xwing", 2, 0x647a, 64, 1120),
+    ] {
         let env = h(&format!("envelope.{name}"));
         let p = format!("seal.{name}");
         // The generator: message id, content key, then each recipient's KEM randomness.
@@ -624,9 +662,17 @@ fn documented_formulas_reproduce_the_vectors() {
         // §4.1 header fields.
         assert_eq!((header[0], header[1]), (1, suite_id));
         assert_eq!(&header[2..18], &g[..16]);
-        assert_eq!(&header[18..50], &alice_key, "sender at header offset 18 (envelope byte 23)");
+        assert_eq!(
+            &header[18..50],
+            &alice_key,
+            "sender at header offset 18 (envelope byte 23)"
+        );
         assert_eq!(&header[50..58], &(NOW * 1000).to_be_bytes());
-        assert_eq!(&header[58..62], &[1, 4, 0, 5], "message, TLP:AMBER+STRICT, no flags, n = 5");
+        assert_eq!(
+            &header[58..62],
+            &[1, 4, 0, 5],
+            "message, TLP:AMBER+STRICT, no flags, n = 5"
+        );
         assert_eq!(&header[62..67], b"KAT-1");
         assert_eq!(&header[67..99], &[0; 32]);
         assert_eq!(&header[99..107], &(plaintext.len() as u64).to_be_bytes());
@@ -724,14 +770,24 @@ fn documented_formulas_reproduce_the_vectors() {
     assert_eq!(&ct[1088..], &ct_x);
     assert_eq!(h("xwing_decap.shared_secret"), ss);
     // Decapsulation's X25519 half agrees with encapsulation's.
-    assert_eq!(formula::x25519(&sk_x, &ct[1088..]), formula::x25519(&eseed[32..], &pk_x));
+    assert_eq!(
+        formula::x25519(&sk_x, &ct[1088..]),
+        formula::x25519(&eseed[32..], &pk_x)
+    );
 
     // §6 key file.
     let file = h("keyfile.file");
     let pass = h("keyfile.passphrase");
-    assert_eq!(std::str::from_utf8(&pass).unwrap(), "pocnet vector passphrase \u{e9}t\u{e9}");
+    assert_eq!(
+        std::str::from_utf8(&pass).unwrap(),
+        "pocnet vector passphrase \u{e9}t\u{e9}"
+    );
     assert_eq!(&file[..9], b"pocnetk\x01\x01");
-    assert_eq!(&file[9..21], &[0, 0, 0x20, 0, 0, 0, 0, 1, 0, 0, 0, 1], "m = 8192, t = 1, p = 1");
+    assert_eq!(
+        &file[9..21],
+        &[0, 0, 0x20, 0, 0, 0, 0, 1, 0, 0, 0, 1],
+        "m = 8192, t = 1, p = 1"
+    );
     let g = formula::generator("vector-keyfile", 40);
     let (salt, nonce) = (&file[21..37], &file[37..61]);
     assert_eq!((salt, nonce), (&g[..16], &g[16..]));
@@ -748,4 +804,95 @@ fn documented_formulas_reproduce_the_vectors() {
         secret,
         [&[1u8][..], &ga[..32], &[1], &alice_pi[1..], &ga[32..64], &ga[64..]].concat()
     );
+}
+
+/// PROTOCOL.md §0.1 as behaviour: what `verify_strict` (through `IdentityKey`) accepts and
+/// rejects. If ed25519-dalek changes any of this, §0.1 must change with it.
+#[test]
+fn signature_rules_of_section_0_1() {
+    use pocnet_crypto::context::RECEIPT;
+    use pocnet_crypto::IdentityKey;
+    let stored = stored();
+    let receipt = hex::decode(&stored["receipt.delivered"]).unwrap();
+    let bob = IdentityKey::from_bytes(&receipt[50..82].try_into().unwrap()).unwrap();
+    let sig: [u8; 64] = receipt[122..].try_into().unwrap();
+    bob.verify(RECEIPT, &receipt[..122], &sig, "receipt").unwrap();
+    // Rule 1: S + L (same value mod L) is refused.
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let mut s_plus_l = sig;
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let v = sig[32 + i] as u16 + L[i] as u16 + carry;
+        s_plus_l[32 + i] = v as u8;
+        carry = v >> 8;
+    }
+    assert_eq!(carry, 0);
+    assert!(bob.verify(RECEIPT, &receipt[..122], &s_plus_l, "receipt").is_err());
+    // Rules 2/3: small-order points are refused as keys (identity, order 2 and 4 points).
+    for small in [
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ] {
+        let k: [u8; 32] = hex::decode(small).unwrap().try_into().unwrap();
+        assert!(IdentityKey::from_bytes(&k).is_err(), "{small}");
+    }
+    // Rule 2: y = p + t decodes (y reduced mod p); small order for t = 0, 1, accepted for
+    // exactly t in {3, 4, 5, 6, 9, 10, 14, 15, 16, 18}, with either sign bit.
+    let mut accepted = Vec::new();
+    for t in 0u8..19 {
+        for sign in [0u8, 0x80] {
+            let mut b = [0xffu8; 32];
+            b[0] = 0xed + t;
+            b[31] = 0x7f | sign;
+            if IdentityKey::from_bytes(&b).is_ok() {
+                accepted.push((t, sign));
+            }
+        }
+    }
+    let ts: Vec<u8> = accepted.iter().filter(|(_, s)| *s == 0).map(|(t, _)| *t).collect();
+    assert_eq!(ts, [3, 4, 5, 6, 9, 10, 14, 15, 16, 18]);
+    assert_eq!(accepted.len(), 20);
+}
+
+/// The statements of PROTOCOL.md that the formula test above relies on. A change to the
+/// document's inputs or constants fails here until the vectors follow.
+#[test]
+fn protocol_md_states_the_vector_inputs() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../PROTOCOL.md")).unwrap();
+    let flat = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+    for s in [
+        "`block_i = SHA-256(seed || i)` with `i` a **u64 in big-endian**",
+        "label `vector-<name>`; bytes `0..32` Ed25519 seed, `32..64` X25519 seed, `64..96` X-Wing seed",
+        "label `vector-seal-x25519` / `vector-seal-xwing`",
+        "recipients **bob (index 0) then carol (index 1)**",
+        "incident id `KAT-1`",
+        "the 26 ASCII bytes `pocnet known-answer vector`",
+        "Draws: message id `0..16`, content key `16..48`, bob's KEM randomness, then carol's",
+        "label `vector-xwing-decap`; bytes `0..32` are the X-Wing private key",
+        "passphrase the UTF-8 string `pocnet vector passphrase été`",
+        "Argon2id `m = 8192, t = 1, p = 1`",
+        "`vector-keyfile`: salt `0..16`, nonce `16..40`",
+        "**5 201 SHA-512 computations per key**",
+        "**Suite 1, DHKEM(X25519, HKDF-SHA256)**: **32 bytes**",
+        "**Suite 2, X-Wing**: **64 bytes** `eseed`",
+        "`eseed[0:32]` is ML-KEM-768's message `m`, `eseed[32:64]` is the X25519 ephemeral secret",
+        "SHA3-256(ss_M || ss_X || ct_X || pk_X || XWingLabel)",
+        "5c 2e 2f 2f 5e 5c",
+        "expanded = SHAKE256(sk_xw, 96 bytes)",
+        "KeyGen_internal(d = expanded[0:32], z = expanded[32:64])",
+        "**draft-connolly-cfrg-xwing-kem-06**",
+        "**`H(stanza)` = SHA-256(enc || wrapped key)**",
+        "**the signature is the last 64 bytes of the envelope**",
+        "`\"pocnetk\" || 0x01 || 0x01 || u32 m || u32 t || u32 p || salt || nonce || u32 ct_len`",
+        "**only the first line, without its `\\n` or `\\r\\n`**",
+        "**`S < L`**",
+        "**reduced mod p**",
+        "**byte-for-byte equal to `R_enc`**",
+    ] {
+        assert!(flat.contains(s), "PROTOCOL.md no longer says: {s}");
+    }
 }
