@@ -6,11 +6,11 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod config;
 pub mod clock;
+pub mod config;
 pub mod ratelimit;
-pub mod service;
 pub mod server;
+pub mod service;
 pub mod store;
 
 pub use config::Config;

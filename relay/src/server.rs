@@ -201,7 +201,10 @@ async fn connection<S: Store, C: Clock>(edge: Arc<Edge<S, C>>, conn: quinn::Conn
     } else {
         if edge.unenrolled.fetch_add(1, Ordering::SeqCst) >= MAX_UNENROLLED_CONNECTIONS {
             edge.unenrolled.fetch_sub(1, Ordering::SeqCst);
-            conn.close(CLOSE_BUSY.into(), b"too many connections from keys that are not enrolled");
+            conn.close(
+                CLOSE_BUSY.into(),
+                b"too many connections from keys that are not enrolled",
+            );
             return;
         }
         Some(Unenrolled(&edge.unenrolled))

@@ -103,7 +103,10 @@ pub fn store_err(e: StoreError) -> Response {
         StoreError::Conflict(_) => err(ErrorCode::Forbidden, e.to_string()),
         StoreError::Unavailable(_) => {
             tracing::error!("{e}");
-            err(ErrorCode::Unavailable, "the relay's storage failed; nothing was stored, retry later")
+            err(
+                ErrorCode::Unavailable,
+                "the relay's storage failed; nothing was stored, retry later",
+            )
         }
     }
 }
@@ -219,16 +222,19 @@ impl<S: Store, C: Clock> Service<S, C> {
         let now = self.clock.now_ms();
         match &member {
             Some(m) if m.revoked => {
-                return Err(err(ErrorCode::Revoked, "this key has been revoked; contact the Secretariat"));
+                return Err(err(
+                    ErrorCode::Revoked,
+                    "this key has been revoked; contact the Secretariat",
+                ));
             }
             Some(_) => {
                 let (rate, burst) = self.rate(kind);
-                let ok = self
-                    .limits
-                    .lock()
-                    .expect("limits")
-                    .per_kind
-                    .allow_with((*peer.as_bytes(), kind), now, rate, burst);
+                let ok =
+                    self.limits
+                        .lock()
+                        .expect("limits")
+                        .per_kind
+                        .allow_with((*peer.as_bytes(), kind), now, rate, burst);
                 if !ok {
                     return Err(err(
                         ErrorCode::RateLimited,
@@ -333,7 +339,13 @@ impl<S: Store, C: Clock> Service<S, C> {
         }
         match self
             .store
-            .enrol(invite, *peer.as_bytes(), peer.fingerprint().to_hex(), public_identity, now)
+            .enrol(
+                invite,
+                *peer.as_bytes(),
+                peer.fingerprint().to_hex(),
+                public_identity,
+                now,
+            )
             .await
         {
             Ok(member) => Response::Enrolled { member },
@@ -461,7 +473,10 @@ impl<S: Store, C: Clock> Service<S, C> {
     pub async fn still_member(&self, peer: &IdentityKey) -> Result<(), Response> {
         match self.store.member(*peer.as_bytes()).await {
             Ok(Some(m)) if !m.revoked => Ok(()),
-            Ok(Some(_)) => Err(err(ErrorCode::Revoked, "this key has been revoked; contact the Secretariat")),
+            Ok(Some(_)) => Err(err(
+                ErrorCode::Revoked,
+                "this key has been revoked; contact the Secretariat",
+            )),
             Ok(None) => Err(err(ErrorCode::NotEnrolled, "this key is not enrolled")),
             Err(e) => Err(store_err(e)),
         }
@@ -585,7 +600,10 @@ impl<S: Store, C: Clock> Service<S, C> {
                 if b.sender == *peer.as_bytes() || b.recipients.contains(peer.as_bytes()) {
                     Ok(b.total_len)
                 } else {
-                    Err(err(ErrorCode::Forbidden, "this key is not a recipient of the attachment"))
+                    Err(err(
+                        ErrorCode::Forbidden,
+                        "this key is not a recipient of the attachment",
+                    ))
                 }
             }
             Ok(_) => Err(err(ErrorCode::NotFound, "no such attachment at this relay")),

@@ -216,9 +216,18 @@ pub fn verify_acceptance(
         &proof.path,
     )
     .ok_or_else(malformed)?;
-    let sig: [u8; 64] = proof.signature.as_slice().try_into().map_err(|_| ProofError::BadSignature)?;
+    let sig: [u8; 64] = proof
+        .signature
+        .as_slice()
+        .try_into()
+        .map_err(|_| ProofError::BadSignature)?;
     relay
-        .verify(RELAY_ACCEPT_ROOT, &root_statement(&r, proof.tree_size), &sig, "relay acceptance")
+        .verify(
+            RELAY_ACCEPT_ROOT,
+            &root_statement(&r, proof.tree_size),
+            &sig,
+            "relay acceptance",
+        )
         .map_err(|_| ProofError::BadSignature)
 }
 
@@ -277,10 +286,16 @@ mod tests {
                 verify_acceptance(other.public_key(), h, *t, p),
                 Err(ProofError::BadSignature)
             );
-            assert!(verify_acceptance(relay.public_key(), h, t + 1, p).is_err(), "other time");
+            assert!(
+                verify_acceptance(relay.public_key(), h, t + 1, p).is_err(),
+                "other time"
+            );
             let mut h2 = *h;
             h2[31] ^= 0x80;
-            assert!(verify_acceptance(relay.public_key(), &h2, *t, p).is_err(), "other envelope");
+            assert!(
+                verify_acceptance(relay.public_key(), &h2, *t, p).is_err(),
+                "other envelope"
+            );
         }
         // The size is bound by the signature (a path alone may fit several sizes).
         let mut resized = proofs[0].clone();

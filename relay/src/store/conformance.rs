@@ -231,7 +231,10 @@ pub async fn pending_pages_in_order_after_a_sequence_number<S: Store>(open: Open
     let all = seqs(&store.pending([2; 32], 0, 10, 0).await.unwrap());
     assert_eq!(all.len(), 5);
     assert!(all.windows(2).all(|w| w[0] < w[1]));
-    assert_eq!(seqs(&store.pending([2; 32], all[1], 2, 0).await.unwrap()), all[2..4].to_vec());
+    assert_eq!(
+        seqs(&store.pending([2; 32], all[1], 2, 0).await.unwrap()),
+        all[2..4].to_vec()
+    );
 }
 
 fn invite(code: &str, state: &str, role: &str, expires_at_ms: u64) -> NewInvite {
@@ -248,16 +251,34 @@ fn invite(code: &str, state: &str, role: &str, expires_at_ms: u64) -> NewInvite 
 /// Invite codes: once, before expiry; one active key per handle; one handle per key.
 pub async fn invites_enrol_once_within_their_time_and_handles_stay_unique<S: Store>(open: Open<'_, S>, dir: &Path) {
     let store = open(dir, Opts::default());
-    store.create_invite(invite("aaaa-1111", "CL", "primary", 1_000)).await.unwrap();
-    store.create_invite(invite("bbbb-2222", "CL", "primary", 1_000)).await.unwrap();
-    store.create_invite(invite("cccc-3333", "MX", "primary", 1_000)).await.unwrap();
+    store
+        .create_invite(invite("aaaa-1111", "CL", "primary", 1_000))
+        .await
+        .unwrap();
+    store
+        .create_invite(invite("bbbb-2222", "CL", "primary", 1_000))
+        .await
+        .unwrap();
+    store
+        .create_invite(invite("cccc-3333", "MX", "primary", 1_000))
+        .await
+        .unwrap();
     let e = |code: &str, key: u8, now| store.enrol(code.into(), [key; 32], format!("{key:02x}"), vec![key], now);
-    assert_eq!(e("nope", 1, 0).await.unwrap_err(), StoreError::Invite(InviteProblem::Unknown));
-    assert_eq!(e("aaaa-1111", 1, 1_000).await.unwrap_err(), StoreError::Invite(InviteProblem::Expired));
+    assert_eq!(
+        e("nope", 1, 0).await.unwrap_err(),
+        StoreError::Invite(InviteProblem::Unknown)
+    );
+    assert_eq!(
+        e("aaaa-1111", 1, 1_000).await.unwrap_err(),
+        StoreError::Invite(InviteProblem::Expired)
+    );
     // Codes are matched ignoring case and separators.
     let m = e("AAAA 1111", 1, 999).await.unwrap();
     assert_eq!((m.handle.as_str(), m.revoked), ("CL.primary", false));
-    assert_eq!(e("aaaa-1111", 2, 0).await.unwrap_err(), StoreError::Invite(InviteProblem::Used));
+    assert_eq!(
+        e("aaaa-1111", 2, 0).await.unwrap_err(),
+        StoreError::Invite(InviteProblem::Used)
+    );
     assert_eq!(
         e("bbbb-2222", 2, 0).await.unwrap_err(),
         StoreError::Conflict(Conflict::HandleTaken("CL.primary".into()))
@@ -273,15 +294,27 @@ pub async fn invites_enrol_once_within_their_time_and_handles_stay_unique<S: Sto
 /// Revocation: seen at once by the handshake check and by lookups.
 pub async fn revocation_is_visible_at_once_and_lookups_skip_revoked<S: Store>(open: Open<'_, S>, dir: &Path) {
     let store = open(dir, Opts::default());
-    store.create_invite(invite("k1", "CL", "primary", u64::MAX / 2)).await.unwrap();
-    store.create_invite(invite("k2", "CL", "alternate", u64::MAX / 2)).await.unwrap();
+    store
+        .create_invite(invite("k1", "CL", "primary", u64::MAX / 2))
+        .await
+        .unwrap();
+    store
+        .create_invite(invite("k2", "CL", "alternate", u64::MAX / 2))
+        .await
+        .unwrap();
     let fp = |k: u8| format!("{:02x}", k).repeat(32);
     store.enrol("k1".into(), [1; 32], fp(1), vec![1], 0).await.unwrap();
     store.enrol("k2".into(), [2; 32], fp(2), vec![2], 0).await.unwrap();
     assert_eq!(store.lookup("CL".into()).await.unwrap().len(), 2);
     assert_eq!(store.lookup("cl".into()).await.unwrap().len(), 2);
-    assert_eq!(store.lookup("0202020202".into()).await.unwrap()[0].handle, "CL.alternate");
-    assert!(store.lookup("0202".into()).await.unwrap().is_empty(), "prefix too short");
+    assert_eq!(
+        store.lookup("0202020202".into()).await.unwrap()[0].handle,
+        "CL.alternate"
+    );
+    assert!(
+        store.lookup("0202".into()).await.unwrap().is_empty(),
+        "prefix too short"
+    );
     assert_eq!(store.revoke("nobody".into(), 5).await.unwrap(), Err(0));
     assert!(!store.is_revoked_now(&[1; 32]).unwrap());
     let r = store.revoke("CL.primary".into(), 5).await.unwrap().unwrap();
@@ -324,7 +357,10 @@ pub async fn uploads_reserve_quota_and_cap_before_bytes_and_are_owned<S: Store>(
         store.begin_upload([3; 32], [4; 16], 1, limits, 0).await.unwrap_err(),
         StoreError::Quota(Quota::Storage)
     );
-    assert!(!store.blob([1; 16]).await.unwrap().unwrap().complete, "partial is not downloadable");
+    assert!(
+        !store.blob([1; 16]).await.unwrap().unwrap().complete,
+        "partial is not downloadable"
+    );
     store.complete_upload([1; 32], [1; 16], vec![[5; 32]]).await.unwrap();
     let b = store.blob([1; 16]).await.unwrap().unwrap();
     assert!(b.complete && b.recipients == vec![[5; 32]] && b.total_len == 60);
@@ -347,17 +383,17 @@ pub async fn uploads_and_attachments_expire_by_age<S: Store>(open: Open<'_, S>, 
     store.begin_upload([9; 32], [1; 16], 10, limits, 1_000).await.unwrap();
     store.complete_upload([9; 32], [1; 16], vec![[2; 32]]).await.unwrap();
     store.begin_upload([9; 32], [2; 16], 10, limits, 5_000).await.unwrap();
-    assert!(store.expire_blobs(1_000).await.unwrap().is_empty(), "not older than the cutoff");
+    assert!(
+        store.expire_blobs(1_000).await.unwrap().is_empty(),
+        "not older than the cutoff"
+    );
     assert_eq!(store.expire_blobs(2_000).await.unwrap(), vec![([9; 32], [1; 16])]);
     assert!(store.blob([1; 16]).await.unwrap().is_none());
     assert_eq!(store.expire_blobs(6_000).await.unwrap(), vec![([9; 32], [2; 16])]);
 }
 
 /// Past the cap a write fails as `Full`; what was accepted stays; space freed by acks is reused.
-pub async fn a_full_store_refuses_cleanly_keeps_what_it_accepted_and_recovers<S: Store>(
-    open: Open<'_, S>,
-    dir: &Path,
-) {
+pub async fn a_full_store_refuses_cleanly_keeps_what_it_accepted_and_recovers<S: Store>(open: Open<'_, S>, dir: &Path) {
     let store = open(
         dir,
         Opts {

@@ -289,7 +289,8 @@ pub trait Blobs: Send + Sync {
         recipients: Vec<Key>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Drops a partial upload's reservation (its bytes failed verification).
-    fn abandon_upload(&self, sender: Key, message_id: MessageId) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn abandon_upload(&self, sender: Key, message_id: MessageId)
+        -> impl Future<Output = Result<(), StoreError>> + Send;
     /// An attachment's record.
     fn blob(&self, message_id: MessageId) -> impl Future<Output = Result<Option<BlobInfo>, StoreError>> + Send;
     /// Forgets attachments and partial uploads started before `before_ms`; returns

@@ -299,7 +299,10 @@ impl super::Members for SqliteStore {
     async fn member(&self, key: Key) -> Result<Option<Member>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(&format!("SELECT {MEMBER_COLS} FROM members WHERE key = ?1"))?;
-            Ok(stmt.query_row([key.as_slice()], member_row).optional()?.map(|m| m.member))
+            Ok(stmt
+                .query_row([key.as_slice()], member_row)
+                .optional()?
+                .map(|m| m.member))
         })
     }
     async fn lookup(&self, query: String) -> Result<Vec<Member>, StoreError> {
@@ -309,7 +312,10 @@ impl super::Members for SqliteStore {
         } else if q.contains('.') {
             ("revoked_at IS NULL AND handle = ?1", q.to_string())
         } else if q.len() == 2 && q.chars().all(|c| c.is_ascii_alphabetic()) {
-            ("revoked_at IS NULL AND state = ?1 ORDER BY handle", q.to_ascii_uppercase())
+            (
+                "revoked_at IS NULL AND state = ?1 ORDER BY handle",
+                q.to_ascii_uppercase(),
+            )
         } else {
             let hex: String = q
                 .chars()
@@ -388,7 +394,9 @@ impl super::Members for SqliteStore {
     }
     async fn members(&self) -> Result<Vec<MemberRecord>, StoreError> {
         self.read(|c| {
-            let mut stmt = c.prepare(&format!("SELECT {MEMBER_COLS} FROM members ORDER BY handle, enrolled_at"))?;
+            let mut stmt = c.prepare(&format!(
+                "SELECT {MEMBER_COLS} FROM members ORDER BY handle, enrolled_at"
+            ))?;
             let rows = stmt.query_map([], member_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
@@ -450,7 +458,12 @@ impl super::Blobs for SqliteStore {
         })
         .await
     }
-    async fn complete_upload(&self, sender: Key, message_id: MessageId, recipients: Vec<Key>) -> Result<(), StoreError> {
+    async fn complete_upload(
+        &self,
+        sender: Key,
+        message_id: MessageId,
+        recipients: Vec<Key>,
+    ) -> Result<(), StoreError> {
         self.write(move |tx| {
             tx.execute(
                 "UPDATE blobs SET complete = 1, recipients = ?1 WHERE message_id = ?2 AND sender = ?3",
@@ -974,7 +987,14 @@ fn expire(
     Ok(expired.len() as u64)
 }
 
-fn enrol(tx: &Transaction<'_>, code: &str, key: &Key, fingerprint: &str, public_identity: &[u8], now_ms: u64) -> R<Member> {
+fn enrol(
+    tx: &Transaction<'_>,
+    code: &str,
+    key: &Key,
+    fingerprint: &str,
+    public_identity: &[u8],
+    now_ms: u64,
+) -> R<Member> {
     let code_hash = invite_hash(code);
     let inv: Option<(String, String, String, i64, Option<i64>)> = tx
         .query_row(
