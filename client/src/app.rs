@@ -272,10 +272,10 @@ impl Client {
             Response::Accepted {
                 envelope_hash,
                 stored_at_ms,
-                relay_signature,
+                proof,
                 ..
             } => {
-                self.check_relay_signature(&envelope_hash, stored_at_ms, &relay_signature)?;
+                self.check_relay_signature(&envelope_hash, stored_at_ms, &proof)?;
                 if envelope_hash != sealed.envelope_hash {
                     bail!("the relay acknowledged a different envelope hash; report this relay");
                 }
@@ -314,18 +314,15 @@ impl Client {
         })
     }
 
-    fn check_relay_signature(&self, envelope_hash: &[u8; 32], stored_at: u64, sig: &[u8]) -> anyhow::Result<()> {
+    fn check_relay_signature(
+        &self,
+        envelope_hash: &[u8; 32],
+        stored_at: u64,
+        proof: &pocnet_wire::AcceptProof,
+    ) -> anyhow::Result<()> {
         let key = self.profile.relay_key().context("no relay key pinned; enrol again")?;
-        let sig: [u8; 64] = sig
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("relay signature has the wrong length"))?;
-        key.verify(
-            pocnet_wire::RELAY_ACCEPT,
-            &pocnet_wire::accept_statement(envelope_hash, stored_at),
-            &sig,
-            "relay acceptance",
-        )
-        .context("the relay's signed acceptance does not verify; report this relay")?;
+        pocnet_wire::verify_acceptance(&key, envelope_hash, stored_at, proof)
+            .context("the relay's signed acceptance does not verify; report this relay")?;
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod db;
 pub mod net;
+pub mod pipe;
 pub mod profile;
 
 /// Encryption keys are valid for a year; rotation arrives with the directory.

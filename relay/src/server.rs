@@ -292,6 +292,12 @@ async fn stream<S: Store, C: Clock>(
     }
     let kind = Kind::of(&first);
     if let Err(r) = edge.svc.admit(&peer, kind).await {
+        if kind == Kind::Pipeline {
+            // A session stream's answers are tagged; this one belongs to no request.
+            send.write_all(&encode(&Tagged { id: u32::MAX, body: r })).await?;
+            send.finish()?;
+            return Ok(());
+        }
         return answer_and_finish(&mut send, &r).await;
     }
     match first {

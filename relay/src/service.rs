@@ -60,9 +60,10 @@ impl Kind {
             Request::Pipeline => Kind::Pipeline,
         }
     }
-    /// What a key that is not enrolled may ask.
+    /// What a key that is not enrolled may ask (on a session stream too, where each
+    /// request is admitted again).
     pub fn open_to_unenrolled(self) -> bool {
-        matches!(self, Kind::Hello | Kind::Enrol)
+        matches!(self, Kind::Hello | Kind::Enrol | Kind::Pipeline)
     }
 }
 

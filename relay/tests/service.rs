@@ -149,7 +149,7 @@ fn a_key_that_is_not_enrolled_may_only_say_hello_and_enrol() {
                 "{req:?}"
             );
         }
-        for kind in [Kind::Watch, Kind::PutBlob, Kind::GetBlob, Kind::Pipeline] {
+        for kind in [Kind::Watch, Kind::PutBlob, Kind::GetBlob] {
             assert_eq!(
                 code(&w.svc.admit(k, kind).await.unwrap_err()),
                 Some(ErrorCode::NotEnrolled)

@@ -2,6 +2,8 @@
 //! against a relay on 127.0.0.1 with a port chosen by the OS.
 #![forbid(unsafe_code)]
 
+pub mod probe;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -8,7 +8,7 @@ use thiserror::Error;
 pub const MAX_FRAME: usize = 1024 * 1024 + 64 * 1024;
 
 /// Why a frame was refused.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum FrameError {
     /// The declared length exceeds the limit.
     #[error("frame of {len} bytes exceeds the limit of {max} bytes")]

@@ -1,0 +1,463 @@
+//! The hostile-client probe: attacks a live relay (the real binary, on 127.0.0.1) while an
+//! honest pair keeps exchanging messages. Used by `tests/tests/hostile.rs` (are the attacks
+//! held off, does every honest message arrive) and by the `pocnet-probe` tool (the honest
+//! pair's rate and the relay's memory during and after the attacks).
+//!
+//! Attacks, one per limit of issue 13:
+//! - strangers (keys that are not enrolled): many connections, each opening more streams
+//!   than allowed, declaring huge frames, trickling partial frames, asking member calls;
+//! - an insider sending envelopes its recipient can never open (no stanza for it);
+//! - an insider opening many idle watch streams;
+//! - an insider reserving upload space with attachments it never sends;
+//! - an insider flooding every request type.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pocnet_client::pipe::Pipe;
+use pocnet_crypto::{Fingerprint, HeaderFields, Identity, PublicIdentity, Suite};
+use pocnet_wire::{encode, Delivery, ErrorCode, FrameDecoder, Request, Response, MAX_FRAME};
+
+/// A raw QUIC client with a key of its own.
+pub struct Raw {
+    /// Its identity.
+    pub id: Identity,
+    _ep: quinn::Endpoint,
+    /// The connection.
+    pub conn: quinn::Connection,
+    /// Its pipelined session.
+    pub pipe: Pipe,
+}
+
+/// A fresh identity.
+pub fn identity() -> Identity {
+    Identity::generate(&mut pocnet_crypto::os_rng(), pocnet_client::now_ms() / 1000, 86400).expect("identity")
+}
+
+/// Connects as `id` to the relay pinned by `fp`.
+pub async fn connect(addr: SocketAddr, fp: Fingerprint, id: Identity) -> anyhow::Result<Raw> {
+    let tls = pocnet_wire::tls::client_config(&id.signing_seed(), id.public_key().as_bytes(), fp)?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls)?));
+    let mut t = quinn::TransportConfig::default();
+    t.max_idle_timeout(Some(Duration::from_secs(30).try_into()?));
+    cfg.transport_config(Arc::new(t));
+    let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+    ep.set_default_client_config(cfg);
+    let conn = ep.connect(addr, pocnet_wire::SERVER_NAME)?.await?;
+    let pipe = Pipe::open(&conn).await?;
+    Ok(Raw {
+        id,
+        _ep: ep,
+        conn,
+        pipe,
+    })
+}
+
+impl Raw {
+    /// One request on a stream of its own; the first answer frame.
+    pub async fn one(&self, req: &Request) -> anyhow::Result<Response> {
+        self.raw(&encode(req)).await
+    }
+    /// Raw bytes on a stream of their own; the first answer frame.
+    pub async fn raw(&self, bytes: &[u8]) -> anyhow::Result<Response> {
+        let (mut s, mut r) = self.conn.open_bi().await?;
+        s.write_all(bytes).await?;
+        let _ = s.finish();
+        let mut dec = FrameDecoder::new(MAX_FRAME);
+        loop {
+            if let Some(resp) = dec.next::<Response>()? {
+                return Ok(resp);
+            }
+            match r.read_chunk(64 * 1024, true).await? {
+                Some(c) => dec.push(&c.bytes),
+                None => anyhow::bail!("stream ended without an answer"),
+            }
+        }
+    }
+    /// Enrols with an invite code.
+    pub async fn enrol(&self, invite: &str) -> anyhow::Result<()> {
+        match self
+            .pipe
+            .call(Request::Enrol {
+                invite: invite.into(),
+                public_identity: self.id.public().to_bytes(),
+            })
+            .await?
+        {
+            Response::Enrolled { .. } => Ok(()),
+            other => anyhow::bail!("enrol: {other:?}"),
+        }
+    }
+}
+
+/// Counts of what the relay answered, by kind.
+#[derive(Default, Debug, Clone)]
+pub struct Tally(pub BTreeMap<String, u64>);
+
+impl Tally {
+    fn add(&mut self, what: impl Into<String>) {
+        *self.0.entry(what.into()).or_default() += 1;
+    }
+    fn response(&mut self, r: &anyhow::Result<Response>) {
+        match r {
+            Ok(Response::Error { code, .. }) => self.add(format!("{code:?}")),
+            Ok(other) => self.add(
+                format!("{other:?}")
+                    .split([' ', '{', '('])
+                    .next()
+                    .unwrap_or("?")
+                    .to_string(),
+            ),
+            Err(_) => self.add("stream or connection closed"),
+        }
+    }
+    /// How many answers had this code.
+    pub fn count(&self, code: ErrorCode) -> u64 {
+        self.0.get(&format!("{code:?}")).copied().unwrap_or(0)
+    }
+    /// Merges another tally.
+    pub fn merge(&mut self, o: &Tally) {
+        for (k, v) in &o.0 {
+            *self.0.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+/// Strangers: `conns` connections with fresh keys, each trying every abuse once.
+pub async fn strangers(addr: SocketAddr, fp: Fingerprint, conns: usize) -> Tally {
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        tasks.push(tokio::spawn(async move {
+            let mut t = Tally::default();
+            let c = match connect(addr, fp, identity()).await {
+                Ok(c) => c,
+                Err(_) => {
+                    t.add("connection refused");
+                    return t;
+                }
+            };
+            // A member call.
+            t.response(&c.one(&Request::Lookup { query: "*".into() }).await);
+            // A frame larger than a stranger may send.
+            let big = encode(&Request::Enrol {
+                invite: "x".repeat(pocnet_wire::MAX_UNENROLLED_FRAME),
+                public_identity: vec![],
+            });
+            t.response(&c.raw(&big).await);
+            // A declared 1 GiB frame, then nothing.
+            t.response(&c.raw(&(1u32 << 30).to_be_bytes()).await);
+            // Streams past the limit: the relay grants 4 at once to a stranger. Hold them
+            // open with partial frames and see whether a fifth opens.
+            let mut held = Vec::new();
+            for _ in 0..4 {
+                if let Ok(Ok((mut s, r))) = tokio::time::timeout(Duration::from_secs(2), c.conn.open_bi()).await {
+                    let _ = s.write_all(&[0, 0, 0x10, 0]).await;
+                    held.push((s, r));
+                }
+            }
+            let mut fifth = match tokio::time::timeout(Duration::from_millis(500), c.conn.open_bi()).await {
+                Ok(Ok((s, r))) => Some((s, r)),
+                _ => None,
+            };
+            // Opening is lazy in QUIC: the stream exists for the relay only once it carries data.
+            let fifth_accepted = match fifth.as_mut() {
+                Some((s, r)) => {
+                    let _ = s.write_all(&encode(&Request::Hello { protocol: 2 })).await;
+                    let _ = s.finish();
+                    tokio::time::timeout(Duration::from_millis(500), r.read_chunk(1024, true))
+                        .await
+                        .is_ok_and(|x| matches!(x, Ok(Some(_))))
+                }
+                None => false,
+            };
+            t.add(if fifth_accepted {
+                "fifth stream answered"
+            } else {
+                "fifth stream held back"
+            });
+            drop(held);
+            t
+        }));
+    }
+    let mut all = Tally::default();
+    for h in tasks {
+        if let Ok(t) = h.await {
+            all.merge(&t);
+        }
+    }
+    all
+}
+
+/// Envelopes for `victim` and `other` whose stanza block lacks the victim's stanza.
+pub async fn undeliverable(insider: &Raw, victim: &PublicIdentity, other: &PublicIdentity, n: usize) -> Tally {
+    let mut t = Tally::default();
+    let fields = HeaderFields {
+        suite: Suite::X25519,
+        ..HeaderFields::message(pocnet_client::now_ms())
+    };
+    for _ in 0..n {
+        let s = pocnet_crypto::seal(
+            &mut pocnet_crypto::os_rng(),
+            &insider.id,
+            &[victim.clone(), other.clone()],
+            &fields,
+            b"x",
+        )
+        .expect("seal");
+        let only_other = pocnet_crypto::trim_for_recipient(&s.bytes, other.key().as_bytes()).expect("trim");
+        t.response(
+            &insider
+                .pipe
+                .call(Request::Send { envelope: only_other })
+                .await
+                .map_err(Into::into),
+        );
+    }
+    t
+}
+
+/// Many idle watch streams from one key; they stay open while the attack runs.
+pub async fn idle_watchers(insider: &Raw, n: usize) -> (Tally, Vec<(quinn::SendStream, quinn::RecvStream)>) {
+    let mut t = Tally::default();
+    let mut open = Vec::new();
+    for _ in 0..n {
+        let Ok(Ok((mut s, mut r))) = tokio::time::timeout(Duration::from_secs(2), insider.conn.open_bi()).await else {
+            t.add("stream not granted");
+            continue;
+        };
+        let _ = s.write_all(&encode(&Request::Watch { follow: true })).await;
+        // The first frame says whether the watch was taken (CaughtUp) or refused.
+        let mut dec = FrameDecoder::new(MAX_FRAME);
+        let first = loop {
+            match tokio::time::timeout(Duration::from_secs(5), r.read_chunk(64 * 1024, true)).await {
+                Ok(Ok(Some(c))) => {
+                    dec.push(&c.bytes);
+                    if let Ok(Some(resp)) = dec.next::<Response>() {
+                        break Ok(resp);
+                    }
+                }
+                _ => break Err(anyhow::anyhow!("closed")),
+            }
+        };
+        let kept = matches!(first, Ok(Response::CaughtUp));
+        t.response(&first);
+        if kept {
+            open.push((s, r));
+        }
+    }
+    (t, open)
+}
+
+/// Upload reservations of `each` bytes under fresh ids, never sent.
+pub async fn upload_fill(insider: &Raw, each: u64, n: usize) -> Tally {
+    let mut t = Tally::default();
+    for i in 0..n {
+        let mut id = [0x55u8; 16];
+        id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        let Ok((mut s, mut r)) = insider.conn.open_bi().await else {
+            t.add("stream not granted");
+            continue;
+        };
+        let _ = s
+            .write_all(&encode(&Request::PutBlob {
+                message_id: id,
+                total_len: each,
+                offset: 0,
+            }))
+            .await;
+        // Send nothing more and end the stream: the relay keeps the reservation or refuses.
+        let _ = s.finish();
+        let mut dec = FrameDecoder::new(MAX_FRAME);
+        let resp = loop {
+            match r.read_chunk(64 * 1024, true).await {
+                Ok(Some(c)) => {
+                    dec.push(&c.bytes);
+                    if let Ok(Some(resp)) = dec.next::<Response>() {
+                        break Ok(resp);
+                    }
+                }
+                _ => break Err(anyhow::anyhow!("closed")),
+            }
+        };
+        t.response(&resp);
+    }
+    t
+}
+
+/// One request, `n` times at once on the pipe: what a flood of that type gets.
+pub async fn flood(insider: &Raw, req: Request, n: usize) -> Tally {
+    let mut futs = Vec::new();
+    for _ in 0..n {
+        let (p, r) = (insider.pipe.clone(), req.clone());
+        futs.push(tokio::spawn(async move { p.call(r).await }));
+    }
+    let mut t = Tally::default();
+    for f in futs {
+        match f.await {
+            Ok(r) => t.response(&r.map_err(Into::into)),
+            Err(_) => t.add("task failed"),
+        }
+    }
+    t
+}
+
+/// Every pipelined request type flooded in turn.
+pub async fn flood_all(insider: &Raw, to: &PublicIdentity, n: usize) -> Tally {
+    let mut all = Tally::default();
+    for req in [
+        Request::Lookup { query: "*".into() },
+        Request::Hello { protocol: 2 },
+        Request::Ack { seqs: vec![1] },
+        Request::SendReceipt {
+            to: *to.key().as_bytes(),
+            receipt: vec![0; 8],
+        },
+    ] {
+        all.merge(&flood(insider, req, n).await);
+    }
+    all
+}
+
+/// The honest pair: `sender` sends 1 KiB messages to `recipient` (who watches and acks)
+/// until `stop`; returns (sent, delivered, seconds).
+pub struct Honest {
+    /// Messages accepted.
+    pub sent: Arc<AtomicU64>,
+    /// Messages delivered to the recipient.
+    pub delivered: Arc<AtomicU64>,
+    /// Refusals seen by the sender.
+    pub refused: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Honest {
+    /// Starts the pair.
+    pub async fn start(sender: Raw, recipient: Raw, inflight: usize) -> Honest {
+        let sent = Arc::new(AtomicU64::new(0));
+        let delivered = Arc::new(AtomicU64::new(0));
+        let refused = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let rpub = recipient.id.public();
+        let recipient = Arc::new(recipient);
+        let mut tasks = Vec::new();
+        // Recipient: watch, count, ack in batches.
+        {
+            let (d, r) = (delivered.clone(), recipient.clone());
+            tasks.push(tokio::spawn(async move {
+                let Ok((mut s, mut rx)) = r.conn.open_bi().await else {
+                    return;
+                };
+                let _ = s.write_all(&encode(&Request::Watch { follow: true })).await;
+                let mut dec = FrameDecoder::new(MAX_FRAME);
+                let mut acks = Vec::new();
+                while let Ok(Some(c)) = rx.read_chunk(256 * 1024, true).await {
+                    dec.push(&c.bytes);
+                    while let Ok(Some(resp)) = dec.next::<Response>() {
+                        if let Response::Deliver(Delivery::Envelope { seq, .. }) = resp {
+                            d.fetch_add(1, Ordering::Relaxed);
+                            acks.push(seq);
+                        }
+                    }
+                    if acks.len() >= 64 {
+                        let p = r.pipe.clone();
+                        let seqs = std::mem::take(&mut acks);
+                        tokio::spawn(async move { p.call(Request::Ack { seqs }).await });
+                    }
+                }
+            }));
+        }
+        // Sender: keep `inflight` sends going.
+        let sender = Arc::new(sender);
+        let sem = Arc::new(tokio::sync::Semaphore::new(inflight));
+        {
+            let (sent, refused, stop) = (sent.clone(), refused.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let fields = HeaderFields {
+                    suite: Suite::X25519,
+                    ..HeaderFields::message(pocnet_client::now_ms())
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(permit) = sem.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let env = pocnet_crypto::seal(
+                        &mut pocnet_crypto::os_rng(),
+                        &sender.id,
+                        std::slice::from_ref(&rpub),
+                        &fields,
+                        &[0x42; 1024],
+                    )
+                    .expect("seal")
+                    .bytes;
+                    let (p, sent, refused) = (sender.pipe.clone(), sent.clone(), refused.clone());
+                    tokio::spawn(async move {
+                        match p.call(Request::Send { envelope: env }).await {
+                            Ok(Response::Accepted { .. }) => sent.fetch_add(1, Ordering::Relaxed),
+                            _ => refused.fetch_add(1, Ordering::Relaxed),
+                        };
+                        drop(permit);
+                    });
+                }
+            }));
+        }
+        Honest {
+            sent,
+            delivered,
+            refused,
+            stop,
+            tasks,
+        }
+    }
+
+    /// Messages delivered during `d` (measured, not slept: the pair runs meanwhile).
+    pub async fn rate_over(&self, d: Duration) -> f64 {
+        let (t0, n0) = (Instant::now(), self.delivered.load(Ordering::Relaxed));
+        tokio::time::sleep(d).await;
+        (self.delivered.load(Ordering::Relaxed) - n0) as f64 / t0.elapsed().as_secs_f64()
+    }
+
+    /// Stops sending and waits until every accepted message has been delivered.
+    pub async fn drain(self, limit: Duration) -> (u64, u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        let t0 = Instant::now();
+        // Let in-flight sends finish, then wait for their deliveries.
+        let mut last = u64::MAX;
+        loop {
+            let (s, d) = (
+                self.sent.load(Ordering::Relaxed),
+                self.delivered.load(Ordering::Relaxed),
+            );
+            if s == d && s == last {
+                break;
+            }
+            last = s;
+            if t0.elapsed() > limit {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.delivered.load(Ordering::Relaxed),
+            self.refused.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Resident memory of a process, in KiB (Linux `/proc`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}

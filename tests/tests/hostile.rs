@@ -1,0 +1,82 @@
+//! Hostile clients against the real relay binary while an honest pair keeps exchanging
+//! messages: every attack of the probe (`pocnet_tests::probe`) is held off with the right
+//! refusal, and every message the honest sender was told "accepted" is delivered.
+
+use std::time::Duration;
+
+use pocnet_tests::probe::{self, connect, identity, Honest, Raw};
+use pocnet_tests::Relay;
+use pocnet_wire::{ErrorCode, Request};
+
+async fn member(relay: &Relay, state: &str, role: &str) -> Raw {
+    let addr = relay.addr.parse().unwrap();
+    let fp = pocnet_crypto::Fingerprint::parse(&relay.fingerprint).unwrap();
+    let code = relay.invite(state, role, 1);
+    let c = connect(addr, fp, identity()).await.unwrap();
+    c.enrol(&code).await.unwrap();
+    // Member limits (streams, windows) apply from the next connection on.
+    connect(addr, fp, c.id).await.unwrap()
+}
+
+#[test]
+fn attacks_are_held_off_while_an_honest_pair_keeps_every_message() {
+    let relay = Relay::start_with(
+        "rate_per_sec = 1000000.0\nrate_burst = 1000000.0\nrequest_rate_per_sec = 20.0\nrequest_burst = 40.0\nupload_quota_mib = 10\nmax_watchers_per_key = 4\nunenrolled_rate_per_sec = 1000.0",
+    );
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let addr = relay.addr.parse().unwrap();
+            let fp = pocnet_crypto::Fingerprint::parse(&relay.fingerprint).unwrap();
+            let a = member(&relay, "CL", "primary").await;
+            let b = member(&relay, "MX", "primary").await;
+            let insider = member(&relay, "US", "primary").await;
+            let victim = member(&relay, "AR", "primary").await;
+            let (bpub, vpub) = (b.id.public(), victim.id.public());
+            let honest = Honest::start(a, b, 16).await;
+
+            let strangers = tokio::spawn(probe::strangers(addr, fp, 12));
+            let undeliverable = probe::undeliverable(&insider, &vpub, &bpub, 20).await;
+            let (watchers, _held) = probe::idle_watchers(&insider, 12).await;
+            let uploads = probe::upload_fill(&insider, 4 * 1024 * 1024, 6).await;
+            let lookups = probe::flood(&insider, Request::Lookup { query: "*".into() }, 100).await;
+            let hellos = probe::flood(&insider, Request::Hello { protocol: 2 }, 100).await;
+            let acks = probe::flood(&insider, Request::Ack { seqs: vec![1] }, 300).await;
+            let strangers = strangers.await.unwrap();
+
+            let (sent, delivered, refused) = honest.drain(Duration::from_secs(60)).await;
+            assert!(sent > 0, "the honest pair made progress");
+            assert_eq!((delivered, refused), (sent, 0), "every accepted honest message arrived");
+
+            // Strangers: member calls refused, big frames refused before they are read,
+            // no fifth concurrent stream.
+            assert_eq!(strangers.count(ErrorCode::NotEnrolled), 12, "{strangers:?}");
+            assert_eq!(strangers.count(ErrorCode::TooLarge), 24, "{strangers:?}");
+            assert_eq!(
+                strangers.0.get("fifth stream held back").copied(),
+                Some(12),
+                "{strangers:?}"
+            );
+            // Envelopes the victim could never open are refused, and its queue stays empty.
+            assert_eq!(undeliverable.count(ErrorCode::BadEnvelope), 20, "{undeliverable:?}");
+            match victim.one(&Request::Watch { follow: false }).await.unwrap() {
+                pocnet_wire::Response::CaughtUp => {}
+                other => panic!("victim's queue should be empty: {other:?}"),
+            }
+            // Four watchers, then refused.
+            assert_eq!(watchers.0.get("CaughtUp").copied(), Some(4), "{watchers:?}");
+            assert_eq!(watchers.count(ErrorCode::LimitReached), 8, "{watchers:?}");
+            // Two 4 MiB reservations fit the 10 MiB quota; the rest are refused before any byte.
+            assert_eq!(uploads.0.get("BlobStored").copied(), Some(2), "{uploads:?}");
+            assert_eq!(uploads.count(ErrorCode::LimitReached), 4, "{uploads:?}");
+            // Each flooded request type runs into its own limit (burst 40, 20/s; acks 4×).
+            for (t, ok) in [(&lookups, "Directory"), (&hellos, "Welcome"), (&acks, "Done")] {
+                assert!(t.count(ErrorCode::RateLimited) >= 50, "{t:?}");
+                assert!(t.0.get(ok).copied().unwrap_or(0) <= 250, "{t:?}");
+            }
+            assert!(lookups.0.get("Directory").copied().unwrap_or(0) <= 60, "{lookups:?}");
+        });
+}
