@@ -1,0 +1,384 @@
+//! Attachments: each is its own streamed envelope at the relay. Sent ones are sealed to a
+//! scratch file and uploaded (resuming after a drop); received ones are downloaded,
+//! verified in full, and kept in the profile *as their envelope* — ciphertext only the
+//! identity opens. Plaintext is written only where the user asks (`read --save DIR`).
+
+use std::path::{Path, PathBuf};
+
+use pocnet_crypto::envelope::{MAX_BODY_LEN, MAX_HEADER_LEN, MAX_RECIPIENTS};
+use pocnet_crypto::{ContentType, HeaderFields, Identity, IdentityKey, PublicIdentity, Suite};
+use pocnet_wire::content::{AttachmentRef, MessageBody};
+use serde::Serialize;
+
+use crate::app::Client;
+use crate::db::{AttachmentState, StoredMessage};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{create_new_private, create_private};
+use crate::net::Session;
+use crate::now_ms;
+use crate::ops::messaging::Outgoing;
+use crate::types::Direction;
+
+/// Most attachments one message may name.
+pub const MAX_ATTACHMENTS: usize = 64;
+/// Longest attachment file name, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+/// Largest attachment size a message may declare (the protocol's body limit).
+pub const MAX_ATTACHMENT_SIZE: u64 = MAX_BODY_LEN;
+
+/// An attachment written out by [`Client::save_attachments`].
+#[derive(Clone, Debug, Serialize)]
+pub struct SavedAttachment {
+    /// The name the sender gave (other-party text).
+    pub name: String,
+    /// Where it was written, or `None` if it is not available.
+    pub path: Option<PathBuf>,
+    /// Why not, if not.
+    pub missing: Option<String>,
+}
+
+/// Checks the counts and sizes a sender chose before any of them is used.
+pub fn check_body_limits(body: &MessageBody) -> Result<()> {
+    if body.attachments.len() > MAX_ATTACHMENTS {
+        return Err(Error::TooLarge {
+            what: "the number of attachments",
+            got: body.attachments.len() as u64,
+            max: MAX_ATTACHMENTS as u64,
+        });
+    }
+    for a in &body.attachments {
+        if a.name.len() > MAX_NAME_BYTES {
+            return Err(Error::TooLarge {
+                what: "an attachment's name (bytes)",
+                got: a.name.len() as u64,
+                max: MAX_NAME_BYTES as u64,
+            });
+        }
+        max_envelope_len(a.size)?;
+    }
+    Ok(())
+}
+
+/// The largest envelope an attachment of `size` plaintext bytes can be: the body the
+/// message names plus the largest header, stanza block and signature. Checked arithmetic:
+/// a declared size near `u64::MAX` is refused, not wrapped.
+pub fn max_envelope_len(size: u64) -> Result<u64> {
+    let too_large = || Error::TooLarge {
+        what: "an attachment's declared size (bytes)",
+        got: size,
+        max: MAX_ATTACHMENT_SIZE,
+    };
+    if size > MAX_ATTACHMENT_SIZE {
+        return Err(too_large());
+    }
+    let stanzas = (MAX_RECIPIENTS as u64).checked_mul(2 + Suite::XWing.stanza_len() as u64);
+    [Some(9), Some(MAX_HEADER_LEN as u64), Some(2), stanzas, Some(64)]
+        .into_iter()
+        .try_fold(pocnet_crypto::stream::ciphertext_len(size), |acc, part| {
+            acc.checked_add(part?)
+        })
+        .ok_or_else(too_large)
+}
+
+/// A file name another party chose, made safe to use inside a directory.
+fn safe_name(name: &str) -> String {
+    let base = Path::new(name)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("attachment");
+    let cleaned: String = base
+        .chars()
+        .map(|c| {
+            if c.is_control() || c == '/' || c == '\\' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if cleaned.is_empty() || cleaned.starts_with('.') {
+        format!("attachment{cleaned}")
+    } else {
+        cleaned
+    }
+}
+
+fn rand16() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    pocnet_crypto::rand_core::Rng::fill_bytes(&mut pocnet_crypto::os_rng(), &mut b);
+    b
+}
+
+impl Client {
+    fn kept_envelope(&self, envelope_hex: &str) -> PathBuf {
+        self.profile.attachments().join(format!("{envelope_hex}.env"))
+    }
+
+    pub(crate) async fn send_attachment(
+        &self,
+        s: &Session,
+        pubs: &[PublicIdentity],
+        path: &Path,
+        msg: &Outgoing,
+    ) -> Result<AttachmentRef> {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::Usage(format!("attachment {} needs a file name", path.display())))?
+            .to_string();
+        let size = std::fs::metadata(path)
+            .ctx(|| format!("cannot read attachment {}", path.display()))?
+            .len();
+        crate::profile::private_dir(&self.profile.tmp())?;
+        let tmp = self
+            .profile
+            .tmp()
+            .join(format!("out-{}.env", pocnet_crypto::to_hex(&rand16())));
+        let fields = HeaderFields {
+            suite: Suite::XWing,
+            content_type: ContentType::Attachment,
+            tlp: msg.tlp,
+            incident_id: msg.incident_id.clone(),
+            ..HeaderFields::message(now_ms())
+        };
+        let (pubs2, path2, tmp2) = (pubs.to_vec(), path.to_path_buf(), tmp.clone());
+        let secret = self.identity.to_secret_bytes();
+        // Sealing 100 MiB is CPU work: off the async runtime, with its own copy of the key.
+        let info = tokio::task::spawn_blocking(move || -> Result<pocnet_crypto::envelope::SealedInfo> {
+            let me = Identity::from_secret_bytes(&secret)?;
+            let mut input = std::io::BufReader::new(
+                std::fs::File::open(&path2).ctx(|| format!("cannot read {}", path2.display()))?,
+            );
+            let mut out = std::io::BufWriter::new(create_private(&tmp2)?);
+            let info = pocnet_crypto::seal_stream(
+                &mut pocnet_crypto::os_rng(),
+                &me,
+                &pubs2,
+                &fields,
+                size,
+                &mut input,
+                &mut out,
+            )?;
+            use std::io::Write;
+            out.flush().ctx(|| format!("cannot write {}", tmp2.display()))?;
+            Ok(info)
+        })
+        .await
+        .map_err(|e| Error::Protocol(format!("sealing task failed: {e}")))??;
+        let r = self.upload(s, info.message_id, &tmp).await;
+        let _ = std::fs::remove_file(&tmp);
+        r?;
+        Ok(AttachmentRef {
+            message_id: info.message_id,
+            envelope_hash: info.envelope_hash,
+            name,
+            size,
+        })
+    }
+
+    /// Uploads an attachment envelope; if the connection drops, reconnects and resumes
+    /// from the bytes the relay kept.
+    async fn upload(&self, s: &Session, message_id: [u8; 16], path: &Path) -> Result<()> {
+        let mut last = match s.put_blob(message_id, path).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        for _ in 0..3 {
+            tracing::warn!("attachment upload interrupted ({last}); reconnecting to resume");
+            match self.connect().await {
+                Ok(fresh) => match fresh.put_blob(message_id, path).await {
+                    Ok(()) => {
+                        fresh.close().await;
+                        return Ok(());
+                    }
+                    Err(e) => last = e,
+                },
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Downloads one attachment envelope, verifies it in full and keeps it (still
+    /// encrypted) in the profile. Failures of the attachment itself (altered, wrong size,
+    /// withheld by the relay) are [`Error::BadEnvelope`] / [`Error::TooLarge`]; I/O errors
+    /// are not.
+    pub(crate) async fn fetch_attachment(&self, s: &Session, sender: &IdentityKey, a: &AttachmentRef) -> Result<()> {
+        let att = pocnet_crypto::to_hex(&a.message_id);
+        let reject = |e: &dyn std::fmt::Display| Error::BadEnvelope(format!("attachment {att}: {e}"));
+        crate::profile::private_dir(&self.profile.tmp())?;
+        crate::profile::private_dir(&self.profile.attachments())?;
+        let kept = self.kept_envelope(&att);
+        if kept.exists() {
+            return Ok(());
+        }
+        let env_path = self.profile.tmp().join(format!("in-{att}.env"));
+        // The envelope can be no larger than the body the message names plus the largest
+        // header, stanza block and signature: a relay cannot fill the disk.
+        let max = max_envelope_len(a.size)?;
+        if let Err(e) = s.get_blob(a.message_id, &env_path, max).await {
+            let _ = std::fs::remove_file(&env_path);
+            return Err(e);
+        }
+        let (secret, sender2, env2) = (self.identity.to_secret_bytes(), *sender, env_path.clone());
+        let opened = tokio::task::spawn_blocking(
+            move || -> Result<std::result::Result<pocnet_crypto::Opened, pocnet_crypto::Error>> {
+                let me = Identity::from_secret_bytes(&secret)?;
+                let mut input = std::io::BufReader::new(
+                    std::fs::File::open(&env2).ctx(|| format!("cannot read {}", env2.display()))?,
+                );
+                // Verify every chunk; the plaintext goes nowhere.
+                Ok(pocnet_crypto::open_stream(
+                    &me,
+                    &mut input,
+                    &sender2,
+                    &mut std::io::sink(),
+                ))
+            },
+        )
+        .await
+        .map_err(|e| Error::Protocol(format!("verification task failed: {e}")))??;
+        let discard = || {
+            let _ = std::fs::remove_file(&env_path);
+        };
+        let opened = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                discard();
+                return Err(reject(&format!("failed verification and was discarded: {e}")));
+            }
+        };
+        if opened.envelope_hash != a.envelope_hash
+            || opened.header.message_id != a.message_id
+            || opened.header.body_len != a.size
+            || opened.header.content_type != ContentType::Attachment
+        {
+            discard();
+            return Err(reject(&"is not the one the message names; discarded"));
+        }
+        std::fs::rename(&env_path, &kept).ctx(|| format!("cannot keep {}", kept.display()))?;
+        Ok(())
+    }
+
+    /// Writes the attachments of a received message, decrypted, into `dir` (created if
+    /// needed). Never overwrites: an existing name gets the attachment id in front.
+    pub fn save_attachments(&self, m: &StoredMessage, dir: &Path) -> Result<Vec<SavedAttachment>> {
+        if m.direction != Direction::In {
+            return Err(Error::Usage("only received messages have attachments to save".into()));
+        }
+        std::fs::create_dir_all(dir).ctx(|| format!("cannot create {}", dir.display()))?;
+        let sender = IdentityKey::from_bytes(&m.peer_key)
+            .map_err(|_| Error::DamagedStore("a sender key does not decode".into()))?;
+        let mut out = Vec::new();
+        for a in &m.attachments {
+            let envelope = match &a.state {
+                AttachmentState::Kept { envelope } => envelope,
+                AttachmentState::Missing { reason } => {
+                    out.push(SavedAttachment {
+                        name: a.name.clone(),
+                        path: None,
+                        missing: Some(reason.clone()),
+                    });
+                    continue;
+                }
+                AttachmentState::Legacy { text } => {
+                    out.push(SavedAttachment {
+                        name: a.name.clone(),
+                        path: None,
+                        missing: Some(format!("saved by an earlier version as {text}")),
+                    });
+                    continue;
+                }
+                AttachmentState::Sent { .. } => continue,
+            };
+            let safe = safe_name(&a.name);
+            let mut target = dir.join(&safe);
+            if target.exists() {
+                target = dir.join(format!("{}-{safe}", envelope.get(..8).unwrap_or("x")));
+            }
+            let src = self.kept_envelope(envelope);
+            let mut input = std::io::BufReader::new(
+                std::fs::File::open(&src).ctx(|| format!("attachment {} is no longer in the profile", a.name))?,
+            );
+            let mut file = std::io::BufWriter::new(create_new_private(&target)?);
+            let r = pocnet_crypto::open_stream(&self.identity, &mut input, &sender, &mut file);
+            use std::io::Write;
+            let flushed = file.flush();
+            if let Err(e) = r {
+                let _ = std::fs::remove_file(&target);
+                return Err(Error::BadEnvelope(format!("attachment {}: {e}", a.name)));
+            }
+            flushed.ctx(|| format!("cannot write {}", target.display()))?;
+            out.push(SavedAttachment {
+                name: a.name.clone(),
+                path: Some(target),
+                missing: None,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(attachments: Vec<AttachmentRef>) -> MessageBody {
+        MessageBody {
+            subject: String::new(),
+            text: String::new(),
+            attachments,
+        }
+    }
+
+    fn att(name: &str, size: u64) -> AttachmentRef {
+        AttachmentRef {
+            message_id: [1; 16],
+            envelope_hash: [2; 32],
+            name: name.into(),
+            size,
+        }
+    }
+
+    #[test]
+    fn declared_sizes_that_would_overflow_are_refused_not_wrapped() {
+        for size in [u64::MAX, u64::MAX - 100, MAX_ATTACHMENT_SIZE + 1] {
+            assert!(
+                matches!(max_envelope_len(size), Err(Error::TooLarge { got, .. }) if got == size),
+                "{size}"
+            );
+            assert!(check_body_limits(&body(vec![att("a", size)])).is_err());
+        }
+        let ok = max_envelope_len(MAX_ATTACHMENT_SIZE).unwrap();
+        assert!(ok > MAX_ATTACHMENT_SIZE);
+        assert!(max_envelope_len(0).unwrap() > 0);
+        assert!(check_body_limits(&body(vec![att("report.pdf", 100 << 20)])).is_ok());
+    }
+
+    #[test]
+    fn too_many_attachments_or_too_long_names_are_refused() {
+        let many = (0..=MAX_ATTACHMENTS).map(|_| att("a", 1)).collect();
+        assert!(matches!(
+            check_body_limits(&body(many)),
+            Err(Error::TooLarge {
+                what: "the number of attachments",
+                ..
+            })
+        ));
+        let long = "n".repeat(MAX_NAME_BYTES + 1);
+        assert!(matches!(
+            check_body_limits(&body(vec![att(&long, 1)])),
+            Err(Error::TooLarge { .. })
+        ));
+        assert!(check_body_limits(&body(vec![att(&"n".repeat(MAX_NAME_BYTES), 1)])).is_ok());
+    }
+
+    #[test]
+    fn names_from_a_sender_cannot_leave_the_directory_or_hide() {
+        assert_eq!(safe_name("../../etc/passwd"), "passwd");
+        assert_eq!(safe_name("a\u{1b}[2Jb"), "a_[2Jb");
+        assert_eq!(safe_name(".bashrc"), "attachment.bashrc");
+        assert_eq!(safe_name(".."), "attachment");
+        assert_eq!(safe_name("report.pdf"), "report.pdf");
+    }
+}
