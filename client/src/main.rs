@@ -205,6 +205,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     ))
                 }
             };
+            if code.is_empty() {
+                return Err(Error::Usage("the invite code is empty".into()));
+            }
             let mut c = Client::open(&home, pass()?.as_bytes())?;
             let m = c.enrol(&relay, &relay_key, &code).await?;
             if cli.json {
