@@ -160,7 +160,7 @@ pub enum AttachmentState {
     /// Received, verified, and kept in the profile as its (encrypted) envelope; saved in
     /// plaintext only where the user asks (`pocnet read ID --save DIR`).
     Kept {
-        /// The attachment envelope's id (hex): the file `attachments/<id>.env`.
+        /// The attachment envelope's hash (hex): the file `attachments/<hash>.env`.
         envelope: String,
     },
     /// Not available (withheld by the relay, or failed verification).
@@ -183,7 +183,7 @@ pub struct StoredMessage {
     /// In or out.
     pub direction: Direction,
     /// The sender's key (in) or the first recipient's key (out).
-    pub peer_key: [u8; 32],
+    pub peer_key: IdentityKey,
     /// How the sender (in) or the recipients (out) are shown.
     pub peer: Peer,
     /// Recipient handles.
@@ -224,7 +224,8 @@ pub struct NewMessage<'a> {
     pub peer: &'a Peer,
     /// Recipient handles.
     pub recipients: &'a [String],
-    /// Recipient keys.
+    /// Recipient keys, as the signed header lists them (compared byte for byte with a
+    /// receipt's signer).
     pub recipient_keys: &'a [[u8; 32]],
     /// Subject.
     pub subject: &'a str,
@@ -402,7 +403,7 @@ impl Store {
         Ok(StoredMessage {
             id,
             direction,
-            peer_key,
+            peer_key: IdentityKey::from_bytes(&peer_key).map_err(|_| bad("peer key"))?,
             peer: serde_json::from_str(&handle).unwrap_or_else(|_| legacy_peer(&handle)),
             recipients: serde_json::from_str(&recipients).unwrap_or_default(),
             subject,
@@ -515,7 +516,7 @@ impl Store {
             params![
                 now as i64,
                 m.direction.as_str(),
-                m.peer_key.as_slice(),
+                m.peer_key.as_bytes().as_slice(),
                 m.id.0.as_slice()
             ],
         )? == 1)
@@ -560,11 +561,11 @@ impl Store {
     }
 
     /// The strongest receipt `signer` gave for `id`: its kind and time.
-    pub fn best_receipt(&self, id: MessageId, signer: &[u8; 32]) -> Result<Option<(ReceiptKind, u64)>> {
+    pub fn best_receipt(&self, id: MessageId, signer: &IdentityKey) -> Result<Option<(ReceiptKind, u64)>> {
         let mut s = self
             .conn
             .prepare("SELECT kind, at FROM receipts WHERE message_id = ?1 AND signer = ?2 ORDER BY kind DESC")?;
-        let mut q = s.query(params![id.0.as_slice(), signer.as_slice()])?;
+        let mut q = s.query(params![id.0.as_slice(), signer.as_bytes().as_slice()])?;
         while let Some(r) = q.next()? {
             if let Some(kind) = receipt_kind_from_code(r.get(0)?) {
                 return Ok(Some((kind, r.get::<_, i64>(1)? as u64)));
@@ -574,19 +575,19 @@ impl Store {
     }
 
     /// Records that the relay expired `id` undelivered for `recipient`.
-    pub fn insert_expired(&self, id: MessageId, recipient: &[u8; 32], now: u64) -> Result<()> {
+    pub fn insert_expired(&self, id: MessageId, recipient: &IdentityKey, now: u64) -> Result<()> {
         self.conn.execute(
             "INSERT OR IGNORE INTO expired(message_id, recipient, at) VALUES (?1, ?2, ?3)",
-            params![id.0.as_slice(), recipient.as_slice(), now as i64],
+            params![id.0.as_slice(), recipient.as_bytes().as_slice(), now as i64],
         )?;
         Ok(())
     }
 
     /// Whether the relay expired `id` for `recipient`.
-    pub fn is_expired(&self, id: MessageId, recipient: &[u8; 32]) -> Result<bool> {
+    pub fn is_expired(&self, id: MessageId, recipient: &IdentityKey) -> Result<bool> {
         Ok(self.conn.query_row(
             "SELECT COUNT(*) FROM expired WHERE message_id = ?1 AND recipient = ?2",
-            params![id.0.as_slice(), recipient.as_slice()],
+            params![id.0.as_slice(), recipient.as_bytes().as_slice()],
             |r| r.get::<_, i64>(0),
         )? > 0)
     }

@@ -369,7 +369,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let c = Client::open(&home, pass()?.as_bytes())?;
             if let Ok(s) = c.connect().await {
                 if let Err(e) = c.sync(&s, false, None, |_, _| {}).await {
-                    tracing::warn!("could not fetch new receipts: {e}");
+                    tracing::warn!("could not fetch new receipts: {}", render::line(&e.to_string()));
                 }
                 s.close().await;
             }

@@ -184,7 +184,10 @@ impl Client {
             Err(e) => e,
         };
         for _ in 0..3 {
-            tracing::warn!("attachment upload interrupted ({last}); reconnecting to resume");
+            tracing::warn!(
+                "attachment upload interrupted ({}); reconnecting to resume",
+                crate::render::line(&last.to_string())
+            );
             match self.connect().await {
                 Ok(fresh) => match fresh.put_blob(message_id, path).await {
                     Ok(()) => {
@@ -203,16 +206,29 @@ impl Client {
     /// encrypted) in the profile. Failures of the attachment itself (altered, wrong size,
     /// withheld by the relay) are [`Error::BadEnvelope`] / [`Error::TooLarge`]; I/O errors
     /// are not.
-    pub(crate) async fn fetch_attachment(&self, s: &Session, sender: &IdentityKey, a: &AttachmentRef) -> Result<()> {
+    ///
+    /// Kept envelopes are named by their envelope hash: a file of that name was verified
+    /// to be exactly that envelope, so a message naming it again needs no second download.
+    /// Returns the name to record ([`AttachmentState::Kept`]).
+    pub(crate) async fn fetch_attachment(
+        &self,
+        s: &Session,
+        sender: &IdentityKey,
+        a: &AttachmentRef,
+    ) -> Result<String> {
         let att = pocnet_crypto::to_hex(&a.message_id);
+        let name = pocnet_crypto::to_hex(&a.envelope_hash);
         let reject = |e: &dyn std::fmt::Display| Error::BadEnvelope(format!("attachment {att}: {e}"));
         crate::profile::private_dir(&self.profile.tmp())?;
         crate::profile::private_dir(&self.profile.attachments())?;
-        let kept = self.kept_envelope(&att);
+        let kept = self.kept_envelope(&name);
         if kept.exists() {
-            return Ok(());
+            return Ok(name);
         }
-        let env_path = self.profile.tmp().join(format!("in-{att}.env"));
+        let env_path = self
+            .profile
+            .tmp()
+            .join(format!("in-{att}-{}.env", pocnet_crypto::to_hex(&rand16()[..4])));
         // The envelope can be no larger than the body the message names plus the largest
         // header, stanza block and signature: a relay cannot fill the disk.
         let max = max_envelope_len(a.size)?;
@@ -257,7 +273,7 @@ impl Client {
             return Err(reject(&"is not the one the message names; discarded"));
         }
         std::fs::rename(&env_path, &kept).ctx(|| format!("cannot keep {}", kept.display()))?;
-        Ok(())
+        Ok(name)
     }
 
     /// Writes the attachments of a received message, decrypted, into `dir` (created if
@@ -267,8 +283,7 @@ impl Client {
             return Err(Error::Usage("only received messages have attachments to save".into()));
         }
         std::fs::create_dir_all(dir).ctx(|| format!("cannot create {}", dir.display()))?;
-        let sender = IdentityKey::from_bytes(&m.peer_key)
-            .map_err(|_| Error::DamagedStore("a sender key does not decode".into()))?;
+        let sender = m.peer_key;
         let mut out = Vec::new();
         for a in &m.attachments {
             let envelope = match &a.state {

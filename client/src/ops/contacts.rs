@@ -117,7 +117,11 @@ impl Client {
                         .store
                         .remember(key, &m.handle, &m.name, &m.public_identity, now_ms())
                     {
-                        tracing::warn!("contact {} not remembered: {e}", m.handle);
+                        tracing::warn!(
+                            "contact {} not remembered: {}",
+                            crate::render::line(&m.handle),
+                            crate::render::line(&e.to_string())
+                        );
                     }
                     return Peer::Known { handle: m.handle };
                 }

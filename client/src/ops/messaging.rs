@@ -233,7 +233,10 @@ impl Client {
                     Ok(None)
                 }
                 Err(e) if e.condemns_envelope() => {
-                    tracing::warn!("dropped an envelope that failed verification: {e}");
+                    tracing::warn!(
+                        "dropped an envelope that failed verification: {}",
+                        crate::render::line(&e.to_string())
+                    );
                     stats.rejected += 1;
                     Ok(None)
                 }
@@ -262,7 +265,10 @@ impl Client {
             Delivery::Expired {
                 message_id, recipient, ..
             } => {
-                self.store.insert_expired(MessageId(message_id), &recipient, now_ms())?;
+                // A notice about a key that is not a key cannot concern anything we sent.
+                if let Ok(recipient) = IdentityKey::from_bytes(&recipient) {
+                    self.store.insert_expired(MessageId(message_id), &recipient, now_ms())?;
+                }
                 Ok(None)
             }
         }
@@ -292,9 +298,7 @@ impl Client {
         let mut attachments = Vec::new();
         for a in &body.attachments {
             let state = match self.fetch_attachment(s, &sender, a).await {
-                Ok(()) => AttachmentState::Kept {
-                    envelope: pocnet_crypto::to_hex(&a.message_id),
-                },
+                Ok(envelope) => AttachmentState::Kept { envelope },
                 // The message itself is good: keep it, and say which attachment is missing.
                 Err(e) if e.condemns_envelope() || matches!(e, Error::Relay { .. }) => {
                     AttachmentState::Missing { reason: e.to_string() }
@@ -356,7 +360,7 @@ impl Client {
             })
             .await
         {
-            tracing::warn!("delivered receipt not sent: {e}");
+            tracing::warn!("delivered receipt not sent: {}", crate::render::line(&e.to_string()));
         }
         self.store.find(&id.to_hex()).map(Some)
     }
@@ -368,8 +372,7 @@ impl Client {
             let now = now_ms();
             self.store.mark_read(&m, now)?;
             if let Some(s) = s {
-                let sender = IdentityKey::from_bytes(&m.peer_key)
-                    .map_err(|_| Error::DamagedStore("a sender key does not decode".into()))?;
+                let sender = m.peer_key;
                 let receipt = Receipt::sign(
                     &self.identity,
                     ReceiptKind::Read,

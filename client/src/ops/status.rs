@@ -40,14 +40,13 @@ impl Client {
         }
         let mut recipients = Vec::new();
         for handle in &m.recipients {
-            let key = self
-                .store
-                .key_for_handle(handle)?
-                .map(|k| *k.as_bytes())
-                .unwrap_or_default();
-            let (state, at) = match self.store.best_receipt(m.id, &key)? {
-                Some((kind, at)) => (DeliveryState::from_receipt(kind), Some(at)),
-                None if self.store.is_expired(m.id, &key)? => (DeliveryState::Expired, None),
+            // A handle with no pinned key has no receipts we could have accepted.
+            let (state, at) = match self.store.key_for_handle(handle)? {
+                Some(key) => match self.store.best_receipt(m.id, &key)? {
+                    Some((kind, at)) => (DeliveryState::from_receipt(kind), Some(at)),
+                    None if self.store.is_expired(m.id, &key)? => (DeliveryState::Expired, None),
+                    None => (DeliveryState::Stored, m.relay_stored_at),
+                },
                 None => (DeliveryState::Stored, m.relay_stored_at),
             };
             recipients.push(RecipientStatus {
