@@ -35,11 +35,13 @@ impl Client {
         let store = Store::open(&profile.db_path(), &identity)?;
         // The database, its WAL and shared-memory files were created with the umask's mode.
         crate::profile::tighten(&profile.dir)?;
-        Ok(Client {
+        let c = Client {
             profile,
             identity,
             store,
-        })
+        };
+        c.reseal_legacy_attachments()?;
+        Ok(c)
     }
 
     /// Connects to the pinned relay.

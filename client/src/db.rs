@@ -168,6 +168,12 @@ pub enum AttachmentState {
         /// Why.
         reason: String,
     },
+    /// Saved in plaintext inside the profile by an earlier release, then sealed to our own
+    /// key on the first open by this one (the file `attachments/<hash>.env`, signed by us).
+    Resealed {
+        /// The envelope's hash (hex).
+        envelope: String,
+    },
     /// An entry written by an earlier release (a saved path or a note).
     Legacy {
         /// What it said.
@@ -496,6 +502,25 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Replaces a message's attachment list.
+    pub fn set_attachments(&self, m: &StoredMessage, attachments: &[AttachmentRecord]) -> Result<()> {
+        let row = RowId {
+            direction: m.direction,
+            peer: *m.peer_key.as_bytes(),
+            message_id: m.id,
+        };
+        self.conn.execute(
+            "UPDATE messages SET attachments = ?1 WHERE direction = ?2 AND peer = ?3 AND message_id = ?4",
+            params![
+                self.key.seal("attachments", &row, &json(attachments)),
+                m.direction.as_str(),
+                m.peer_key.as_bytes().as_slice(),
+                m.id.0.as_slice()
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Whether a message from `peer` with this id is stored.
     pub fn has_message(&self, direction: Direction, peer: &IdentityKey, id: MessageId) -> Result<bool> {
         Ok(self
@@ -656,6 +681,26 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// Writes a store as release 0 did (plaintext), with one received message whose
+/// attachment list is `attachments`: for tests of the migration.
+#[cfg(test)]
+pub(crate) fn write_v0_for_test(path: &Path, message_id: [u8; 16], peer: &IdentityKey, attachments: &[String]) {
+    let c = Connection::open(path).unwrap();
+    c.execute_batch(SCHEMA).unwrap();
+    c.execute(
+        "INSERT INTO messages(message_id, direction, peer, peer_handle, recipients, subject, body, tlp,
+            exercise, content_type, created_at, received_at, envelope_hash, attachments)
+         VALUES (?1, 'in', ?2, 'CL.primary', '[]', 'old', 'old', 'TLP:AMBER', 0, 1, 1, 2, ?3, ?4)",
+        params![
+            message_id.as_slice(),
+            peer.as_bytes().as_slice(),
+            [7u8; 32].as_slice(),
+            serde_json::to_string(attachments).unwrap()
+        ],
+    )
+    .unwrap();
 }
 
 fn json<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {

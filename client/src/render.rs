@@ -181,7 +181,7 @@ impl From<&StoredMessage> for MessageView {
                 .map(|a| {
                     let (state, path, reason) = match &a.state {
                         AttachmentState::Sent { path } => ("sent", Some(path.clone()), None),
-                        AttachmentState::Kept { .. } => ("kept", None, None),
+                        AttachmentState::Kept { .. } | AttachmentState::Resealed { .. } => ("kept", None, None),
                         AttachmentState::Missing { reason } => ("missing", None, Some(reason.clone())),
                         AttachmentState::Legacy { text } => ("legacy", Some(text.clone()), None),
                     };

@@ -276,6 +276,112 @@ impl Client {
         Ok(name)
     }
 
+    /// Earlier releases saved received attachments decrypted under `attachments/<id>/`.
+    /// Seals each such file to our own key (kept like a received envelope), records it,
+    /// and deletes the plaintext. Runs only while that layout's directories remain.
+    pub(crate) fn reseal_legacy_attachments(&self) -> Result<()> {
+        let root = self.profile.attachments();
+        let legacy_dirs: Vec<PathBuf> = match std::fs::read_dir(&root) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
+                .collect(),
+            Err(_) => return Ok(()),
+        };
+        if legacy_dirs.is_empty() {
+            return Ok(());
+        }
+        crate::profile::private_dir(&self.profile.tmp())?;
+        let mut resealed = Vec::new();
+        for m in self.store.list(Direction::In)? {
+            let mut atts = m.attachments.clone();
+            let mut changed = false;
+            for a in &mut atts {
+                let AttachmentState::Legacy { text } = &a.state else {
+                    continue;
+                };
+                // `<home>/attachments/<id>/<name>`, whatever spelling of <home> was used then.
+                let text_path = Path::new(text);
+                let (Some(name), Some(dir)) = (text_path.file_name(), text_path.parent().and_then(|p| p.file_name()))
+                else {
+                    continue;
+                };
+                let plain = root.join(dir).join(name);
+                if !std::fs::symlink_metadata(&plain).is_ok_and(|m| m.is_file()) {
+                    continue;
+                }
+                let size = std::fs::metadata(&plain)
+                    .ctx(|| format!("cannot read {}", plain.display()))?
+                    .len();
+                let tmp = self
+                    .profile
+                    .tmp()
+                    .join(format!("reseal-{}.env", pocnet_crypto::to_hex(&rand16())));
+                let fields = HeaderFields {
+                    content_type: ContentType::Attachment,
+                    tlp: m.tlp,
+                    ..HeaderFields::message(now_ms())
+                };
+                let mut input = std::io::BufReader::new(
+                    std::fs::File::open(&plain).ctx(|| format!("cannot read {}", plain.display()))?,
+                );
+                let mut out = std::io::BufWriter::new(create_private(&tmp)?);
+                let info = pocnet_crypto::seal_stream(
+                    &mut pocnet_crypto::os_rng(),
+                    &self.identity,
+                    &[self.identity.public()],
+                    &fields,
+                    size,
+                    &mut input,
+                    &mut out,
+                )?;
+                use std::io::Write;
+                out.flush().ctx(|| format!("cannot write {}", tmp.display()))?;
+                out.get_ref()
+                    .sync_all()
+                    .ctx(|| format!("cannot write {}", tmp.display()))?;
+                let envelope = pocnet_crypto::to_hex(&info.envelope_hash);
+                let kept = self.kept_envelope(&envelope);
+                std::fs::rename(&tmp, &kept).ctx(|| format!("cannot keep {}", kept.display()))?;
+                a.size = size;
+                a.state = AttachmentState::Resealed { envelope };
+                resealed.push(plain);
+                changed = true;
+            }
+            if changed {
+                // Record first: a crash here leaves a plaintext file still named by the
+                // record, to be resealed on the next open, never a record without its file.
+                self.store.set_attachments(&m, &atts)?;
+            }
+        }
+        for p in resealed {
+            std::fs::remove_file(&p).ctx(|| format!("cannot remove {}", p.display()))?;
+        }
+        for d in legacy_dirs {
+            // Partial downloads an interrupted earlier release left behind hold nothing
+            // a record names.
+            if let Ok(entries) = std::fs::read_dir(&d) {
+                for p in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+                    let name = p
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if name.starts_with('.') && name.ends_with(".part") {
+                        let _ = std::fs::remove_file(&p);
+                    }
+                }
+            }
+            // Only once empty: a file no record names is the user's to remove.
+            if std::fs::remove_dir(&d).is_err() {
+                tracing::warn!(
+                    "{} still holds files no message names; they were left in place",
+                    d.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the attachments of a received message, decrypted, into `dir` (created if
     /// needed). Never overwrites: an existing name gets the attachment id in front.
     pub fn save_attachments(&self, m: &StoredMessage, dir: &Path) -> Result<Vec<SavedAttachment>> {
@@ -286,8 +392,9 @@ impl Client {
         let sender = m.peer_key;
         let mut out = Vec::new();
         for a in &m.attachments {
-            let envelope = match &a.state {
-                AttachmentState::Kept { envelope } => envelope,
+            let (envelope, signer) = match &a.state {
+                AttachmentState::Kept { envelope } => (envelope, sender),
+                AttachmentState::Resealed { envelope } => (envelope, *self.identity.public_key()),
                 AttachmentState::Missing { reason } => {
                     out.push(SavedAttachment {
                         name: a.name.clone(),
@@ -300,7 +407,7 @@ impl Client {
                     out.push(SavedAttachment {
                         name: a.name.clone(),
                         path: None,
-                        missing: Some(format!("saved by an earlier version as {text}")),
+                        missing: Some(format!("noted by an earlier version as {text}")),
                     });
                     continue;
                 }
@@ -316,7 +423,7 @@ impl Client {
                 std::fs::File::open(&src).ctx(|| format!("attachment {} is no longer in the profile", a.name))?,
             );
             let mut file = std::io::BufWriter::new(create_new_private(&target)?);
-            let r = pocnet_crypto::open_stream(&self.identity, &mut input, &sender, &mut file);
+            let r = pocnet_crypto::open_stream(&self.identity, &mut input, &signer, &mut file);
             use std::io::Write;
             let flushed = file.flush();
             if let Err(e) = r {
@@ -386,6 +493,64 @@ mod tests {
             Err(Error::TooLarge { .. })
         ));
         assert!(check_body_limits(&body(vec![att(&"n".repeat(MAX_NAME_BYTES), 1)])).is_ok());
+    }
+
+    #[test]
+    fn attachments_an_earlier_release_saved_in_plaintext_are_sealed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let pass = b"a passphrase for the test";
+        let (profile, _) = crate::profile::Profile::create(&home, pass, pocnet_crypto::KdfParams::DEFAULT).unwrap();
+        let sender = Identity::generate(&mut pocnet_crypto::os_rng(), 1_700_000_000, 86400).unwrap();
+        let legacy = profile.attachments().join("0505050505050505");
+        std::fs::create_dir_all(&legacy).unwrap();
+        let marker = b"PLAINTEXT-MARKER-31337 ".repeat(5000);
+        std::fs::write(legacy.join("report.pdf"), &marker).unwrap();
+        std::fs::write(legacy.join(".abc.part"), b"PLAINTEXT-MARKER-31337").unwrap();
+        // Recorded under another spelling of the same home, as a relative --home would.
+        let recorded = Path::new("elsewhere/attachments/0505050505050505/report.pdf");
+        crate::db::write_v0_for_test(
+            &profile.db_path(),
+            [5; 16],
+            sender.public_key(),
+            &[recorded.display().to_string(), "MISSING other.txt (withheld)".into()],
+        );
+        let c = Client::open(&home, pass).unwrap();
+        assert!(!legacy.exists(), "the plaintext directory is gone");
+        for f in walk(&home) {
+            let bytes = std::fs::read(&f).unwrap();
+            assert!(
+                !bytes.windows(22).any(|w| w == b"PLAINTEXT-MARKER-31337"),
+                "{} holds plaintext",
+                f.display()
+            );
+        }
+        let m = c.store.find("05").unwrap();
+        assert!(matches!(m.attachments[0].state, AttachmentState::Resealed { .. }));
+        assert_eq!(m.attachments[0].size, marker.len() as u64);
+        assert!(matches!(m.attachments[1].state, AttachmentState::Legacy { .. }));
+        let out = dir.path().join("out");
+        let saved = c.save_attachments(&m, &out).unwrap();
+        assert_eq!(saved[0].path.as_deref(), Some(out.join("report.pdf").as_path()));
+        assert_eq!(std::fs::read(out.join("report.pdf")).unwrap(), marker);
+        assert!(saved[1].path.is_none());
+        // A second open finds nothing left to do and changes nothing.
+        drop(c);
+        let c = Client::open(&home, pass).unwrap();
+        assert_eq!(c.store.find("05").unwrap().attachments, m.attachments);
+    }
+
+    fn walk(d: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
     }
 
     #[test]
