@@ -1,250 +1,858 @@
-//! The local store (SQLite): contacts as first seen, messages in and out, receipts.
+//! The local store (SQLite): contacts as first seen, messages in and out, receipts. Every
+//! SQL statement of the client is in this file.
+//!
 //! A message id is stored once, which is what makes delivery exactly-once for the user
 //! although the relay delivers at least once.
+//!
+//! **Nothing readable at rest.** A message's subject, body and attachment list are sealed
+//! with XChaCha20-Poly1305 under a key derived from the unlocked identity (HKDF-SHA256 of
+//! the identity's signing seed, info `pocnet/v1/client-store`), with the row's identity
+//! (direction, peer key, message id) and the column name as associated data, so a sealed
+//! value cannot be moved to another row or column. `PRAGMA user_version` is the schema
+//! version: 0 is the plaintext store of earlier releases, migrated in place on first open.
 
 use std::path::Path;
 
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use pocnet_crypto::{ContentType, Identity, IdentityKey, ReceiptKind, Tlp};
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
-/// Opens the profile's database.
-pub fn open(path: &Path) -> anyhow::Result<Connection> {
-    let c = Connection::open(path)?;
-    c.busy_timeout(std::time::Duration::from_secs(10))?;
-    c.pragma_update(None, "journal_mode", "WAL")?;
-    c.pragma_update(None, "synchronous", "FULL")?;
-    c.execute_batch(
-        "CREATE TABLE IF NOT EXISTS contacts(
-            key BLOB PRIMARY KEY, handle TEXT NOT NULL, name TEXT NOT NULL, public_identity BLOB NOT NULL,
-            first_seen INTEGER NOT NULL, verified_at INTEGER);
-         CREATE TABLE IF NOT EXISTS messages(
-            message_id BLOB NOT NULL, direction TEXT NOT NULL, peer BLOB NOT NULL, peer_handle TEXT NOT NULL,
-            recipient_keys TEXT NOT NULL DEFAULT '[]',
-            recipients TEXT NOT NULL, subject TEXT NOT NULL, body TEXT NOT NULL, tlp TEXT NOT NULL,
-            exercise INTEGER NOT NULL, content_type INTEGER NOT NULL, created_at INTEGER NOT NULL,
-            received_at INTEGER NOT NULL, envelope_hash BLOB NOT NULL, read_at INTEGER,
-            relay_stored_at INTEGER, attachments TEXT NOT NULL DEFAULT '[]',
-            PRIMARY KEY(direction, peer, message_id));
-         CREATE TABLE IF NOT EXISTS receipts(
-            message_id BLOB NOT NULL, signer BLOB NOT NULL, kind INTEGER NOT NULL, at INTEGER NOT NULL,
-            bytes BLOB NOT NULL, PRIMARY KEY(message_id, signer, kind));
-         CREATE TABLE IF NOT EXISTS expired(message_id BLOB NOT NULL, recipient BLOB NOT NULL, at INTEGER NOT NULL,
-            PRIMARY KEY(message_id, recipient));",
-    )?;
-    Ok(c)
+use crate::error::{Error, Result};
+use crate::types::{receipt_kind_code, receipt_kind_from_code, Direction, EnvelopeHash, MessageId, Peer};
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// HKDF info (and AAD prefix) for the store key.
+const STORE_LABEL: &[u8] = b"pocnet/v1/client-store";
+/// Version byte in front of every sealed value.
+const SEALED_V1: u8 = 1;
+const NONCE_LEN: usize = 24;
+
+/// The key sealing message contents in the store.
+pub struct StoreKey(Zeroizing<[u8; 32]>);
+
+impl StoreKey {
+    /// Derives the store key from the unlocked identity.
+    pub fn derive(identity: &Identity) -> StoreKey {
+        let seed = identity.signing_seed();
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(None, seed.as_ref());
+        let mut key = Zeroizing::new([0u8; 32]);
+        hk.expand(STORE_LABEL, key.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 length");
+        StoreKey(key)
+    }
+
+    fn aad(column: &str, row: &RowId) -> Vec<u8> {
+        let mut a = Vec::with_capacity(STORE_LABEL.len() + column.len() + 56);
+        a.extend_from_slice(STORE_LABEL);
+        a.push(0);
+        a.extend_from_slice(column.as_bytes());
+        a.push(0);
+        a.extend_from_slice(row.direction.as_str().as_bytes());
+        a.push(0);
+        a.extend_from_slice(&row.peer);
+        a.extend_from_slice(&row.message_id.0);
+        a
+    }
+
+    /// Seals `plaintext` for `column` of `row`.
+    fn seal(&self, column: &str, row: &RowId, plaintext: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        pocnet_crypto::rand_core::Rng::fill_bytes(&mut pocnet_crypto::os_rng(), &mut nonce);
+        let aead = XChaCha20Poly1305::new(&(*self.0).into());
+        let ct = aead
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &Self::aad(column, row),
+                },
+            )
+            .expect("XChaCha20-Poly1305 encryption of an in-memory buffer cannot fail");
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
+        out.push(SEALED_V1);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    /// Opens what [`StoreKey::seal`] sealed for the same column and row.
+    fn open(&self, column: &str, row: &RowId, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let damaged = || Error::DamagedStore(format!("{column} of message {} does not decrypt", row.message_id));
+        if sealed.len() < 1 + NONCE_LEN || sealed[0] != SEALED_V1 {
+            return Err(damaged());
+        }
+        let nonce: [u8; NONCE_LEN] = sealed[1..1 + NONCE_LEN].try_into().map_err(|_| damaged())?;
+        let aead = XChaCha20Poly1305::new(&(*self.0).into());
+        aead.decrypt(
+            &XNonce::from(nonce),
+            Payload {
+                msg: &sealed[1 + NONCE_LEN..],
+                aad: &Self::aad(column, row),
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| damaged())
+    }
+
+    fn open_string(&self, column: &str, row: &RowId, sealed: &[u8]) -> Result<String> {
+        let p = self.open(column, row, sealed)?;
+        String::from_utf8(p.to_vec())
+            .map_err(|_| Error::DamagedStore(format!("{column} of message {} is not text", row.message_id)))
+    }
 }
 
-/// A message as listed and shown.
-#[derive(Clone, Debug, Serialize)]
-pub struct MessageRow {
-    /// Hex message id.
-    pub id: String,
-    /// `in` or `out`.
-    pub direction: String,
-    /// Sender (in) or first recipient (out) handle.
-    pub peer: String,
+/// What identifies a message row (its primary key).
+#[derive(Clone, Copy, Debug)]
+struct RowId {
+    direction: Direction,
+    peer: [u8; 32],
+    message_id: MessageId,
+}
+
+/// The opened store.
+pub struct Store {
+    conn: Connection,
+    key: StoreKey,
+}
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS contacts(
+        key BLOB PRIMARY KEY, handle TEXT NOT NULL, name TEXT NOT NULL, public_identity BLOB NOT NULL,
+        first_seen INTEGER NOT NULL, verified_at INTEGER);
+     CREATE TABLE IF NOT EXISTS messages(
+        message_id BLOB NOT NULL, direction TEXT NOT NULL, peer BLOB NOT NULL, peer_handle TEXT NOT NULL,
+        recipient_keys TEXT NOT NULL DEFAULT '[]',
+        recipients TEXT NOT NULL, subject TEXT NOT NULL, body TEXT NOT NULL, tlp TEXT NOT NULL,
+        exercise INTEGER NOT NULL, content_type INTEGER NOT NULL, created_at INTEGER NOT NULL,
+        received_at INTEGER NOT NULL, envelope_hash BLOB NOT NULL, read_at INTEGER,
+        relay_stored_at INTEGER, attachments TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY(direction, peer, message_id));
+     CREATE TABLE IF NOT EXISTS receipts(
+        message_id BLOB NOT NULL, signer BLOB NOT NULL, kind INTEGER NOT NULL, at INTEGER NOT NULL,
+        bytes BLOB NOT NULL, PRIMARY KEY(message_id, signer, kind));
+     CREATE TABLE IF NOT EXISTS expired(message_id BLOB NOT NULL, recipient BLOB NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY(message_id, recipient));";
+
+/// An attachment as the store records it (inside the sealed `attachments` column).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRecord {
+    /// File name (as the sender gave it: other-party text).
+    pub name: String,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// Where it is.
+    pub state: AttachmentState,
+}
+
+/// Where an attachment is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum AttachmentState {
+    /// We sent it from this path.
+    Sent {
+        /// The path it was read from.
+        path: String,
+    },
+    /// Received, verified, and kept in the profile as its (encrypted) envelope; saved in
+    /// plaintext only where the user asks (`pocnet read ID --save DIR`).
+    Kept {
+        /// The attachment envelope's hash (hex): the file `attachments/<hash>.env`.
+        envelope: String,
+    },
+    /// Not available (withheld by the relay, or failed verification).
+    Missing {
+        /// Why.
+        reason: String,
+    },
+    /// Saved in plaintext inside the profile by an earlier release, then sealed to our own
+    /// key on the first open by this one (the file `attachments/<hash>.env`, signed by us).
+    Resealed {
+        /// The envelope's hash (hex).
+        envelope: String,
+    },
+    /// An entry written by an earlier release (a saved path or a note).
+    Legacy {
+        /// What it said.
+        text: String,
+    },
+}
+
+/// A message as stored, decrypted.
+#[derive(Clone, Debug)]
+pub struct StoredMessage {
+    /// The id.
+    pub id: MessageId,
+    /// In or out.
+    pub direction: Direction,
+    /// The sender's key (in) or the first recipient's key (out).
+    pub peer_key: IdentityKey,
+    /// How the sender (in) or the recipients (out) are shown.
+    pub peer: Peer,
     /// Recipient handles.
     pub recipients: Vec<String>,
     /// Subject.
     pub subject: String,
     /// Body.
     pub body: String,
-    /// TLP 2.0 label.
-    pub tlp: String,
+    /// TLP marking.
+    pub tlp: Tlp,
     /// Drill traffic.
     pub exercise: bool,
+    /// Content type.
+    pub content_type: ContentType,
     /// Sender's creation time (Unix ms).
     pub created_at: u64,
     /// When this device stored it (Unix ms).
     pub received_at: u64,
     /// When a person here read it.
     pub read_at: Option<u64>,
-    /// Attachment files saved (in) or sent (out).
-    pub attachments: Vec<String>,
+    /// When the relay committed it, by its signed acceptance (sent messages).
+    pub relay_stored_at: Option<u64>,
+    /// The envelope hash receipts refer to.
+    pub envelope_hash: EnvelopeHash,
+    /// Attachments.
+    pub attachments: Vec<AttachmentRecord>,
 }
 
-const COLS: &str = "message_id, direction, peer_handle, recipients, subject, body, tlp, exercise, created_at, received_at, read_at, attachments";
-
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
-    let id: Vec<u8> = r.get(0)?;
-    let recipients: String = r.get(3)?;
-    let attachments: String = r.get(11)?;
-    Ok(MessageRow {
-        id: pocnet_crypto::to_hex(&id),
-        direction: r.get(1)?,
-        peer: r.get(2)?,
-        recipients: serde_json::from_str(&recipients).unwrap_or_default(),
-        subject: r.get(4)?,
-        body: r.get(5)?,
-        tlp: r.get(6)?,
-        exercise: r.get(7)?,
-        created_at: r.get::<_, i64>(8)? as u64,
-        received_at: r.get::<_, i64>(9)? as u64,
-        read_at: r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
-        attachments: serde_json::from_str(&attachments).unwrap_or_default(),
-    })
+/// A message to insert.
+pub struct NewMessage<'a> {
+    /// The id.
+    pub id: MessageId,
+    /// In or out.
+    pub direction: Direction,
+    /// Sender (in) or first recipient (out).
+    pub peer_key: &'a IdentityKey,
+    /// How the peer is shown.
+    pub peer: &'a Peer,
+    /// Recipient handles.
+    pub recipients: &'a [String],
+    /// Recipient keys, as the signed header lists them (compared byte for byte with a
+    /// receipt's signer).
+    pub recipient_keys: &'a [[u8; 32]],
+    /// Subject.
+    pub subject: &'a str,
+    /// Body.
+    pub body: &'a str,
+    /// Marking.
+    pub tlp: Tlp,
+    /// Drill.
+    pub exercise: bool,
+    /// Content type.
+    pub content_type: ContentType,
+    /// Sender's creation time.
+    pub created_at: u64,
+    /// Stored here at.
+    pub received_at: u64,
+    /// Envelope hash.
+    pub envelope_hash: EnvelopeHash,
+    /// The relay's signed acceptance time (sent messages).
+    pub relay_stored_at: Option<u64>,
+    /// Attachments.
+    pub attachments: &'a [AttachmentRecord],
 }
 
-/// Messages of one direction, newest first.
-pub fn list(c: &Connection, direction: &str) -> anyhow::Result<Vec<MessageRow>> {
-    let mut s = c.prepare(&format!(
-        "SELECT {COLS} FROM messages WHERE direction = ?1 ORDER BY received_at DESC"
-    ))?;
-    let rows = s.query_map([direction], row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+const COLS: &str = "message_id, direction, peer, peer_handle, recipients, subject, body, tlp, exercise, content_type, \
+                    created_at, received_at, read_at, relay_stored_at, envelope_hash, attachments";
+
+fn content_type_from(v: u8) -> ContentType {
+    ContentType::from_u8(v).unwrap_or(ContentType::Message)
 }
 
-/// Finds one message by id prefix (hex); errors if none or several match.
-pub fn find(c: &Connection, prefix: &str) -> anyhow::Result<(Vec<u8>, MessageRow)> {
-    let p = prefix.trim().to_ascii_lowercase();
-    if p.is_empty() || !p.chars().all(|ch| ch.is_ascii_hexdigit()) {
-        anyhow::bail!("message ids are hexadecimal (as `pocnet inbox` shows them); got {prefix:?}");
+/// A contact as first seen.
+#[derive(Clone, Debug)]
+pub struct Contact {
+    /// Its handle.
+    pub handle: String,
+    /// Its encoded public identity.
+    pub public_identity: Vec<u8>,
+    /// Whether a person verified it by voice.
+    pub verified: bool,
+}
+
+fn key_from(v: Vec<u8>) -> Result<IdentityKey> {
+    let b: [u8; 32] = v
+        .as_slice()
+        .try_into()
+        .map_err(|_| Error::DamagedStore("a contact key has the wrong length".into()))?;
+    IdentityKey::from_bytes(&b).map_err(|_| Error::DamagedStore("a contact key is not a valid key".into()))
+}
+
+impl Store {
+    /// Opens (creating or migrating) the store at `path` with the key derived from `identity`.
+    pub fn open(path: &Path, identity: &Identity) -> Result<Store> {
+        let c = Connection::open(path)?;
+        c.busy_timeout(std::time::Duration::from_secs(10))?;
+        c.pragma_update(None, "journal_mode", "WAL")?;
+        c.pragma_update(None, "synchronous", "FULL")?;
+        // Deleted and overwritten content is zeroed, not left in free pages.
+        c.pragma_update(None, "secure_delete", "ON")?;
+        let store = Store {
+            conn: c,
+            key: StoreKey::derive(identity),
+        };
+        store.migrate()?;
+        Ok(store)
     }
-    let mut s = c.prepare(&format!(
-        "SELECT {COLS} FROM messages WHERE hex(message_id) LIKE ?1 || '%'"
-    ))?;
-    let rows: Vec<MessageRow> = s.query_map([p.to_ascii_uppercase()], row)?.collect::<Result<_, _>>()?;
-    match rows.len() {
-        0 => anyhow::bail!("no message with id {prefix}; list them with `pocnet inbox`"),
-        1 => {
-            let r = rows.into_iter().next().expect("one row");
-            Ok((pocnet_crypto::from_hex(&r.id).unwrap_or_default(), r))
+
+    fn migrate(&self) -> Result<()> {
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::DamagedStore(format!(
+                "the store is schema version {version}, newer than this pocnet ({SCHEMA_VERSION}): upgrade pocnet"
+            )));
         }
-        n => anyhow::bail!("{n} messages start with {prefix}; give more digits"),
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let had_messages: bool = self.conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'messages'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? > 0;
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute_batch(SCHEMA)?;
+        if had_messages {
+            // Version 0: subject, body and attachments in plaintext. Seal them in place.
+            let mut rows = Vec::new();
+            {
+                let mut s = tx.prepare(
+                    "SELECT direction, peer, message_id, subject, body, attachments, peer_handle FROM messages",
+                )?;
+                let mut q = s.query([])?;
+                while let Some(r) = q.next()? {
+                    let dir: String = r.get(0)?;
+                    let peer: Vec<u8> = r.get(1)?;
+                    let mid: Vec<u8> = r.get(2)?;
+                    let (Some(direction), Ok(peer_arr), Some(message_id)) = (
+                        Direction::parse(&dir),
+                        <[u8; 32]>::try_from(peer.as_slice()),
+                        MessageId::from_slice(&mid),
+                    ) else {
+                        return Err(Error::DamagedStore("a message row has a malformed key".into()));
+                    };
+                    let legacy: Vec<String> = serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default();
+                    let atts: Vec<AttachmentRecord> = legacy
+                        .into_iter()
+                        .map(|text| AttachmentRecord {
+                            name: Path::new(&text)
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default(),
+                            size: 0,
+                            state: AttachmentState::Legacy { text },
+                        })
+                        .collect();
+                    let handle: String = r.get(6)?;
+                    rows.push((
+                        RowId {
+                            direction,
+                            peer: peer_arr,
+                            message_id,
+                        },
+                        Zeroizing::new(r.get::<_, String>(3)?),
+                        Zeroizing::new(r.get::<_, String>(4)?),
+                        atts,
+                        legacy_peer(&handle),
+                    ));
+                }
+            }
+            for (row, subject, body, atts, peer) in rows {
+                tx.execute(
+                    "UPDATE messages SET subject = ?1, body = ?2, attachments = ?3, peer_handle = ?4
+                     WHERE direction = ?5 AND peer = ?6 AND message_id = ?7",
+                    params![
+                        self.key.seal("subject", &row, subject.as_bytes()),
+                        self.key.seal("body", &row, body.as_bytes()),
+                        self.key.seal("attachments", &row, &json(&atts)),
+                        String::from_utf8(json(&peer)).unwrap_or_default(),
+                        row.direction.as_str(),
+                        row.peer.as_slice(),
+                        row.message_id.0.as_slice()
+                    ],
+                )?;
+            }
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        if had_messages {
+            // Rewrite the file so no page of the plaintext version survives, then empty the WAL.
+            self.conn.execute_batch("VACUUM")?;
+            self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        Ok(())
     }
-}
 
-/// A contact as first seen: (handle, public identity, verified).
-pub fn contact(c: &Connection, key: &[u8; 32]) -> anyhow::Result<Option<(String, Vec<u8>, bool)>> {
-    Ok(c.query_row(
-        "SELECT handle, public_identity, verified_at IS NOT NULL FROM contacts WHERE key = ?1",
-        [key.as_slice()],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )
-    .optional()?)
-}
-
-/// The key pinned for a handle: the first one seen, until a person accepts another.
-pub fn key_for_handle(c: &Connection, handle: &str) -> anyhow::Result<Option<Vec<u8>>> {
-    Ok(c.query_row(
-        "SELECT key FROM contacts WHERE handle = ?1 ORDER BY first_seen ASC LIMIT 1",
-        [handle],
-        |r| r.get(0),
-    )
-    .optional()?)
-}
-
-/// Pins `key` for `handle` after a voice check: forgets other keys for the handle and
-/// marks this one verified.
-pub fn repin(
-    c: &Connection,
-    key: &[u8; 32],
-    handle: &str,
-    name: &str,
-    public_identity: &[u8],
-    now: u64,
-) -> anyhow::Result<()> {
-    c.execute(
-        "DELETE FROM contacts WHERE handle = ?1 AND key != ?2",
-        params![handle, key.as_slice()],
-    )?;
-    remember(c, key, handle, name, public_identity, now)?;
-    c.execute(
-        "UPDATE contacts SET verified_at = ?1 WHERE key = ?2",
-        params![now as i64, key.as_slice()],
-    )?;
-    Ok(())
-}
-
-/// Records a contact (trust on first use); keeps the first record of a key.
-pub fn remember(
-    c: &Connection,
-    key: &[u8; 32],
-    handle: &str,
-    name: &str,
-    public_identity: &[u8],
-    now: u64,
-) -> anyhow::Result<()> {
-    c.execute(
-        "INSERT INTO contacts(key, handle, name, public_identity, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(key) DO UPDATE SET public_identity = excluded.public_identity",
-        params![key.as_slice(), handle, name, public_identity, now as i64],
-    )?;
-    Ok(())
-}
-
-/// Inserts a message unless its id is known; returns whether it was new.
-#[allow(clippy::too_many_arguments)]
-pub fn insert_message(
-    c: &Connection,
-    message_id: &[u8; 16],
-    direction: &str,
-    peer: &[u8; 32],
-    peer_handle: &str,
-    recipients: &[String],
-    recipient_keys: &[[u8; 32]],
-    subject: &str,
-    body: &str,
-    tlp: &str,
-    exercise: bool,
-    content_type: u8,
-    created_at: u64,
-    received_at: u64,
-    envelope_hash: &[u8; 32],
-    attachments: &[String],
-) -> anyhow::Result<bool> {
-    let n = c.execute(
-        "INSERT OR IGNORE INTO messages(message_id, direction, peer, peer_handle, recipients, subject, body, tlp, exercise,
-            content_type, created_at, received_at, envelope_hash, attachments, recipient_keys)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        params![
-            message_id.as_slice(),
+    fn message(&self, r: &rusqlite::Row<'_>) -> Result<StoredMessage> {
+        let mid: Vec<u8> = r.get(0)?;
+        let dir: String = r.get(1)?;
+        let peer: Vec<u8> = r.get(2)?;
+        let bad = |what: &str| Error::DamagedStore(format!("a message row has a malformed {what}"));
+        let id = MessageId::from_slice(&mid).ok_or_else(|| bad("id"))?;
+        let direction = Direction::parse(&dir).ok_or_else(|| bad("direction"))?;
+        let peer_key: [u8; 32] = peer.as_slice().try_into().map_err(|_| bad("peer key"))?;
+        let row = RowId {
             direction,
-            peer.as_slice(),
-            peer_handle,
-            serde_json::to_string(recipients)?,
+            peer: peer_key,
+            message_id: id,
+        };
+        let handle: String = r.get(3)?;
+        let recipients: String = r.get(4)?;
+        let subject = self.key.open_string("subject", &row, &r.get::<_, Vec<u8>>(5)?)?;
+        let body = self.key.open_string("body", &row, &r.get::<_, Vec<u8>>(6)?)?;
+        let tlp: String = r.get(7)?;
+        let hash: Vec<u8> = r.get(14)?;
+        let atts = self.key.open("attachments", &row, &r.get::<_, Vec<u8>>(15)?)?;
+        Ok(StoredMessage {
+            id,
+            direction,
+            peer_key: IdentityKey::from_bytes(&peer_key).map_err(|_| bad("peer key"))?,
+            peer: serde_json::from_str(&handle).unwrap_or_else(|_| legacy_peer(&handle)),
+            recipients: serde_json::from_str(&recipients).unwrap_or_default(),
             subject,
             body,
-            tlp,
-            exercise,
-            content_type,
-            created_at as i64,
-            received_at as i64,
-            envelope_hash.as_slice(),
-            serde_json::to_string(attachments)?,
-            serde_json::to_string(&recipient_keys.iter().map(|k| pocnet_crypto::to_hex(k)).collect::<Vec<_>>())?
-        ],
-    )?;
-    Ok(n == 1)
-}
+            tlp: Tlp::parse(&tlp).ok_or_else(|| bad("TLP marking"))?,
+            exercise: r.get(8)?,
+            content_type: content_type_from(r.get(9)?),
+            created_at: r.get::<_, i64>(10)? as u64,
+            received_at: r.get::<_, i64>(11)? as u64,
+            read_at: r.get::<_, Option<i64>>(12)?.map(|v| v as u64),
+            relay_stored_at: r.get::<_, Option<i64>>(13)?.map(|v| v as u64),
+            envelope_hash: EnvelopeHash::from_slice(&hash).ok_or_else(|| bad("envelope hash"))?,
+            attachments: serde_json::from_slice(&atts).map_err(|_| bad("attachment list"))?,
+        })
+    }
 
-/// Whether a message from `peer` with this id is stored.
-pub fn has_message(c: &Connection, direction: &str, peer: &[u8; 32], message_id: &[u8; 16]) -> anyhow::Result<bool> {
-    Ok(c.query_row(
-        "SELECT 1 FROM messages WHERE direction = ?1 AND peer = ?2 AND message_id = ?3",
-        params![direction, peer.as_slice(), message_id.as_slice()],
-        |_| Ok(()),
-    )
-    .optional()?
-    .is_some())
-}
+    fn messages(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<StoredMessage>> {
+        let mut s = self.conn.prepare(sql)?;
+        let mut q = s.query(p)?;
+        let mut out = Vec::new();
+        while let Some(r) = q.next()? {
+            out.push(self.message(r)?);
+        }
+        Ok(out)
+    }
 
-/// Whether we sent `message_id`, with this envelope hash, to `recipient`.
-pub fn sent_to(
-    c: &Connection,
-    message_id: &[u8; 16],
-    envelope_hash: &[u8; 32],
-    recipient: &[u8; 32],
-) -> anyhow::Result<bool> {
-    let keys: Option<String> = c
-        .query_row(
-            "SELECT recipient_keys FROM messages WHERE direction = 'out' AND message_id = ?1 AND envelope_hash = ?2",
-            params![message_id.as_slice(), envelope_hash.as_slice()],
-            |r| r.get(0),
+    /// Messages of one direction, newest first.
+    pub fn list(&self, direction: Direction) -> Result<Vec<StoredMessage>> {
+        self.messages(
+            &format!("SELECT {COLS} FROM messages WHERE direction = ?1 ORDER BY received_at DESC"),
+            [direction.as_str()],
         )
-        .optional()?;
-    let keys: Vec<String> = keys
-        .map(|k| serde_json::from_str(&k).unwrap_or_default())
-        .unwrap_or_default();
-    Ok(keys.contains(&pocnet_crypto::to_hex(recipient)))
+    }
+
+    /// Finds one message by id prefix (hex); errors if none or several match.
+    pub fn find(&self, prefix: &str) -> Result<StoredMessage> {
+        let p = prefix.trim().to_ascii_lowercase();
+        if p.is_empty() || p.len() > 32 || !p.chars().all(|ch| ch.is_ascii_hexdigit()) {
+            return Err(Error::BadMessageId(prefix.to_string()));
+        }
+        let rows = self.messages(
+            &format!("SELECT {COLS} FROM messages WHERE hex(message_id) LIKE ?1 || '%'"),
+            [p.to_ascii_uppercase()],
+        )?;
+        let count = rows.len();
+        match rows.into_iter().next() {
+            None => Err(Error::UnknownMessage(p)),
+            Some(r) if count == 1 => Ok(r),
+            Some(_) => Err(Error::AmbiguousMessage { prefix: p, count }),
+        }
+    }
+
+    /// Inserts a message unless its id is known; returns whether it was new.
+    pub fn insert_message(&self, m: &NewMessage<'_>) -> Result<bool> {
+        let row = RowId {
+            direction: m.direction,
+            peer: *m.peer_key.as_bytes(),
+            message_id: m.id,
+        };
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO messages(message_id, direction, peer, peer_handle, recipients, subject, body, tlp,
+                exercise, content_type, created_at, received_at, envelope_hash, attachments, recipient_keys,
+                relay_stored_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            params![
+                m.id.0.as_slice(),
+                m.direction.as_str(),
+                m.peer_key.as_bytes().as_slice(),
+                String::from_utf8(json(m.peer)).unwrap_or_default(),
+                String::from_utf8(json(&m.recipients)).unwrap_or_default(),
+                self.key.seal("subject", &row, m.subject.as_bytes()),
+                self.key.seal("body", &row, m.body.as_bytes()),
+                m.tlp.label(),
+                m.exercise,
+                m.content_type as u8,
+                m.created_at as i64,
+                m.received_at as i64,
+                m.envelope_hash.0.as_slice(),
+                self.key.seal("attachments", &row, &json(&m.attachments)),
+                String::from_utf8(json(
+                    &m.recipient_keys
+                        .iter()
+                        .map(|k| pocnet_crypto::to_hex(k))
+                        .collect::<Vec<_>>()
+                ))
+                .unwrap_or_default(),
+                m.relay_stored_at.map(|v| v as i64),
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Replaces a message's attachment list.
+    pub fn set_attachments(&self, m: &StoredMessage, attachments: &[AttachmentRecord]) -> Result<()> {
+        let row = RowId {
+            direction: m.direction,
+            peer: *m.peer_key.as_bytes(),
+            message_id: m.id,
+        };
+        self.conn.execute(
+            "UPDATE messages SET attachments = ?1 WHERE direction = ?2 AND peer = ?3 AND message_id = ?4",
+            params![
+                self.key.seal("attachments", &row, &json(attachments)),
+                m.direction.as_str(),
+                m.peer_key.as_bytes().as_slice(),
+                m.id.0.as_slice()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Whether a message from `peer` with this id is stored.
+    pub fn has_message(&self, direction: Direction, peer: &IdentityKey, id: MessageId) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM messages WHERE direction = ?1 AND peer = ?2 AND message_id = ?3",
+                params![direction.as_str(), peer.as_bytes().as_slice(), id.0.as_slice()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Marks a received message read; returns whether it was unread.
+    pub fn mark_read(&self, m: &StoredMessage, now: u64) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE messages SET read_at = ?1 WHERE direction = ?2 AND peer = ?3 AND message_id = ?4 AND read_at IS NULL",
+            params![
+                now as i64,
+                m.direction.as_str(),
+                m.peer_key.as_bytes().as_slice(),
+                m.id.0.as_slice()
+            ],
+        )? == 1)
+    }
+
+    /// Whether we sent `id`, with this envelope hash, to `recipient`.
+    pub fn sent_to(&self, id: MessageId, hash: EnvelopeHash, recipient: &IdentityKey) -> Result<bool> {
+        let keys: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT recipient_keys FROM messages WHERE direction = 'out' AND message_id = ?1 AND envelope_hash = ?2",
+                params![id.0.as_slice(), hash.0.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let keys: Vec<String> = keys
+            .map(|k| serde_json::from_str(&k).unwrap_or_default())
+            .unwrap_or_default();
+        Ok(keys.contains(&pocnet_crypto::to_hex(recipient.as_bytes())))
+    }
+
+    /// Records a verified receipt.
+    pub fn insert_receipt(
+        &self,
+        id: MessageId,
+        signer: &IdentityKey,
+        kind: ReceiptKind,
+        at: u64,
+        bytes: &[u8],
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO receipts(message_id, signer, kind, at, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                id.0.as_slice(),
+                signer.as_bytes().as_slice(),
+                receipt_kind_code(kind),
+                at as i64,
+                bytes
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The strongest receipt `signer` gave for `id`: its kind and time.
+    pub fn best_receipt(&self, id: MessageId, signer: &IdentityKey) -> Result<Option<(ReceiptKind, u64)>> {
+        let mut s = self
+            .conn
+            .prepare("SELECT kind, at FROM receipts WHERE message_id = ?1 AND signer = ?2 ORDER BY kind DESC")?;
+        let mut q = s.query(params![id.0.as_slice(), signer.as_bytes().as_slice()])?;
+        while let Some(r) = q.next()? {
+            if let Some(kind) = receipt_kind_from_code(r.get(0)?) {
+                return Ok(Some((kind, r.get::<_, i64>(1)? as u64)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Records that the relay expired `id` undelivered for `recipient`.
+    pub fn insert_expired(&self, id: MessageId, recipient: &IdentityKey, now: u64) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO expired(message_id, recipient, at) VALUES (?1, ?2, ?3)",
+            params![id.0.as_slice(), recipient.as_bytes().as_slice(), now as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Whether the relay expired `id` for `recipient`.
+    pub fn is_expired(&self, id: MessageId, recipient: &IdentityKey) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM expired WHERE message_id = ?1 AND recipient = ?2",
+            params![id.0.as_slice(), recipient.as_bytes().as_slice()],
+            |r| r.get::<_, i64>(0),
+        )? > 0)
+    }
+
+    /// A contact as first seen.
+    pub fn contact(&self, key: &IdentityKey) -> Result<Option<Contact>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT handle, public_identity, verified_at IS NOT NULL FROM contacts WHERE key = ?1",
+                [key.as_bytes().as_slice()],
+                |r| {
+                    Ok(Contact {
+                        handle: r.get(0)?,
+                        public_identity: r.get(1)?,
+                        verified: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// The key pinned for a handle: the first one seen, until a person accepts another.
+    pub fn key_for_handle(&self, handle: &str) -> Result<Option<IdentityKey>> {
+        self.conn
+            .query_row(
+                "SELECT key FROM contacts WHERE handle = ?1 ORDER BY first_seen ASC LIMIT 1",
+                [handle],
+                |r| r.get::<_, Vec<u8>>(0),
+            )
+            .optional()?
+            .map(key_from)
+            .transpose()
+    }
+
+    /// Pins `key` for `handle` after a voice check: forgets other keys for the handle and
+    /// marks this one verified.
+    pub fn repin(&self, key: &IdentityKey, handle: &str, name: &str, public_identity: &[u8], now: u64) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "DELETE FROM contacts WHERE handle = ?1 AND key != ?2",
+            params![handle, key.as_bytes().as_slice()],
+        )?;
+        self.remember(key, handle, name, public_identity, now)?;
+        tx.execute(
+            "UPDATE contacts SET verified_at = ?1 WHERE key = ?2",
+            params![now as i64, key.as_bytes().as_slice()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a contact (trust on first use); keeps the first record of a key.
+    pub fn remember(
+        &self,
+        key: &IdentityKey,
+        handle: &str,
+        name: &str,
+        public_identity: &[u8],
+        now: u64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO contacts(key, handle, name, public_identity, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(key) DO UPDATE SET public_identity = excluded.public_identity",
+            params![key.as_bytes().as_slice(), handle, name, public_identity, now as i64],
+        )?;
+        Ok(())
+    }
+}
+
+/// Writes a store as release 0 did (plaintext), with one received message whose
+/// attachment list is `attachments`: for tests of the migration.
+#[cfg(test)]
+pub(crate) fn write_v0_for_test(path: &Path, message_id: [u8; 16], peer: &IdentityKey, attachments: &[String]) {
+    let c = Connection::open(path).unwrap();
+    c.execute_batch(SCHEMA).unwrap();
+    c.execute(
+        "INSERT INTO messages(message_id, direction, peer, peer_handle, recipients, subject, body, tlp,
+            exercise, content_type, created_at, received_at, envelope_hash, attachments)
+         VALUES (?1, 'in', ?2, 'CL.primary', '[]', 'old', 'old', 'TLP:AMBER', 0, 1, 1, 2, ?3, ?4)",
+        params![
+            message_id.as_slice(),
+            peer.as_bytes().as_slice(),
+            [7u8; 32].as_slice(),
+            serde_json::to_string(attachments).unwrap()
+        ],
+    )
+    .unwrap();
+}
+
+fn json<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("serialising plain data to JSON cannot fail")
+}
+
+/// How earlier releases stored the peer: a handle, or a warning in text.
+fn legacy_peer(s: &str) -> Peer {
+    if let Some(rest) = s.strip_prefix("UNVERIFIED ") {
+        let (fp, claims) = rest.split_once(" (claims ").unwrap_or((rest, ""));
+        Peer::Unverified {
+            fingerprint: fp.to_string(),
+            claims: claims.trim_end_matches(')').to_string(),
+        }
+    } else if let Some(fp) = s.strip_prefix("UNKNOWN ") {
+        Peer::Unknown {
+            fingerprint: fp.to_string(),
+        }
+    } else {
+        Peer::Known { handle: s.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> Identity {
+        Identity::generate(&mut pocnet_crypto::os_rng(), 1_700_000_000, 86400).unwrap()
+    }
+
+    fn new<'a>(peer: &'a IdentityKey, p: &'a Peer, subject: &'a str, body: &'a str) -> NewMessage<'a> {
+        NewMessage {
+            id: MessageId([7; 16]),
+            direction: Direction::In,
+            peer_key: peer,
+            peer: p,
+            recipients: &[],
+            recipient_keys: &[],
+            subject,
+            body,
+            tlp: Tlp::Amber,
+            exercise: false,
+            content_type: ContentType::Message,
+            created_at: 1,
+            received_at: 2,
+            envelope_hash: EnvelopeHash([3; 32]),
+            relay_stored_at: None,
+            attachments: &[],
+        }
+    }
+
+    #[test]
+    fn contents_are_sealed_at_rest_and_open_only_for_the_same_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client.db");
+        let (me, other) = (id(), id());
+        let peer = Peer::Known {
+            handle: "CL.primary".into(),
+        };
+        {
+            let s = Store::open(&path, &me).unwrap();
+            assert!(s
+                .insert_message(&new(
+                    other.public_key(),
+                    &peer,
+                    "MARKER-subject-4711",
+                    "MARKER-body-4711"
+                ))
+                .unwrap());
+            let m = s.find("0707").unwrap();
+            assert_eq!(
+                (m.subject.as_str(), m.body.as_str()),
+                ("MARKER-subject-4711", "MARKER-body-4711")
+            );
+        }
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(
+                !bytes.windows(11).any(|w| w == b"MARKER-subj"),
+                "subject found in plaintext"
+            );
+            assert!(
+                !bytes.windows(11).any(|w| w == b"MARKER-body"),
+                "body found in plaintext"
+            );
+        }
+        // Another identity's key does not open the rows.
+        let s = Store::open(&path, &other).unwrap();
+        assert!(matches!(s.find("0707"), Err(Error::DamagedStore(_))));
+    }
+
+    #[test]
+    fn a_sealed_value_moved_to_another_column_does_not_open() {
+        let k = StoreKey::derive(&id());
+        let row = RowId {
+            direction: Direction::In,
+            peer: [1; 32],
+            message_id: MessageId([2; 16]),
+        };
+        let sealed = k.seal("subject", &row, b"x");
+        assert_eq!(k.open("subject", &row, &sealed).unwrap().as_slice(), b"x");
+        assert!(k.open("body", &row, &sealed).is_err());
+        let other_row = RowId {
+            message_id: MessageId([3; 16]),
+            ..row
+        };
+        assert!(k.open("subject", &other_row, &sealed).is_err());
+    }
+
+    #[test]
+    fn a_plaintext_store_of_version_0_is_sealed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client.db");
+        let me = id();
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.execute(
+                "INSERT INTO messages(message_id, direction, peer, peer_handle, recipients, subject, body, tlp,
+                    exercise, content_type, created_at, received_at, envelope_hash, attachments)
+                 VALUES (?1, 'in', ?2, 'UNVERIFIED abcd (claims CL.primary)', '[]', 'OLD-SUBJECT-99', 'OLD-BODY-99',
+                    'TLP:RED', 0, 1, 1, 2, ?3, '[\"/x/y/report.pdf\"]')",
+                params![[5u8; 16].as_slice(), [6u8; 32].as_slice(), [7u8; 32].as_slice()],
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path, &me).unwrap();
+        let m = s.find("05").unwrap();
+        assert_eq!(
+            (m.subject.as_str(), m.body.as_str(), m.tlp),
+            ("OLD-SUBJECT-99", "OLD-BODY-99", Tlp::Red)
+        );
+        assert_eq!(
+            m.peer,
+            Peer::Unverified {
+                fingerprint: "abcd".into(),
+                claims: "CL.primary".into()
+            }
+        );
+        assert_eq!(m.attachments[0].name, "report.pdf");
+        drop(s);
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(
+                !bytes.windows(11).any(|w| w == b"OLD-SUBJECT"),
+                "old subject left in plaintext"
+            );
+            assert!(
+                !bytes.windows(8).any(|w| w == b"OLD-BODY"),
+                "old body left in plaintext"
+            );
+        }
+    }
 }

@@ -1,14 +1,23 @@
 //! # pocnet (client library)
 //!
 //! Profiles, the relay session, the local store and the operations behind the `pocnet`
-//! command. The binary is a thin layer of argument parsing and printing over [`app`].
+//! command. The binary is a thin layer of argument parsing and rendering over the
+//! [`app::Client`] facade; the operations are in [`ops`], one module per capability,
+//! and what they show in [`render`]. Every fallible function returns [`Error`].
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod db;
+pub mod error;
+mod fsutil;
 pub mod net;
+pub mod ops;
 pub mod pipe;
 pub mod profile;
+pub mod render;
+pub mod types;
+
+pub use error::{Error, Result};
 
 /// Encryption keys are valid for a year; rotation arrives with the directory.
 pub const ENCRYPTION_KEY_VALIDITY_SECS: u64 = 365 * 24 * 3600;

@@ -2,21 +2,30 @@
 #![forbid(unsafe_code)]
 
 use std::io::{IsTerminal, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pocnet_client::app::{Client, Outgoing};
-use pocnet_client::db::MessageRow;
+use pocnet_client::db::StoredMessage;
 use pocnet_client::profile::{default_home, passphrase, Profile};
+use pocnet_client::render::{self, InboxView, MessageView, SavedView, SentView, StatusView, VerifyView};
+use pocnet_client::types::Direction;
+use pocnet_client::Error;
 use pocnet_crypto::{safety_number, ContentType, KdfParams, Tlp};
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 /// pocnet: secure, acknowledged messages between cyber-policy Points of Contact.
 ///
 /// Your key lives in a profile directory (--home, POCNET_HOME, or the XDG data dir),
 /// encrypted under a passphrase read from POCNET_PASSPHRASE, POCNET_PASSPHRASE_FILE,
 /// --passphrase-file, or a prompt. Every listing takes --json.
+///
+/// Exit codes: 0 success, 1 local failure (disk, store), 2 usage, 3 passphrase or key
+/// file, 4 no or damaged profile / not enrolled here, 5 key not enrolled or revoked at the
+/// relay, 6 relay key or signature wrong, 7 relay unreachable or transfer interrupted,
+/// 8 relay refused or broke the protocol, 9 a contact's key CHANGED, 10 no such contact
+/// or message, 11 refused as too large or failing verification.
 #[derive(Parser)]
 #[command(name = "pocnet", version)]
 struct Cli {
@@ -45,12 +54,17 @@ enum Command {
         /// The relay's fingerprint, as its operator gave it to you.
         #[arg(long)]
         relay_key: String,
-        /// The one-time invite code.
+        /// The one-time invite code, or `-` to read it from standard input. Note that
+        /// command-line arguments are visible to other local users (ps, /proc): prefer
+        /// `--invite -` or `--invite-file`.
+        #[arg(long, conflicts_with = "invite_file", required_unless_present = "invite_file")]
+        invite: Option<String>,
+        /// Read the invite code from this file (first line).
         #[arg(long)]
-        invite: String,
+        invite_file: Option<PathBuf>,
     },
     /// Send a message. TO is a handle (CL.primary), a state code (CL: all its POCs)
-    /// or a fingerprint prefix. The body is --message or standard input.
+    /// or a fingerprint prefix. The body is --message, --text-file or standard input.
     Send {
         #[arg(required = true)]
         to: Vec<String>,
@@ -59,9 +73,13 @@ enum Command {
         /// FIRST TLP 2.0 marking: clear, green, amber, amber+strict, red.
         #[arg(long, default_value = "amber")]
         tlp: String,
-        /// Message text (otherwise read from standard input).
-        #[arg(long, short)]
+        /// Message text (otherwise --text-file or standard input). Visible to other local
+        /// users while the command runs, as every argument is.
+        #[arg(long, short, conflicts_with = "text_file")]
         message: Option<String>,
+        /// Read the message text from this file.
+        #[arg(long)]
+        text_file: Option<PathBuf>,
         /// Attach a file (repeatable; up to the relay's limit, 100 MiB by default).
         #[arg(long)]
         attach: Vec<PathBuf>,
@@ -75,11 +93,18 @@ enum Command {
         #[arg(long)]
         offline: bool,
     },
-    /// Show a message (and tell its sender you read it).
-    Read { id: String },
+    /// Show a message (and tell its sender you read it). Received attachments are kept
+    /// encrypted in the profile; --save writes them, decrypted, into DIR.
+    Read {
+        id: String,
+        /// Write the message's attachments into this directory.
+        #[arg(long, value_name = "DIR")]
+        save: Option<PathBuf>,
+    },
     /// Stay connected and print messages as they arrive.
     Watch {
-        /// Run this shell command for each message (fields in POCNET_* variables, body on stdin).
+        /// Run this shell command for each message (fields in POCNET_* variables, body on
+        /// stdin). The hook does not inherit POCNET_PASSPHRASE or POCNET_PASSPHRASE_FILE.
         #[arg(long)]
         exec: Option<String>,
         /// Stop after this many new messages (for scripts and tests).
@@ -100,58 +125,42 @@ enum Command {
     Whoami,
 }
 
-fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
+fn print_json<T: Serialize>(v: &T) {
+    println!("{}", render::json(v, true));
 }
 
-fn fmt_time(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (d, s) = (secs / 86400, secs % 86400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = d as i64 + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
-        s / 3600,
-        s % 3600 / 60,
-        s % 60
-    )
-}
-
-fn show(m: &MessageRow) {
-    let banner = if m.exercise {
-        "EXERCISE EXERCISE EXERCISE — not a real incident\n"
+/// The first line of a file, or of standard input for `-`.
+fn first_line(source: &Path, what: &str) -> Result<Zeroizing<String>, Error> {
+    let mut text = Zeroizing::new(String::new());
+    let read = if source == Path::new("-") {
+        if std::io::stdin().is_terminal() {
+            eprintln!("Paste the {what} and press Enter, then Ctrl-D.");
+        }
+        std::io::stdin().read_to_string(&mut text)
     } else {
-        ""
+        std::fs::File::open(source).and_then(|mut f| f.read_to_string(&mut text))
     };
-    println!("{banner}[{}] {}", m.tlp, m.subject);
-    println!("id:      {}", m.id);
-    println!("from:    {}", m.peer);
-    println!("to:      {}", m.recipients.join(", "));
-    println!("sent:    {}", fmt_time(m.created_at));
-    for a in &m.attachments {
-        println!("attached: {a}");
-    }
-    println!("\n{}\n\n[{}]", m.body, m.tlp);
+    read.map_err(|e| Error::Io {
+        context: format!("cannot read the {what} from {}", source.display()),
+        source: e,
+    })?;
+    Ok(Zeroizing::new(text.lines().next().unwrap_or("").trim().to_string()))
 }
 
-fn run_hook(cmd: &str, m: &MessageRow) {
+/// Runs a `--exec` hook for one message. The hook gets the fields in variables
+/// (single-line, neutralised) and the body on standard input, and never our secrets.
+fn run_hook(cmd: &str, m: &MessageView) {
     let child = std::process::Command::new("sh")
         .arg("-c")
         .arg(cmd)
-        .env("POCNET_MESSAGE_ID", &m.id)
-        .env("POCNET_FROM", &m.peer)
-        .env("POCNET_SUBJECT", &m.subject)
-        .env("POCNET_TLP", &m.tlp)
+        .env_remove("POCNET_PASSPHRASE")
+        .env_remove("POCNET_PASSPHRASE_FILE")
+        .env("POCNET_MESSAGE_ID", m.id.to_hex())
+        .env("POCNET_FROM", render::line(&m.peer))
+        .env("POCNET_SUBJECT", render::line(&m.subject))
+        .env("POCNET_TLP", m.tlp)
         .env("POCNET_EXERCISE", if m.exercise { "1" } else { "0" })
+        .env("POCNET_UNVERIFIED", if m.peer_unverified { "1" } else { "0" })
         .stdin(std::process::Stdio::piped())
         .spawn();
     match child {
@@ -165,7 +174,7 @@ fn run_hook(cmd: &str, m: &MessageRow) {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> Result<(), Error> {
     let home = cli.home.clone().unwrap_or_else(default_home);
     let pass = || passphrase(cli.passphrase_file.as_deref(), false);
     match cli.command {
@@ -173,24 +182,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let p = passphrase(cli.passphrase_file.as_deref(), true)?;
             let (_, id) = Profile::create(&home, p.as_bytes(), KdfParams::DEFAULT)?;
             if cli.json {
-                print_json(&serde_json::json!({ "home": home, "fingerprint": id.fingerprint().to_hex() }))?;
+                print_json(&serde_json::json!({ "home": home, "fingerprint": id.fingerprint().to_hex() }));
             } else {
                 println!("identity created in {}", home.display());
                 println!("fingerprint: {}", id.fingerprint().grouped());
-                println!("Read this fingerprint to the Secretariat, then: pocnet enrol --relay HOST:PORT --relay-key RELAY_FINGERPRINT --invite CODE");
+                println!("Read this fingerprint to the Secretariat, then: pocnet enrol --relay HOST:PORT --relay-key RELAY_FINGERPRINT --invite-file FILE");
             }
         }
         Command::Enrol {
             relay,
             relay_key,
             invite,
+            invite_file,
         } => {
+            let code = match (invite, invite_file) {
+                (Some(c), None) if c == "-" => first_line(Path::new("-"), "invite code")?,
+                (Some(c), None) => Zeroizing::new(c),
+                (None, Some(f)) => first_line(&f, "invite code")?,
+                _ => {
+                    return Err(Error::Usage(
+                        "give the invite with --invite CODE, --invite - or --invite-file PATH".into(),
+                    ))
+                }
+            };
+            if code.is_empty() {
+                return Err(Error::Usage("the invite code is empty".into()));
+            }
             let mut c = Client::open(&home, pass()?.as_bytes())?;
-            let m = c.enrol(&relay, &relay_key, &invite).await?;
+            let m = c.enrol(&relay, &relay_key, &code).await?;
             if cli.json {
-                print_json(&m.handle)?;
+                print_json(&m.handle);
             } else {
-                println!("enrolled as {} ({}) at {relay}", m.handle, m.name);
+                println!(
+                    "enrolled as {} ({}) at {}",
+                    render::line(&m.handle),
+                    render::line(&m.name),
+                    render::line(&relay)
+                );
             }
         }
         Command::Send {
@@ -198,19 +226,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             subject,
             tlp,
             message,
+            text_file,
             attach,
             incident,
         } => {
             let tlp = Tlp::parse(&tlp)
-                .with_context(|| format!("--tlp {tlp:?}: use clear, green, amber, amber+strict or red"))?;
-            let text = match message {
-                Some(m) => m,
-                None => {
+                .ok_or_else(|| Error::Usage(format!("--tlp {tlp:?}: use clear, green, amber, amber+strict or red")))?;
+            let text = match (message, text_file) {
+                (Some(m), _) => m,
+                (None, Some(f)) => std::fs::read_to_string(&f).map_err(|e| Error::Io {
+                    context: format!("cannot read --text-file {}", f.display()),
+                    source: e,
+                })?,
+                (None, None) => {
                     if std::io::stdin().is_terminal() {
                         eprintln!("Type the message; end with Ctrl-D.");
                     }
                     let mut s = String::new();
-                    std::io::stdin().read_to_string(&mut s)?;
+                    std::io::stdin().read_to_string(&mut s).map_err(|e| Error::Io {
+                        context: "cannot read the message from standard input".into(),
+                        source: e,
+                    })?;
                     s
                 }
             };
@@ -228,17 +264,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         incident_id: incident,
                     },
                 )
-                .await?;
+                .await;
             s.close().await;
+            let view = SentView(sent?);
             if cli.json {
-                print_json(&sent)?;
+                print_json(&view);
             } else {
-                println!(
-                    "{}  stored at relay {} for {}",
-                    sent.id,
-                    fmt_time(sent.stored_at),
-                    sent.recipients.join(", ")
-                );
+                print!("{}", view.text());
             }
         }
         Command::Inbox { offline } => {
@@ -246,50 +278,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut fetched = None;
             if !offline {
                 let s = c.connect().await?;
-                fetched = Some(c.sync(&s, false, None, |_, _| {}).await?);
+                let r = c.sync(&s, false, None, |_, _| {}).await;
                 s.close().await;
+                fetched = Some(r?);
             }
-            let rows = pocnet_client::db::list(&c.db, "in")?;
+            let view = InboxView {
+                fetched,
+                messages: c.list(Direction::In)?.iter().map(MessageView::from).collect(),
+            };
             if cli.json {
-                print_json(&rows)?;
+                print_json(&view.messages);
             } else {
-                if let Some(f) = fetched {
-                    eprintln!(
-                        "{} new, {} receipts{}",
-                        f.new_messages,
-                        f.receipts,
-                        if f.rejected > 0 {
-                            format!(", {} REJECTED (failed verification)", f.rejected)
-                        } else {
-                            String::new()
-                        }
-                    );
+                if let Some(summary) = view.summary() {
+                    eprintln!("{summary}");
                 }
-                for m in rows {
-                    let flag = if m.read_at.is_none() { "*" } else { " " };
-                    let ex = if m.exercise { " [EXERCISE]" } else { "" };
-                    println!(
-                        "{flag} {}  {}  {:<14} {:<18} {}{ex}",
-                        &m.id[..12],
-                        fmt_time(m.created_at),
-                        m.peer,
-                        m.tlp,
-                        m.subject
-                    );
-                }
+                print!("{}", view.text());
             }
         }
-        Command::Read { id } => {
+        Command::Read { id, save } => {
             let c = Client::open(&home, pass()?.as_bytes())?;
             let s = c.connect().await.ok();
-            let m = c.read(&id, s.as_ref()).await?;
+            let m = c.read(&id, s.as_ref()).await;
             if let Some(s) = s {
                 s.close().await;
             }
+            let m = m?;
+            let saved = match &save {
+                Some(dir) => Some(SavedView(c.save_attachments(&m, dir)?)),
+                None => None,
+            };
+            let view = MessageView::from(&m);
             if cli.json {
-                print_json(&m)?;
+                // The message itself, with what was saved beside its fields.
+                #[derive(Serialize)]
+                struct ReadView<'a> {
+                    #[serde(flatten)]
+                    message: &'a MessageView,
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    saved: Option<&'a SavedView>,
+                }
+                print_json(&ReadView {
+                    message: &view,
+                    saved: saved.as_ref(),
+                });
             } else {
-                show(&m);
+                print!("{}", view.text());
+                if let Some(saved) = saved {
+                    print!("{}", saved.text());
+                }
             }
         }
         Command::Watch { exec, count } => {
@@ -297,22 +333,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let s = c.connect().await?;
             let json = cli.json;
             let result = {
-                let on = |m: &MessageRow, ct: ContentType| {
+                let on = |m: &StoredMessage, ct: ContentType| {
+                    let view = MessageView::from(m);
                     if json {
-                        println!("{}", serde_json::to_string(m).unwrap_or_default());
+                        println!("{}", render::json(&view, false));
                     } else {
                         if ct == ContentType::Alert {
                             print!("\x07");
                         }
-                        show(m);
+                        print!("{}", view.text());
                         println!("----");
                     }
                     let _ = std::io::stdout().flush();
                     if let Some(cmd) = &exec {
-                        run_hook(cmd, m);
+                        run_hook(cmd, &view);
                     }
                 };
-                let handle = c.profile.config.handle.clone().unwrap_or_else(|| "?".into());
+                let handle = render::line(c.handle().unwrap_or("?"));
                 let mut said = false;
                 // Say "watching" once the stream is open and the backlog is in, so scripts
                 // can wait for it before sending.
@@ -331,26 +368,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status { id } => {
             let c = Client::open(&home, pass()?.as_bytes())?;
             if let Ok(s) = c.connect().await {
-                let _ = c.sync(&s, false, None, |_, _| {}).await;
+                if let Err(e) = c.sync(&s, false, None, |_, _| {}).await {
+                    tracing::warn!("could not fetch new receipts: {}", render::line(&e.to_string()));
+                }
                 s.close().await;
             }
-            let st = c.status(&id)?;
+            let view = StatusView(c.status(&id)?);
             if cli.json {
-                print_json(&st)?;
+                print_json(&view);
             } else {
-                println!("{}  {}", st.id, st.subject);
-                println!(
-                    "sent; stored at relay {}",
-                    st.stored_at.map(fmt_time).unwrap_or_else(|| "(not confirmed)".into())
-                );
-                for r in st.recipients {
-                    println!(
-                        "  {:<16} {:<10} {}",
-                        r.handle,
-                        r.state,
-                        r.at.map(fmt_time).unwrap_or_default()
-                    );
-                }
+                print!("{}", view.text());
             }
         }
         Command::Verify { handle, accept } => {
@@ -360,44 +387,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             s.close().await;
             let (m, pi, previous) = found?;
             let sn = safety_number(c.identity.public_key(), pi.key());
+            let view = VerifyView {
+                handle: m.handle,
+                name: m.name,
+                fingerprint: pi.fingerprint().to_hex(),
+                fingerprint_grouped: pi.fingerprint().grouped(),
+                safety_number: sn.digits().to_string(),
+                key_changed_from: previous.map(|k| k.fingerprint().to_hex()),
+                key_changed_from_grouped: previous.map(|k| k.fingerprint().grouped()),
+                accepted: accept,
+            };
             if cli.json {
-                print_json(&serde_json::json!({
-                    "handle": m.handle, "fingerprint": pi.fingerprint().to_hex(), "safety_number": sn.digits(),
-                    "key_changed_from": previous.map(|k| k.fingerprint().to_hex()), "accepted": accept,
-                }))?;
+                print_json(&view);
             } else {
-                if let Some(old) = previous {
-                    println!(
-                        "WARNING: the key for {} CHANGED (you had {}).",
-                        m.handle,
-                        old.fingerprint().grouped()
-                    );
-                }
-                println!(
-                    "{} ({})\nfingerprint:   {}\nsafety number: {sn}",
-                    m.handle,
-                    m.name,
-                    pi.fingerprint().grouped()
-                );
-                if accept {
-                    println!("Pinned this key for {} as verified.", m.handle);
-                } else {
-                    println!("Read the safety number aloud on a call with {}; if it matches theirs exactly, run `pocnet verify {} --accept`.", m.handle, m.handle);
-                }
+                print!("{}", view.text());
             }
         }
         Command::Whoami => {
             let c = Client::open(&home, pass()?.as_bytes())?;
-            let handle = c
-                .profile
-                .config
-                .handle
-                .clone()
-                .unwrap_or_else(|| "(not enrolled)".into());
+            let handle = c.handle().unwrap_or("(not enrolled)").to_string();
             if cli.json {
-                print_json(&serde_json::json!({ "handle": handle, "fingerprint": c.identity.fingerprint().to_hex() }))?;
+                print_json(&serde_json::json!({ "handle": handle, "fingerprint": c.identity.fingerprint().to_hex() }));
             } else {
-                println!("{handle}\n{}", c.identity.fingerprint().grouped());
+                println!("{}\n{}", render::line(&handle), c.identity.fingerprint().grouped());
             }
         }
     }
@@ -418,7 +430,9 @@ fn main() {
         }
     };
     if let Err(e) = rt.block_on(run(cli)) {
-        eprintln!("pocnet: {e:#}");
-        std::process::exit(1);
+        // Every variant's text includes its cause. It can carry another party's words (a
+        // relay's message, a handle): neutralised like any of them.
+        eprintln!("pocnet: {}", render::line(&e.to_string()));
+        std::process::exit(e.exit_code());
     }
 }

@@ -3,10 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use pocnet_crypto::{Fingerprint, Identity, IdentityKey, KdfParams};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
+
+use crate::error::{Error, IoContext, Result};
 
 /// Where the relay is and which key it must present.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -49,11 +50,10 @@ pub fn default_home() -> PathBuf {
 
 /// Where the passphrase comes from, in order: a file, `POCNET_PASSPHRASE`,
 /// `POCNET_PASSPHRASE_FILE`, an interactive prompt. Never a command-line argument.
-pub fn passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
-    let from_file = |f: &Path| -> anyhow::Result<Zeroizing<String>> {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(f).with_context(|| format!("cannot read passphrase file {}", f.display()))?,
-        );
+pub fn passphrase(file: Option<&Path>, confirm: bool) -> Result<Zeroizing<String>> {
+    let from_file = |f: &Path| -> Result<Zeroizing<String>> {
+        let text =
+            Zeroizing::new(std::fs::read_to_string(f).ctx(|| format!("cannot read passphrase file {}", f.display()))?);
         Ok(Zeroizing::new(text.lines().next().unwrap_or("").to_string()))
     };
     if let Some(f) = file {
@@ -65,12 +65,21 @@ pub fn passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<Zeroizin
     if let Some(f) = std::env::var_os("POCNET_PASSPHRASE_FILE") {
         return from_file(Path::new(&f));
     }
-    let p =
-        Zeroizing::new(rpassword::prompt_password("Passphrase for your pocnet key: ").context(
-            "no passphrase available: set POCNET_PASSPHRASE or POCNET_PASSPHRASE_FILE, or run in a terminal",
-        )?);
-    if confirm && *p != *Zeroizing::new(rpassword::prompt_password("Repeat passphrase: ")?) {
-        bail!("the passphrases differ; nothing was written");
+    let p = Zeroizing::new(
+        rpassword::prompt_password("Passphrase for your pocnet key: ").map_err(|_| {
+            Error::Passphrase(
+                "no passphrase available: set POCNET_PASSPHRASE or POCNET_PASSPHRASE_FILE, or run in a terminal",
+            )
+        })?,
+    );
+    if confirm {
+        let again = Zeroizing::new(
+            rpassword::prompt_password("Repeat passphrase: ")
+                .map_err(|_| Error::Passphrase("no passphrase repeated"))?,
+        );
+        if *p != *again {
+            return Err(Error::Passphrase("the passphrases differ; nothing was written"));
+        }
     }
     Ok(p)
 }
@@ -94,17 +103,14 @@ impl Profile {
     }
 
     /// Creates a new profile with a fresh identity.
-    pub fn create(dir: &Path, passphrase: &[u8], params: KdfParams) -> anyhow::Result<(Profile, Identity)> {
+    pub fn create(dir: &Path, passphrase: &[u8], params: KdfParams) -> Result<(Profile, Identity)> {
         if dir.join("identity.key").exists() {
-            bail!(
-                "{} already holds an identity; use another --home, or remove it deliberately",
-                dir.display()
-            );
+            return Err(Error::ProfileExists(dir.to_path_buf()));
         }
         if passphrase.len() < 8 {
-            bail!("choose a passphrase of at least 8 characters");
+            return Err(Error::Passphrase("choose a passphrase of at least 8 characters"));
         }
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        private_dir(dir)?;
         let now = crate::now_ms() / 1000;
         let id = Identity::generate(&mut pocnet_crypto::os_rng(), now, crate::ENCRYPTION_KEY_VALIDITY_SECS)?;
         let file = id.to_key_file(&mut pocnet_crypto::os_rng(), passphrase, params)?;
@@ -118,15 +124,18 @@ impl Profile {
     }
 
     /// Opens an existing profile.
-    pub fn open(dir: &Path) -> anyhow::Result<Profile> {
+    pub fn open(dir: &Path) -> Result<Profile> {
         let cfg = dir.join("profile.toml");
-        let text = std::fs::read_to_string(&cfg).with_context(|| {
-            format!(
-                "no pocnet profile in {}: run `pocnet init` (or pass --home / set POCNET_HOME)",
-                dir.display()
-            )
+        let text = match std::fs::read_to_string(&cfg) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoProfile(dir.to_path_buf())),
+            Err(e) => return Err(e).ctx(|| format!("cannot read {}", cfg.display())),
+        };
+        let config = toml::from_str(&text).map_err(|e| Error::DamagedProfile {
+            path: cfg.clone(),
+            reason: e.to_string(),
         })?;
-        let config = toml::from_str(&text).with_context(|| format!("{} is damaged", cfg.display()))?;
+        tighten(dir)?;
         Ok(Profile {
             dir: dir.to_path_buf(),
             config,
@@ -134,28 +143,29 @@ impl Profile {
     }
 
     /// Writes `profile.toml`.
-    pub fn save(&self) -> anyhow::Result<()> {
-        write_private(
-            &self.dir.join("profile.toml"),
-            toml::to_string_pretty(&self.config)?.as_bytes(),
-        )
+    pub fn save(&self) -> Result<()> {
+        let text = toml::to_string_pretty(&self.config).map_err(|e| Error::DamagedProfile {
+            path: self.dir.join("profile.toml"),
+            reason: e.to_string(),
+        })?;
+        write_private(&self.dir.join("profile.toml"), text.as_bytes())
     }
 
     /// Decrypts the identity.
-    pub fn unlock(&self, passphrase: &[u8]) -> anyhow::Result<Identity> {
-        let bytes =
-            std::fs::read(self.key_file()).with_context(|| format!("cannot read {}", self.key_file().display()))?;
+    pub fn unlock(&self, passphrase: &[u8]) -> Result<Identity> {
+        let bytes = std::fs::read(self.key_file()).ctx(|| format!("cannot read {}", self.key_file().display()))?;
         Identity::from_key_file(&bytes, passphrase).map_err(|e| match e {
-            pocnet_crypto::Error::WrongPassphrase => {
-                anyhow::anyhow!("wrong passphrase for {}", self.key_file().display())
-            }
-            other => anyhow::anyhow!("cannot unlock {}: {other}", self.key_file().display()),
+            pocnet_crypto::Error::WrongPassphrase => Error::WrongPassphrase(self.key_file()),
+            source => Error::DamagedKeyFile {
+                path: self.key_file(),
+                source,
+            },
         })
     }
 
     /// The pinned relay, or an error telling the user to enrol.
-    pub fn relay(&self) -> anyhow::Result<&RelayPin> {
-        self.config.relay.as_ref().context("this profile is not enrolled yet: run `pocnet enrol --relay HOST:PORT --relay-key FINGERPRINT --invite CODE`")
+    pub fn relay(&self) -> Result<&RelayPin> {
+        self.config.relay.as_ref().ok_or(Error::NotEnrolledHere)
     }
 
     /// The pinned relay's identity key (to check its signed acceptances).
@@ -165,13 +175,56 @@ impl Profile {
     }
 
     /// The pinned fingerprint.
-    pub fn relay_fingerprint(&self) -> anyhow::Result<Fingerprint> {
-        Ok(Fingerprint::parse(&self.relay()?.fingerprint)?)
+    pub fn relay_fingerprint(&self) -> Result<Fingerprint> {
+        Fingerprint::parse(&self.relay()?.fingerprint).map_err(|e| Error::DamagedProfile {
+            path: self.dir.join("profile.toml"),
+            reason: format!("relay fingerprint: {e}"),
+        })
     }
 }
 
+/// Creates `dir` (and parents) if needed and makes it owner-only (0700).
+pub fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .ctx(|| format!("cannot create {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .ctx(|| format!("cannot read {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .ctx(|| format!("cannot make {} private", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Makes the profile directory 0700 and everything in it 0600 (directories 0700),
+/// whatever an earlier release, a copy or a umask left behind.
+pub fn tighten(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    private_dir(dir)?;
+    let entries = std::fs::read_dir(dir).ctx(|| format!("cannot list {}", dir.display()))?;
+    for e in entries {
+        let e = e.ctx(|| format!("cannot list {}", dir.display()))?;
+        let path = e.path();
+        // Never follow a link out of the profile.
+        let meta = std::fs::symlink_metadata(&path).ctx(|| format!("cannot read {}", path.display()))?;
+        if meta.is_dir() {
+            tighten(&path)?;
+        } else if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .ctx(|| format!("cannot make {} private", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes a file only its owner can read, atomically.
-pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
@@ -181,10 +234,11 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
+        .ctx(|| format!("cannot write {}", tmp.display()))?;
     f.write_all(bytes)
-        .with_context(|| format!("cannot write {} (disk full?)", tmp.display()))?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
+        .ctx(|| format!("cannot write {} (disk full?)", tmp.display()))?;
+    f.sync_all()
+        .ctx(|| format!("cannot write {} (disk full?)", tmp.display()))?;
+    std::fs::rename(&tmp, path).ctx(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

@@ -84,3 +84,55 @@ fn commands_without_a_profile_or_enrolment_say_what_to_do() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tlp"));
 }
+
+#[test]
+fn each_kind_of_failure_has_its_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = |pass: &str, args: &[&str]| {
+        let out = pocnet(dir.path(), pass).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert_eq!(code("a good passphrase", &["whoami"]).0, Some(4), "no profile yet");
+    assert_eq!(code("a good passphrase", &["init"]).0, Some(0));
+    assert_eq!(code("not the passphrase", &["whoami"]).0, Some(3));
+    assert_eq!(code("a good passphrase", &["inbox"]).0, Some(4), "not enrolled here");
+    let (c, err) = code("a good passphrase", &["read", "not-hex"]);
+    assert_eq!(c, Some(2), "{err}");
+    let (c, err) = code("a good passphrase", &["read", "abcdef"]);
+    assert_eq!(c, Some(10), "{err}");
+    assert!(err.contains("no message with id abcdef"), "{err}");
+    let (c, err) = code(
+        "a good passphrase",
+        &["send", "CL.primary", "--tlp", "purple", "-m", "x"],
+    );
+    assert_eq!(c, Some(2), "{err}");
+}
+
+#[test]
+fn an_existing_profile_left_readable_by_others_is_made_private_on_open() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("p");
+    assert!(pocnet(&home, "a good passphrase")
+        .arg("init")
+        .output()
+        .unwrap()
+        .status
+        .success());
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(home.join("identity.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(pocnet(&home, "a good passphrase")
+        .arg("whoami")
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&home), 0o700);
+    for e in std::fs::read_dir(&home).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+    }
+}

@@ -144,8 +144,18 @@ fn large_attachment_is_streamed_end_to_end() {
     ]);
     let inbox = mx.json(&["inbox"]);
     assert_eq!(inbox[0]["id"], sent["id"]);
-    let saved = inbox[0]["attachments"][0].as_str().unwrap();
-    assert!(saved.ends_with("capture.pcap"));
+    let att = &inbox[0]["attachments"][0];
+    assert_eq!(
+        (att["name"].as_str(), att["state"].as_str()),
+        (Some("capture.pcap"), Some("kept"))
+    );
+    assert_eq!(att["size"].as_u64(), Some(data.len() as u64));
+    // Kept encrypted in the profile; written out in plaintext only where the user asks.
+    let out_dir = tempfile::tempdir().unwrap();
+    let id = sent["id"].as_str().unwrap();
+    let read = mx.json(&["read", id, "--save", out_dir.path().to_str().unwrap()]);
+    let saved = read["saved"][0]["path"].as_str().unwrap();
+    assert_eq!(std::path::Path::new(saved), out_dir.path().join("capture.pcap"));
     let got = std::fs::read(saved).unwrap();
     assert_eq!(got.len(), data.len());
     assert_eq!(Sha256::digest(&got), Sha256::digest(&data));

@@ -102,7 +102,16 @@ fn revoked_key_is_refused_and_others_continue() {
             .request(&pocnet_wire::Request::Send { envelope: sealed.bytes })
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("UnknownRecipient"), "{err}");
+        assert!(
+            matches!(
+                err,
+                pocnet_client::Error::Relay {
+                    code: pocnet_wire::ErrorCode::UnknownRecipient,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         s.close().await;
     });
     still_serves(&relay, &cl, &mx);
@@ -263,7 +272,10 @@ fn an_acceptance_not_signed_by_the_pinned_relay_key_is_reported() {
     let err = cl.fails(&["send", "MX.primary", "-m", "x"]);
     assert!(err.contains("signed acceptance does not verify"), "{err}");
     assert!(
-        pocnet_client::db::list(&cl.client().db, "out").unwrap().is_empty(),
+        cl.client()
+            .list(pocnet_client::types::Direction::Out)
+            .unwrap()
+            .is_empty(),
         "not recorded as sent"
     );
 }

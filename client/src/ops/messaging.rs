@@ -1,0 +1,393 @@
+//! Messaging: seal and send, receive the backlog and live deliveries (each stored once,
+//! acknowledged after the local commit), read with a signed read receipt.
+
+use std::path::PathBuf;
+
+use pocnet_crypto::{ContentType, HeaderFields, IdentityKey, PublicIdentity, Receipt, ReceiptKind, Suite, Tlp};
+use pocnet_wire::content::MessageBody;
+use pocnet_wire::{Delivery, Member, Request, Response};
+use serde::Serialize;
+
+use crate::app::Client;
+use crate::db::{AttachmentRecord, AttachmentState, NewMessage, StoredMessage};
+use crate::error::{Error, Result};
+use crate::net::{Session, WatchEvent};
+use crate::now_ms;
+use crate::ops::attachments::check_body_limits;
+use crate::types::{Direction, EnvelopeHash, MessageId, Peer};
+
+/// What to send.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    /// Subject line.
+    pub subject: String,
+    /// Body text.
+    pub text: String,
+    /// TLP marking.
+    pub tlp: Tlp,
+    /// Files to attach.
+    pub attachments: Vec<PathBuf>,
+    /// Incident id, if any.
+    pub incident_id: Option<String>,
+}
+
+/// What `send` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sent {
+    /// The message id.
+    pub id: MessageId,
+    /// Recipient handles.
+    pub recipients: Vec<String>,
+    /// When the relay committed it (Unix ms), by its signed statement.
+    pub stored_at: u64,
+    /// Envelope bytes.
+    pub bytes: usize,
+}
+
+/// Counts from one sync.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SyncStats {
+    /// New messages stored.
+    pub new_messages: usize,
+    /// Duplicates dropped (already stored).
+    pub duplicates: usize,
+    /// Receipts recorded.
+    pub receipts: usize,
+    /// Items the relay sent that failed verification (acknowledged and dropped).
+    pub rejected: usize,
+}
+
+impl Client {
+    /// Seals and sends a message (and its attachments) to everyone `to` names.
+    pub async fn send(&self, s: &Session, to: &[String], msg: &Outgoing) -> Result<Sent> {
+        s.require_member()?;
+        let mut recipients: Vec<(Member, PublicIdentity)> = Vec::new();
+        for t in to {
+            for r in self.resolve(s, t).await? {
+                if !recipients.iter().any(|(m, _)| m.handle == r.0.handle) && r.1.key() != self.identity.public_key() {
+                    recipients.push(r);
+                }
+            }
+        }
+        let Some((_, first)) = recipients.first() else {
+            return Err(Error::NoRecipients);
+        };
+        let first = *first.key();
+        let pubs: Vec<PublicIdentity> = recipients.iter().map(|(_, p)| p.clone()).collect();
+        let handles: Vec<String> = recipients.iter().map(|(m, _)| m.handle.clone()).collect();
+        let now = now_ms();
+        let mut refs = Vec::new();
+        for path in &msg.attachments {
+            refs.push(self.send_attachment(s, &pubs, path, msg).await?);
+        }
+        let body = MessageBody {
+            subject: msg.subject.clone(),
+            text: msg.text.clone(),
+            attachments: refs,
+        };
+        let plaintext = postcard::to_stdvec(&body).map_err(|e| Error::Protocol(format!("cannot encode: {e}")))?;
+        let fields = HeaderFields {
+            suite: Suite::XWing,
+            tlp: msg.tlp,
+            incident_id: msg.incident_id.clone(),
+            ..HeaderFields::message(now)
+        };
+        let sealed = pocnet_crypto::seal(&mut pocnet_crypto::os_rng(), &self.identity, &pubs, &fields, &plaintext)?;
+        let bytes = sealed.bytes.len();
+        let stored_at = match s.request(&Request::Send { envelope: sealed.bytes }).await? {
+            Response::Accepted {
+                envelope_hash,
+                stored_at_ms,
+                proof,
+                ..
+            } => {
+                self.check_relay_signature(&envelope_hash, stored_at_ms, &proof)?;
+                if envelope_hash != sealed.envelope_hash {
+                    return Err(Error::Protocol(
+                        "the relay acknowledged a different envelope hash; report this relay".into(),
+                    ));
+                }
+                stored_at_ms
+            }
+            other => return Err(Error::Protocol(format!("unexpected answer to Send: {other:?}"))),
+        };
+        let attachments: Vec<AttachmentRecord> = msg
+            .attachments
+            .iter()
+            .zip(&body.attachments)
+            .map(|(p, a)| AttachmentRecord {
+                name: a.name.clone(),
+                size: a.size,
+                state: AttachmentState::Sent {
+                    path: p.display().to_string(),
+                },
+            })
+            .collect();
+        let keys: Vec<[u8; 32]> = pubs.iter().map(|p| *p.key().as_bytes()).collect();
+        let id = MessageId(sealed.message_id);
+        self.store.insert_message(&NewMessage {
+            id,
+            direction: Direction::Out,
+            peer_key: &first,
+            peer: &Peer::Known {
+                handle: handles.join(", "),
+            },
+            recipients: &handles,
+            recipient_keys: &keys,
+            subject: &msg.subject,
+            body: &msg.text,
+            tlp: msg.tlp,
+            exercise: false,
+            content_type: ContentType::Message,
+            created_at: now,
+            received_at: now,
+            envelope_hash: EnvelopeHash(sealed.envelope_hash),
+            relay_stored_at: Some(stored_at),
+            attachments: &attachments,
+        })?;
+        Ok(Sent {
+            id,
+            recipients: handles,
+            stored_at,
+            bytes,
+        })
+    }
+
+    /// The acceptance must be a group signature by the pinned relay key over a Merkle root
+    /// that provably contains exactly this envelope at `stored_at` (PROTOCOL.md §8.2).
+    fn check_relay_signature(
+        &self,
+        envelope_hash: &[u8; 32],
+        stored_at: u64,
+        proof: &pocnet_wire::AcceptProof,
+    ) -> Result<()> {
+        let key = self.profile.relay_key().ok_or(Error::NotEnrolledHere)?;
+        pocnet_wire::verify_acceptance(&key, envelope_hash, stored_at, proof).map_err(|_| Error::BadRelaySignature)
+    }
+
+    /// Receives the backlog (and, with `follow`, everything after), storing each message
+    /// once, sending delivered receipts and acknowledging each item after it is stored.
+    /// With `stop_after`, returns once that many new messages were stored.
+    pub async fn sync(
+        &self,
+        s: &Session,
+        follow: bool,
+        stop_after: Option<usize>,
+        on_message: impl FnMut(&StoredMessage, ContentType),
+    ) -> Result<SyncStats> {
+        self.sync_with(s, follow, stop_after, on_message, || {}).await
+    }
+
+    /// As [`Client::sync`], calling `on_caught_up` each time the backlog has been received.
+    /// With `follow`, a stream the relay ends (a watcher that fell too far behind is cut
+    /// off) is opened again and resumes from the backlog.
+    pub async fn sync_with(
+        &self,
+        s: &Session,
+        follow: bool,
+        stop_after: Option<usize>,
+        mut on_message: impl FnMut(&StoredMessage, ContentType),
+        mut on_caught_up: impl FnMut(),
+    ) -> Result<SyncStats> {
+        s.require_member()?;
+        let mut stats = SyncStats::default();
+        loop {
+            let mut watch = s.watch(follow).await?;
+            while let Some(ev) = watch.next().await? {
+                match ev {
+                    WatchEvent::CaughtUp => {
+                        on_caught_up();
+                        if !follow {
+                            return Ok(stats);
+                        }
+                    }
+                    WatchEvent::Item(d) => {
+                        let seq = d.seq();
+                        if let Some(m) = self.handle_delivery(s, d, &mut stats).await? {
+                            on_message(&m, m.content_type);
+                        }
+                        // Acknowledge only after the message is committed locally.
+                        s.request(&Request::Ack { seqs: vec![seq] }).await?;
+                        if stop_after.is_some_and(|n| stats.new_messages >= n) {
+                            return Ok(stats);
+                        }
+                    }
+                }
+            }
+            if !follow {
+                return Ok(stats);
+            }
+            tracing::info!("watch stream ended by the relay; reopening");
+        }
+    }
+
+    async fn handle_delivery(&self, s: &Session, d: Delivery, stats: &mut SyncStats) -> Result<Option<StoredMessage>> {
+        match d {
+            Delivery::Envelope { envelope, .. } => match self.receive(s, &envelope).await {
+                Ok(Some(r)) => {
+                    stats.new_messages += 1;
+                    Ok(Some(r))
+                }
+                Ok(None) => {
+                    stats.duplicates += 1;
+                    Ok(None)
+                }
+                Err(e) if e.condemns_envelope() => {
+                    tracing::warn!(
+                        "dropped an envelope that failed verification: {}",
+                        crate::render::line(&e.to_string())
+                    );
+                    stats.rejected += 1;
+                    Ok(None)
+                }
+                // Anything else (network, disk) is not the envelope's fault: no ack, retry later.
+                Err(e) => Err(e),
+            },
+            Delivery::Receipt { from, receipt, .. } => {
+                let Ok(key) = IdentityKey::from_bytes(&from) else {
+                    return Ok(None);
+                };
+                match Receipt::verify(&receipt, &key) {
+                    Ok(r)
+                        if r.sender == *self.identity.public_key().as_bytes()
+                            && self
+                                .store
+                                .sent_to(MessageId(r.message_id), EnvelopeHash(r.envelope_hash), &key)? =>
+                    {
+                        self.store
+                            .insert_receipt(MessageId(r.message_id), &key, r.kind, r.at_ms, &receipt)?;
+                        stats.receipts += 1;
+                    }
+                    _ => stats.rejected += 1,
+                }
+                Ok(None)
+            }
+            Delivery::Expired {
+                message_id, recipient, ..
+            } => {
+                // A notice about a key that is not a key cannot concern anything we sent.
+                if let Ok(recipient) = IdentityKey::from_bytes(&recipient) {
+                    self.store.insert_expired(MessageId(message_id), &recipient, now_ms())?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Verifies, opens and stores one envelope; `None` if it was already stored. Errors
+    /// that condemn the envelope itself are [`Error::BadEnvelope`] or [`Error::TooLarge`];
+    /// others leave it at the relay.
+    async fn receive(&self, s: &Session, envelope: &[u8]) -> Result<Option<StoredMessage>> {
+        let reject = |e: &dyn std::fmt::Display| Error::BadEnvelope(e.to_string());
+        // Verify under the key the envelope claims, before parsing anything else of it.
+        let sender = pocnet_crypto::claimed_sender(envelope).map_err(|e| reject(&e))?;
+        let opened = pocnet_crypto::open(&self.identity, envelope, &sender).map_err(|e| reject(&e))?;
+        let h = &opened.header;
+        let id = MessageId(h.message_id);
+        if self.store.has_message(Direction::In, &sender, id)? {
+            return Ok(None);
+        }
+        let body: MessageBody = match h.content_type {
+            ContentType::Message | ContentType::Alert => postcard::from_bytes(&opened.plaintext)
+                .map_err(|e| reject(&format!("message body does not decode: {e}")))?,
+            other => return Err(reject(&format!("unexpected content type {other:?} in the inbox"))),
+        };
+        // Sizes and counts the sender chose are checked before anything is allocated or fetched.
+        check_body_limits(&body)?;
+        let peer = self.peer_of(s, &sender).await;
+        let mut attachments = Vec::new();
+        for a in &body.attachments {
+            let state = match self.fetch_attachment(s, &sender, a).await {
+                Ok(envelope) => AttachmentState::Kept { envelope },
+                // The message itself is good: keep it, and say which attachment is missing.
+                Err(e) if e.condemns_envelope() || matches!(e, Error::Relay { .. }) => {
+                    AttachmentState::Missing { reason: e.to_string() }
+                }
+                Err(e) => return Err(e),
+            };
+            attachments.push(AttachmentRecord {
+                name: a.name.clone(),
+                size: a.size,
+                state,
+            });
+        }
+        let mut recipients = Vec::new();
+        for r in &h.recipients {
+            recipients.push(if &r.key == self.identity.public_key().as_bytes() {
+                self.handle().unwrap_or("me").to_string()
+            } else {
+                match IdentityKey::from_bytes(&r.key) {
+                    Ok(k) => self.peer_of(s, &k).await.to_stored(),
+                    Err(_) => pocnet_crypto::to_hex(&r.key[..8]),
+                }
+            });
+        }
+        let keys: Vec<[u8; 32]> = h.recipients.iter().map(|r| r.key).collect();
+        let now = now_ms();
+        let new = self.store.insert_message(&NewMessage {
+            id,
+            direction: Direction::In,
+            peer_key: &sender,
+            peer: &peer,
+            recipients: &recipients,
+            recipient_keys: &keys,
+            subject: &body.subject,
+            body: &body.text,
+            tlp: h.tlp,
+            exercise: h.exercise,
+            content_type: h.content_type,
+            created_at: h.created_at_ms,
+            received_at: now,
+            envelope_hash: EnvelopeHash(opened.envelope_hash),
+            relay_stored_at: None,
+            attachments: &attachments,
+        })?;
+        if !new {
+            return Ok(None);
+        }
+        let receipt = Receipt::sign(
+            &self.identity,
+            ReceiptKind::Delivered,
+            h.message_id,
+            opened.envelope_hash,
+            &sender,
+            now,
+        );
+        if let Err(e) = s
+            .request(&Request::SendReceipt {
+                to: *sender.as_bytes(),
+                receipt: receipt.as_bytes().to_vec(),
+            })
+            .await
+        {
+            tracing::warn!("delivered receipt not sent: {}", crate::render::line(&e.to_string()));
+        }
+        self.store.find(&id.to_hex()).map(Some)
+    }
+
+    /// Shows a message: marks it read and, for incoming ones, sends a read receipt.
+    pub async fn read(&self, id: &str, s: Option<&Session>) -> Result<StoredMessage> {
+        let m = self.store.find(id)?;
+        if m.direction == Direction::In && m.read_at.is_none() {
+            let now = now_ms();
+            self.store.mark_read(&m, now)?;
+            if let Some(s) = s {
+                let sender = m.peer_key;
+                let receipt = Receipt::sign(
+                    &self.identity,
+                    ReceiptKind::Read,
+                    m.id.0,
+                    m.envelope_hash.0,
+                    &sender,
+                    now,
+                );
+                s.request(&Request::SendReceipt {
+                    to: *sender.as_bytes(),
+                    receipt: receipt.as_bytes().to_vec(),
+                })
+                .await?;
+            }
+        }
+        self.store.find(&m.id.to_hex())
+    }
+}

@@ -1,0 +1,7 @@
+//! The client's operations, one module per capability, all as methods of
+//! [`crate::app::Client`].
+
+pub mod attachments;
+pub mod contacts;
+pub mod messaging;
+pub mod status;
