@@ -362,7 +362,7 @@ impl FramedRecv {
     /// The next answer frame; `None` at a clean end of stream.
     async fn next(&mut self) -> Result<Option<Response>> {
         loop {
-            if let Some(r) = self.dec.next::<Response>()? {
+            if let Some(r) = self.dec.decode_next::<Response>()? {
                 return Ok(Some(r));
             }
             match self.recv.read_chunk(256 * 1024, true).await? {

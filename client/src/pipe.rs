@@ -72,7 +72,7 @@ impl Pipe {
             let mut dec = FrameDecoder::new(MAX_FRAME);
             loop {
                 loop {
-                    match dec.next::<Tagged<Response>>() {
+                    match dec.decode_next::<Tagged<Response>>() {
                         Ok(Some(t)) => {
                             if t.id == u32::MAX {
                                 let why = match t.body {

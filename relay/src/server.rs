@@ -7,6 +7,9 @@
 //! that is not enrolled may send one small first frame per stream (`MAX_UNENROLLED_FRAME`),
 //! within a deadline, and only `Hello` or `Enrol`.
 
+// A refusal is the answer to send (see service.rs).
+#![allow(clippy::result_large_err)]
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -225,7 +228,7 @@ async fn read_frame<T: serde::de::DeserializeOwned>(
     dec: &mut FrameDecoder,
 ) -> Result<Option<T>, ReadFail> {
     loop {
-        if let Some(v) = dec.next::<T>().map_err(ReadFail::Frame)? {
+        if let Some(v) = dec.decode_next::<T>().map_err(ReadFail::Frame)? {
             return Ok(Some(v));
         }
         match recv.read_chunk(64 * 1024, true).await {

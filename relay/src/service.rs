@@ -6,6 +6,10 @@
 //! comes from the [`Clock`] it was built with, so every refusal rule and state change is
 //! tested without sockets (`relay/tests/service.rs`) and timers run in simulated time.
 
+// A refusal is the answer to send, built once per refused request: returning it by value
+// is the point, not an accident of a large error type.
+#![allow(clippy::result_large_err)]
+
 use std::sync::{Arc, Mutex};
 
 use pocnet_crypto::{ContentType, Header, Identity, IdentityKey, Receipt};

@@ -68,7 +68,7 @@ impl Raw {
         let _ = s.finish();
         let mut dec = FrameDecoder::new(MAX_FRAME);
         loop {
-            if let Some(resp) = dec.next::<Response>()? {
+            if let Some(resp) = dec.decode_next::<Response>()? {
                 return Ok(resp);
             }
             match r.read_chunk(64 * 1024, true).await? {
@@ -235,7 +235,7 @@ pub async fn idle_watchers(insider: &Raw, n: usize) -> (Tally, Vec<(quinn::SendS
             match tokio::time::timeout(Duration::from_secs(5), r.read_chunk(64 * 1024, true)).await {
                 Ok(Ok(Some(c))) => {
                     dec.push(&c.bytes);
-                    if let Ok(Some(resp)) = dec.next::<Response>() {
+                    if let Ok(Some(resp)) = dec.decode_next::<Response>() {
                         break Ok(resp);
                     }
                 }
@@ -275,7 +275,7 @@ pub async fn upload_fill(insider: &Raw, each: u64, n: usize) -> Tally {
             match r.read_chunk(64 * 1024, true).await {
                 Ok(Some(c)) => {
                     dec.push(&c.bytes);
-                    if let Ok(Some(resp)) = dec.next::<Response>() {
+                    if let Ok(Some(resp)) = dec.decode_next::<Response>() {
                         break Ok(resp);
                     }
                 }
@@ -356,7 +356,7 @@ impl Honest {
                 let mut acks = Vec::new();
                 while let Ok(Some(c)) = rx.read_chunk(256 * 1024, true).await {
                     dec.push(&c.bytes);
-                    while let Ok(Some(resp)) = dec.next::<Response>() {
+                    while let Ok(Some(resp)) = dec.decode_next::<Response>() {
                         if let Response::Deliver(Delivery::Envelope { seq, .. }) = resp {
                             d.fetch_add(1, Ordering::Relaxed);
                             acks.push(seq);

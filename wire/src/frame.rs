@@ -111,7 +111,7 @@ impl FrameDecoder {
         Ok(Some(&self.buf[from..from + len]))
     }
     /// The next complete frame, decoded strictly as `T`.
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
+    pub fn decode_next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
         match self.next_frame()? {
             None => Ok(None),
             Some(body) => decode(body).map(Some),
@@ -147,7 +147,7 @@ mod tests {
             let mut got = Vec::new();
             for chunk in bytes.chunks(step) {
                 d.push(chunk);
-                while let Some(v) = d.next::<Vec<u8>>().unwrap() {
+                while let Some(v) = d.decode_next::<Vec<u8>>().unwrap() {
                     got.push(v);
                 }
             }

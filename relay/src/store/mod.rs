@@ -331,10 +331,12 @@ impl<T: Queue + Members + Blobs + Notifier + Clone + 'static> Store for T {}
 /// Items a watcher may fall behind by before it is cut off.
 pub const WATCH_BACKLOG: usize = 4096;
 
+type Watchers = std::collections::HashMap<Key, Vec<tokio::sync::mpsc::Sender<Arc<Item>>>>;
+
 /// An in-process notifier: what a single relay uses (a shared backend brings its own).
 #[derive(Clone, Default)]
 pub struct Hub {
-    watchers: Arc<std::sync::Mutex<std::collections::HashMap<Key, Vec<tokio::sync::mpsc::Sender<Arc<Item>>>>>>,
+    watchers: Arc<std::sync::Mutex<Watchers>>,
 }
 
 impl Hub {

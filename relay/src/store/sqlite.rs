@@ -107,6 +107,8 @@ impl From<Fail> for StoreError {
 
 type R<T> = Result<T, Fail>;
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+/// A write applied by the writer thread inside its own savepoint of a group.
+type WriteFn = Box<dyn FnOnce(&Transaction<'_>) -> R<()> + Send>;
 
 /// Opens (creating and migrating if needed) the database at `path` with the relay's pragmas.
 fn open_db(path: &Path) -> R<Connection> {
@@ -165,7 +167,7 @@ enum Cmd {
         now_ms: u64,
         reply: Reply<u64>,
     },
-    Write(Box<dyn FnOnce(&Transaction<'_>) -> R<()> + Send>, Reply<()>),
+    Write(WriteFn, Reply<()>),
 }
 
 /// The SQLite store; cheap to clone.

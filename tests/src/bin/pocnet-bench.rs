@@ -151,10 +151,10 @@ async fn bare_quinn(n: usize, conns: usize, inflight: usize, frame_len: usize) -
                             dec.push(&c.bytes);
                             let mut out = Vec::new();
                             if first {
-                                let _: Option<Request> = dec.next().unwrap();
+                                let _: Option<Request> = dec.decode_next().unwrap();
                                 first = false;
                             }
-                            while let Some(t) = dec.next::<Tagged<Request>>().unwrap() {
+                            while let Some(t) = dec.decode_next::<Tagged<Request>>().unwrap() {
                                 out.extend_from_slice(&encode(&Tagged {
                                     id: t.id,
                                     body: Response::Done,
@@ -257,7 +257,7 @@ async fn setup(dir: &std::path::Path, addr: std::net::SocketAddr, fp: pocnet_cry
                 dec.push(&c.bytes);
                 let now = Instant::now();
                 let mut got = Vec::new();
-                while let Some(resp) = dec.next::<Response>().unwrap() {
+                while let Some(resp) = dec.decode_next::<Response>().unwrap() {
                     if let Response::Deliver(Delivery::Envelope { seq, envelope }) = resp {
                         let mut id = [0u8; 16];
                         id.copy_from_slice(&envelope[7..23]);
