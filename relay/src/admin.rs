@@ -134,7 +134,7 @@ pub fn invite(dir: &Path, state: &str, role: &str, name: &str, ttl_secs: u64) ->
         role: role.to_string(),
         name: name.to_string(),
         created_at_ms: now,
-        expires_at_ms: now + ttl_secs * 1000,
+        expires_at_ms: now.saturating_add(ttl_secs.saturating_mul(1000)),
     }))?;
     Ok(code)
 }
@@ -164,10 +164,17 @@ pub fn open_store(dir: &Path) -> anyhow::Result<SqliteStore> {
     SqliteStore::open(&db, 64, u64::MAX, None).with_context(|| format!("cannot open {}", db.display()))
 }
 
-/// Runs one store call from the synchronous admin commands.
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("a current-thread runtime")
-        .block_on(f)
+/// Runs one store call from the synchronous admin commands, on a thread of its own so it
+/// works whether or not the caller is inside an async runtime (tools and tests call these).
+fn block_on<T: Send>(f: impl std::future::Future<Output = T> + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a current-thread runtime")
+                .block_on(f)
+        })
+        .join()
+        .expect("admin store call panicked")
+    })
 }

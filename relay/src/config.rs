@@ -27,6 +27,10 @@ pub struct Config {
     pub request_burst: f64,
     /// Requests per second from all keys that are not enrolled, together (burst: 5×).
     pub unenrolled_rate_per_sec: f64,
+    /// Most connections from keys that are not enrolled at once (each lives at most 30 s).
+    pub max_unenrolled_connections: usize,
+    /// Most of those from one source address.
+    pub max_unenrolled_per_address: usize,
     /// Most live `Watch` streams per key.
     pub max_watchers_per_key: usize,
     /// Most requests in flight on one pipelined stream.
@@ -60,6 +64,8 @@ impl Default for Config {
             request_rate_per_sec: 200.0,
             request_burst: 1_000.0,
             unenrolled_rate_per_sec: 20.0,
+            max_unenrolled_connections: 256,
+            max_unenrolled_per_address: 32,
             max_watchers_per_key: 4,
             max_inflight_per_stream: 256,
             upload_quota_mib: 1024,

@@ -10,10 +10,11 @@
 // A refusal is the answer to send (see service.rs).
 #![allow(clippy::result_large_err)]
 
-use std::net::SocketAddr;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -44,16 +45,75 @@ const WINDOW_MEMBER: u32 = 16 * 1024 * 1024;
 /// Concurrent bidirectional streams before the key is known to be a member, and after.
 const STREAMS_UNKNOWN: u32 = 4;
 const STREAMS_MEMBER: u32 = 64;
-/// Most connections from keys that are not enrolled at once.
-const MAX_UNENROLLED_CONNECTIONS: usize = 256;
+/// How long a connection from a key that is not enrolled may stay open: time to enrol.
+const UNENROLLED_LIFETIME: Duration = Duration::from_secs(30);
+/// Most uploads one key may have running at once.
+const MAX_UPLOADS_PER_KEY: usize = 4;
+/// How long an upload may go without a byte arriving.
+const UPLOAD_IDLE: Duration = Duration::from_secs(30);
+/// Envelope bytes (in KiB) all sends being verified and stored may hold at once.
+const SEND_BUDGET_KIB: usize = 64 * 1024;
 
 struct Edge<S: Store, C: Clock> {
     svc: Service<S, C>,
     blobs: PathBuf,
     stopping: AtomicBool,
-    /// Requests being handled (not counting idle `Watch` streams).
-    inflight: AtomicUsize,
-    unenrolled: AtomicUsize,
+    /// Requests being handled (not counting idle `Watch` streams), from admission until
+    /// their answer is written.
+    inflight: Arc<AtomicUsize>,
+    /// Connections of keys not (yet) enrolled, in all and per source address.
+    unenrolled: Mutex<(usize, HashMap<IpAddr, usize>)>,
+    /// Open watch streams per key (following or not).
+    watches: Mutex<HashMap<[u8; 32], usize>>,
+    /// Uploads running, per key, and which (key, id) pairs.
+    uploads: Mutex<Uploads>,
+    /// Bytes (KiB) of envelopes admitted and not yet answered, across all connections.
+    send_budget: Arc<Semaphore>,
+}
+
+/// Uploads running: how many per key, and which (key, id) pairs.
+type Uploads = (HashMap<[u8; 32], usize>, HashSet<([u8; 32], [u8; 16])>);
+
+/// Counts a request in flight until dropped (after its answer is written).
+struct Inflight(Arc<AtomicUsize>);
+impl Inflight {
+    fn new(n: &Arc<AtomicUsize>) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        Inflight(n.clone())
+    }
+}
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Holds a slot in a per-key count until dropped.
+struct Slot<'a> {
+    map: &'a Mutex<HashMap<[u8; 32], usize>>,
+    key: [u8; 32],
+}
+impl<'a> Slot<'a> {
+    fn take(map: &'a Mutex<HashMap<[u8; 32], usize>>, key: [u8; 32], max: usize) -> Option<Self> {
+        let mut m = map.lock().expect("slots");
+        let n = m.entry(key).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Slot { map, key })
+    }
+}
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().expect("slots");
+        if let Some(n) = m.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// A running relay.
@@ -135,8 +195,11 @@ pub async fn start_with<S: Store, C: Clock>(
         svc: Service::new(store, clock, cfg, Arc::new(identity)),
         blobs,
         stopping: AtomicBool::new(false),
-        inflight: AtomicUsize::new(0),
-        unenrolled: AtomicUsize::new(0),
+        inflight: Arc::new(AtomicUsize::new(0)),
+        unenrolled: Mutex::new((0, HashMap::new())),
+        watches: Mutex::new(HashMap::new()),
+        uploads: Mutex::new((HashMap::new(), HashSet::new())),
+        send_budget: Arc::new(Semaphore::new(SEND_BUDGET_KIB)),
     });
     let sweeper = edge.clone();
     let sweep_task = tokio::spawn(async move {
@@ -150,6 +213,7 @@ pub async fn start_with<S: Store, C: Clock>(
                 let _ = tokio::fs::remove_file(blob_path(&sweeper.blobs, &id)).await;
                 let _ = tokio::fs::remove_file(part_path(&sweeper.blobs, &sender, &id)).await;
             }
+            sweep_stale_parts(&sweeper.blobs, sweeper.svc.config().ttl_secs).await;
         }
     });
     let ep = endpoint.clone();
@@ -179,10 +243,54 @@ pub async fn start_with<S: Store, C: Clock>(
     })
 }
 
-struct Unenrolled<'a>(&'a AtomicUsize);
+/// Partial uploads older than the TTL whose records are gone (a crash between the record's
+/// expiry and the file's deletion, or uploads from before records existed).
+async fn sweep_stale_parts(dir: &Path, ttl_secs: u64) {
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return;
+    };
+    let max_age = Duration::from_secs(ttl_secs);
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let stale = entry.file_name().to_string_lossy().ends_with(".part")
+            && entry
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > max_age);
+        if stale {
+            let _ = tokio::fs::remove_file(entry.path()).await;
+        }
+    }
+}
+
+/// A connection slot of a key that is not enrolled.
+struct Unenrolled<'a>(&'a Mutex<(usize, HashMap<IpAddr, usize>)>, IpAddr);
+impl<'a> Unenrolled<'a> {
+    fn take(m: &'a Mutex<(usize, HashMap<IpAddr, usize>)>, ip: IpAddr, cfg: &Config) -> Option<Self> {
+        let mut g = m.lock().expect("unenrolled");
+        let (total, per) = &mut *g;
+        let here = per.get(&ip).copied().unwrap_or(0);
+        if *total >= cfg.max_unenrolled_connections || here >= cfg.max_unenrolled_per_address {
+            return None;
+        }
+        per.insert(ip, here + 1);
+        *total += 1;
+        Some(Unenrolled(m, ip))
+    }
+}
 impl Drop for Unenrolled<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut g = self.0.lock().expect("unenrolled");
+        let (total, per) = &mut *g;
+        *total -= 1;
+        if let Some(n) = per.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                per.remove(&self.1);
+            }
+        }
     }
 }
 
@@ -202,23 +310,32 @@ async fn connection<S: Store, C: Clock>(edge: Arc<Edge<S, C>>, conn: quinn::Conn
         conn.set_max_concurrent_bi_streams(STREAMS_MEMBER.into());
         None
     } else {
-        if edge.unenrolled.fetch_add(1, Ordering::SeqCst) >= MAX_UNENROLLED_CONNECTIONS {
-            edge.unenrolled.fetch_sub(1, Ordering::SeqCst);
-            conn.close(
-                CLOSE_BUSY.into(),
-                b"too many connections from keys that are not enrolled",
-            );
-            return;
-        }
-        Some(Unenrolled(&edge.unenrolled))
-    };
-    while let Ok((send, recv)) = conn.accept_bi().await {
-        let edge = edge.clone();
-        tokio::spawn(async move {
-            if let Err(e) = stream(edge, peer, enrolled, send, recv).await {
-                tracing::debug!("stream ended: {e}");
+        match Unenrolled::take(&edge.unenrolled, conn.remote_address().ip(), edge.svc.config()) {
+            Some(s) => Some(s),
+            None => {
+                conn.close(
+                    CLOSE_BUSY.into(),
+                    b"too many connections from keys that are not enrolled",
+                );
+                return;
             }
-        });
+        }
+    };
+    let streams = async {
+        while let Ok((send, recv)) = conn.accept_bi().await {
+            let edge = edge.clone();
+            tokio::spawn(async move {
+                if let Err(e) = stream(edge, peer, enrolled, send, recv).await {
+                    tracing::debug!("stream ended: {e}");
+                }
+            });
+        }
+    };
+    if enrolled {
+        streams.await;
+    } else if tokio::time::timeout(UNENROLLED_LIFETIME, streams).await.is_err() {
+        // Time to enrol is up; an enrolled key reconnects with member limits.
+        conn.close(CLOSE_BUSY.into(), b"enrolment time is up; reconnect");
     }
 }
 
@@ -247,9 +364,10 @@ enum ReadFail {
     Stream(String),
 }
 
-async fn answer_and_finish(send: &mut SendStream, resp: &Response) -> anyhow::Result<()> {
+async fn answer_and_finish(send: &mut SendStream, resp: &Response, guard: Option<Inflight>) -> anyhow::Result<()> {
     send.write_all(&encode(resp)).await?;
     send.finish()?;
+    drop(guard);
     // Wait for the peer to read the answer before the stream is dropped.
     let _ = send.stopped().await;
     Ok(())
@@ -270,26 +388,31 @@ async fn stream<S: Store, C: Clock>(
     });
     let first = match tokio::time::timeout(FIRST_FRAME_DEADLINE, read_frame::<Request>(&mut recv, &mut dec)).await {
         Err(_) => {
-            return answer_and_finish(&mut send, &err(ErrorCode::Malformed, "no request within 10 s")).await;
+            return answer_and_finish(&mut send, &err(ErrorCode::Malformed, "no request within 10 s"), None).await;
         }
         Ok(Ok(Some(r))) => r,
         Ok(Ok(None)) => return Ok(()),
         Ok(Err(ReadFail::Frame(e @ FrameError::TooLarge { .. }))) => {
-            return answer_and_finish(&mut send, &err(ErrorCode::TooLarge, e.to_string())).await;
+            return answer_and_finish(&mut send, &err(ErrorCode::TooLarge, e.to_string()), None).await;
         }
         Ok(Err(ReadFail::Frame(e))) => {
             return answer_and_finish(
                 &mut send,
                 &err(ErrorCode::Malformed, format!("{e}; is the client up to date?")),
+                None,
             )
             .await;
         }
         Ok(Err(ReadFail::Stream(e))) => anyhow::bail!(e),
     };
+    // Counted from before the stopping check until the answer is written, so a graceful
+    // shutdown either refuses a request or waits for its answer, never drops it between.
+    let guard = Inflight::new(&edge.inflight);
     if edge.stopping.load(Ordering::SeqCst) {
         return answer_and_finish(
             &mut send,
             &err(ErrorCode::ShuttingDown, "relay is shutting down; retry shortly"),
+            Some(guard),
         )
         .await;
     }
@@ -301,11 +424,26 @@ async fn stream<S: Store, C: Clock>(
             send.finish()?;
             return Ok(());
         }
-        return answer_and_finish(&mut send, &r).await;
+        return answer_and_finish(&mut send, &r, Some(guard)).await;
     }
     match first {
-        Request::Pipeline => pipeline(edge, peer, send, recv, dec).await,
+        Request::Pipeline => {
+            drop(guard);
+            pipeline(edge, peer, send, recv, dec).await
+        }
         Request::Watch { follow } => {
+            drop(guard);
+            let Some(_slot) = Slot::take(&edge.watches, *peer.as_bytes(), edge.svc.config().max_watchers_per_key)
+            else {
+                let r = err(
+                    ErrorCode::LimitReached,
+                    format!(
+                        "this key already has {} watch streams open",
+                        edge.svc.config().max_watchers_per_key
+                    ),
+                );
+                return answer_and_finish(&mut send, &r, None).await;
+            };
             watch(&edge, peer, follow, &mut send).await?;
             send.finish()?;
             Ok(())
@@ -315,22 +453,35 @@ async fn stream<S: Store, C: Clock>(
             total_len,
             offset,
         } => {
-            edge.inflight.fetch_add(1, Ordering::SeqCst);
             let r = put_blob(&edge, &peer, message_id, total_len, offset, &mut recv, dec.take_rest()).await;
-            edge.inflight.fetch_sub(1, Ordering::SeqCst);
-            answer_and_finish(&mut send, &r).await
+            answer_and_finish(&mut send, &r, Some(guard)).await
         }
         Request::GetBlob { message_id, offset } => {
+            drop(guard);
             get_blob(&edge, &peer, message_id, offset, &mut send).await?;
             send.finish()?;
             Ok(())
         }
         other => {
-            edge.inflight.fetch_add(1, Ordering::SeqCst);
+            let _budget = send_budget(&edge, &other).await;
             let r = edge.svc.handle_admitted(&peer, other).await;
-            edge.inflight.fetch_sub(1, Ordering::SeqCst);
-            answer_and_finish(&mut send, &r).await
+            answer_and_finish(&mut send, &r, Some(guard)).await
         }
+    }
+}
+
+/// Holds envelope bytes against the relay-wide budget while a `Send` is verified and
+/// stored, so many senders' bursts cannot pile up gigabytes before the store.
+async fn send_budget<S: Store, C: Clock>(
+    edge: &Edge<S, C>,
+    req: &Request,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    match req {
+        Request::Send { envelope } => {
+            let kib = (envelope.len() / 1024 + 1).min(SEND_BUDGET_KIB) as u32;
+            edge.send_budget.clone().acquire_many_owned(kib).await.ok()
+        }
+        _ => None,
     }
 }
 
@@ -345,20 +496,28 @@ async fn pipeline<S: Store, C: Clock>(
     mut dec: FrameDecoder,
 ) -> anyhow::Result<()> {
     let limit = edge.svc.config().max_inflight_per_stream.max(1);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Tagged<Response>>(limit);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Tagged<Response>, Option<Inflight>)>(limit);
     let writer = tokio::spawn(async move {
         let mut buf = Vec::with_capacity(64 * 1024);
-        while let Some(first) = rx.recv().await {
+        let mut guards = Vec::new();
+        while let Some((first, g)) = rx.recv().await {
             buf.clear();
             buf.extend_from_slice(&encode(&first));
+            guards.extend(g);
             // Whatever else is ready goes out in the same write.
             while buf.len() < 256 * 1024 {
                 match rx.try_recv() {
-                    Ok(more) => buf.extend_from_slice(&encode(&more)),
+                    Ok((more, g)) => {
+                        buf.extend_from_slice(&encode(&more));
+                        guards.extend(g);
+                    }
                     Err(_) => break,
                 }
             }
-            if send.write_all(&buf).await.is_err() {
+            let written = send.write_all(&buf).await.is_ok();
+            // Answers are out (or the peer is gone): they no longer hold up a shutdown.
+            guards.clear();
+            if !written {
                 return;
             }
         }
@@ -377,10 +536,13 @@ async fn pipeline<S: Store, C: Clock>(
                     _ => ErrorCode::Malformed,
                 };
                 let _ = tx
-                    .send(Tagged {
-                        id: u32::MAX,
-                        body: err(code, format!("{e}; the session stream ends here")),
-                    })
+                    .send((
+                        Tagged {
+                            id: u32::MAX,
+                            body: err(code, format!("{e}; the session stream ends here")),
+                        },
+                        None,
+                    ))
                     .await;
                 break;
             }
@@ -389,7 +551,8 @@ async fn pipeline<S: Store, C: Clock>(
             break;
         };
         let (edge, tx) = (edge.clone(), tx.clone());
-        edge.inflight.fetch_add(1, Ordering::SeqCst);
+        let guard = Inflight::new(&edge.inflight);
+        let budget = send_budget(&edge, &tagged.body).await;
         tokio::spawn(async move {
             let body = if edge.stopping.load(Ordering::SeqCst) {
                 err(ErrorCode::ShuttingDown, "relay is shutting down; retry shortly")
@@ -401,8 +564,8 @@ async fn pipeline<S: Store, C: Clock>(
                     req => edge.svc.handle(&peer, req).await,
                 }
             };
-            let _ = tx.send(Tagged { id: tagged.id, body }).await;
-            edge.inflight.fetch_sub(1, Ordering::SeqCst);
+            drop(budget);
+            let _ = tx.send((Tagged { id: tagged.id, body }, Some(guard))).await;
             drop(permit);
         });
     }
@@ -462,7 +625,16 @@ async fn watch<S: Store, C: Clock>(
         return Ok(());
     };
     let mut batch = Vec::new();
-    while let Some(first) = live.recv().await {
+    loop {
+        // A watcher whose peer went away is noticed even when no item comes, so it frees
+        // its place among the key's watchers.
+        let first = tokio::select! {
+            item = live.recv() => match item {
+                Some(i) => i,
+                None => break,
+            },
+            _ = send.stopped() => break,
+        };
         batch.clear();
         batch.push(first);
         while batch.len() < 256 {
@@ -483,6 +655,26 @@ async fn watch<S: Store, C: Clock>(
         }
     }
     Ok(())
+}
+
+/// A running upload's place, released when dropped.
+struct Upload<'a> {
+    edge_uploads: &'a Mutex<Uploads>,
+    key: [u8; 32],
+    id: [u8; 16],
+}
+impl Drop for Upload<'_> {
+    fn drop(&mut self) {
+        let mut u = self.edge_uploads.lock().expect("uploads");
+        let (per_key, ids) = &mut *u;
+        ids.remove(&(self.key, self.id));
+        if let Some(n) = per_key.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                per_key.remove(&self.key);
+            }
+        }
+    }
 }
 
 fn blob_path(dir: &Path, message_id: &[u8; 16]) -> PathBuf {
@@ -507,30 +699,61 @@ async fn put_blob<S: Store, C: Clock>(
     recv: &mut RecvStream,
     first_bytes: Vec<u8>,
 ) -> Response {
+    // One upload per (key, id) at a time, and a few per key: parallel streams appending
+    // to one file would hold more bytes than the one reservation.
+    let me = *peer.as_bytes();
+    let _running = {
+        let mut u = edge.uploads.lock().expect("uploads");
+        let (per_key, ids) = &mut *u;
+        if ids.contains(&(me, message_id)) || per_key.get(&me).copied().unwrap_or(0) >= MAX_UPLOADS_PER_KEY {
+            return err(
+                ErrorCode::LimitReached,
+                "this attachment is already being uploaded, or too many uploads are running; retry shortly",
+            );
+        }
+        ids.insert((me, message_id));
+        *per_key.entry(me).or_default() += 1;
+        Upload {
+            edge_uploads: &edge.uploads,
+            key: me,
+            id: message_id,
+        }
+    };
     let part = part_path(&edge.blobs, peer.as_bytes(), &message_id);
     let held = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
     let offset = match edge.svc.upload_start(peer, message_id, total_len, offset, held).await {
         UploadPlan::Answer(r) => return r,
         UploadPlan::Receive { offset } => offset,
     };
-    let mut file = match tokio::fs::OpenOptions::new()
+    let opened = tokio::fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .truncate(false)
+        .write(true)
         .open(&part)
-        .await
-    {
+        .await;
+    let mut file = match opened {
         Ok(f) => f,
         Err(e) => return err(ErrorCode::Internal, format!("cannot store attachment: {e}")),
     };
+    // Write at the agreed offset, never past the declared length.
+    use tokio::io::AsyncSeekExt;
+    if let Err(e) = async {
+        file.set_len(offset).await?;
+        file.seek(std::io::SeekFrom::Start(offset)).await
+    }
+    .await
+    {
+        return err(ErrorCode::Internal, format!("cannot store attachment: {e}"));
+    }
     let mut stored = offset;
     let mut pending = Some(first_bytes);
     loop {
         let chunk = match pending.take() {
             Some(b) => b,
             None if stored >= total_len => break,
-            None => match recv.read_chunk(256 * 1024, true).await {
-                Ok(Some(c)) => c.bytes.to_vec(),
-                Ok(None) | Err(_) => break,
+            None => match tokio::time::timeout(UPLOAD_IDLE, recv.read_chunk(256 * 1024, true)).await {
+                Ok(Ok(Some(c))) => c.bytes.to_vec(),
+                _ => break,
             },
         };
         let room = (total_len - stored) as usize;
@@ -568,6 +791,12 @@ async fn put_blob<S: Store, C: Clock>(
         if let Err(e) = tokio::fs::rename(&part, blob_path(&edge.blobs, &message_id)).await {
             return err(ErrorCode::Internal, format!("cannot store attachment: {e}"));
         }
+        // The rename is durable before the record says "complete".
+        let dir = edge.blobs.clone();
+        let synced = tokio::task::spawn_blocking(move || std::fs::File::open(&dir).and_then(|d| d.sync_all())).await;
+        if !matches!(synced, Ok(Ok(()))) {
+            return err(ErrorCode::Internal, "cannot make the attachment durable; retry");
+        }
     }
     let r = edge.svc.upload_finish(peer, message_id, total_len, verified).await;
     if !matches!(r, Response::BlobStored { complete: true, .. }) {
@@ -593,8 +822,19 @@ async fn get_blob<S: Store, C: Clock>(
             return Ok(());
         }
     };
+    let mut f = match tokio::fs::File::open(blob_path(&edge.blobs, &message_id)).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!("attachment recorded but its file cannot be opened: {e}");
+            send.write_all(&encode(&err(
+                ErrorCode::NotFound,
+                "the attachment's file is missing at the relay",
+            )))
+            .await?;
+            return Ok(());
+        }
+    };
     send.write_all(&encode(&Response::Blob { total_len })).await?;
-    let mut f = tokio::fs::File::open(blob_path(&edge.blobs, &message_id)).await?;
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     f.seek(std::io::SeekFrom::Start(offset.min(total_len))).await?;
     let mut buf = vec![0u8; 256 * 1024];

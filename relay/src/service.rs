@@ -211,6 +211,10 @@ impl<S: Store, C: Clock> Service<S, C> {
         self.clock.now_ms()
     }
 
+    fn ttl_ms(&self) -> u64 {
+        self.cfg.ttl_secs.saturating_mul(1000)
+    }
+
     fn rate(&self, kind: Kind) -> (f64, f64) {
         match kind {
             Kind::Send | Kind::Receipt | Kind::PutBlob => (self.cfg.rate_per_sec, self.cfg.rate_burst),
@@ -248,17 +252,18 @@ impl<S: Store, C: Clock> Service<S, C> {
                 }
             }
             None => {
-                if !kind.open_to_unenrolled() {
-                    return Err(err(
-                        ErrorCode::NotEnrolled,
-                        "this key is not enrolled; run `pocnet enrol` with an invite code",
-                    ));
-                }
-                // Keys that are not enrolled are free to make: one budget for all of them.
+                // Keys that are not enrolled are free to make: one budget for all of them,
+                // charged for refusals too, so a stranger's requests cost it as much as ours.
                 if !self.limits.lock().expect("limits").unenrolled.allow((), now) {
                     return Err(err(
                         ErrorCode::RateLimited,
                         "the relay is busy with enrolment requests; retry in a moment",
+                    ));
+                }
+                if !kind.open_to_unenrolled() {
+                    return Err(err(
+                        ErrorCode::NotEnrolled,
+                        "this key is not enrolled; run `pocnet enrol` with an invite code",
                     ));
                 }
             }
@@ -307,7 +312,18 @@ impl<S: Store, C: Clock> Service<S, C> {
                     return err(ErrorCode::TooLarge, "lookup query longer than 256 bytes");
                 }
                 match self.store.lookup(query).await {
-                    Ok(members) => Response::Directory { members },
+                    Ok(members) => {
+                        let r = Response::Directory { members };
+                        // An answer must fit one frame; a directory that outgrows it needs a
+                        // narrower query (the signed directory will page).
+                        if pocnet_wire::encode(&r).len() > pocnet_wire::MAX_FRAME {
+                            return err(
+                                ErrorCode::TooLarge,
+                                "too many members match; ask for one state at a time",
+                            );
+                        }
+                        r
+                    }
                     Err(e) => store_err(e),
                 }
             }
@@ -413,7 +429,7 @@ impl<S: Store, C: Clock> Service<S, C> {
             bytes: envelope.into(),
             recipients,
             now_ms: now,
-            expires_at_ms: now + self.cfg.ttl_secs * 1000,
+            expires_at_ms: now.saturating_add(self.ttl_ms()),
         };
         match self.store.accept(new).await {
             Ok(a) => match self.signer.sign(envelope_hash, a.stored_at_ms).await {
@@ -450,7 +466,7 @@ impl<S: Store, C: Clock> Service<S, C> {
         }
         match self
             .store
-            .queue_receipt(to, *peer.as_bytes(), receipt, now + self.cfg.ttl_secs * 1000)
+            .queue_receipt(to, *peer.as_bytes(), receipt, now.saturating_add(self.ttl_ms()))
             .await
         {
             Ok(()) => Response::Done,
@@ -625,11 +641,7 @@ impl<S: Store, C: Clock> Service<S, C> {
             Ok(_) => {}
             Err(e) => tracing::error!("expiry sweep failed: {e}"),
         }
-        match self
-            .store
-            .expire_blobs(now.saturating_sub(self.cfg.ttl_secs * 1000))
-            .await
-        {
+        match self.store.expire_blobs(now.saturating_sub(self.ttl_ms())).await {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::error!("attachment sweep failed: {e}");

@@ -39,7 +39,10 @@ fn relay_cmd(dir: &Path) -> Command {
     let mut c = Command::new(bin("pocnet-relay"));
     c.env("POCNET_RELAY_PASSPHRASE", "relay test passphrase")
         .env("POCNET_RELAY_DATA", dir)
-        .env("POCNET_LOG", "warn");
+        .env(
+            "POCNET_LOG",
+            std::env::var("POCNET_RELAY_TEST_LOG").unwrap_or("warn".into()),
+        );
     c
 }
 

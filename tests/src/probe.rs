@@ -251,6 +251,44 @@ pub async fn idle_watchers(insider: &Raw, n: usize) -> (Tally, Vec<(quinn::SendS
     (t, open)
 }
 
+/// Two uploads of one attachment at once: the second must be refused while the first runs.
+pub async fn concurrent_upload(insider: &Raw) -> anyhow::Result<Response> {
+    let mut frame = encode(&Request::PutBlob {
+        message_id: [0x77u8; 16],
+        total_len: 1 << 20,
+        offset: 0,
+    });
+    frame.extend_from_slice(&[0u8; 10]);
+    // Two streams of the same upload, both left running (neither sends all its bytes).
+    // Whichever the relay sees second must be answered at once; the other stays open.
+    let (mut s1, r1) = insider.conn.open_bi().await?;
+    let (mut s2, r2) = insider.conn.open_bi().await?;
+    s1.write_all(&frame).await?;
+    s2.write_all(&frame).await?;
+    async fn first_answer(mut r: quinn::RecvStream) -> anyhow::Result<Response> {
+        let mut dec = FrameDecoder::new(MAX_FRAME);
+        loop {
+            if let Some(resp) = dec.decode_next::<Response>()? {
+                return Ok(resp);
+            }
+            match r.read_chunk(64 * 1024, true).await? {
+                Some(c) => dec.push(&c.bytes),
+                None => anyhow::bail!("stream ended without an answer"),
+            }
+        }
+    }
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::select! {
+            a = first_answer(r1) => a,
+            b = first_answer(r2) => b,
+        }
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("neither upload was answered"))?;
+    drop((s1, s2));
+    answer
+}
+
 /// Upload reservations of `each` bytes under fresh ids, never sent.
 pub async fn upload_fill(insider: &Raw, each: u64, n: usize) -> Tally {
     let mut t = Tally::default();

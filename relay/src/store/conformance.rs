@@ -342,6 +342,11 @@ pub async fn uploads_reserve_quota_and_cap_before_bytes_and_are_owned<S: Store>(
         "resuming keeps the one reservation"
     );
     assert_eq!(
+        store.begin_upload([1; 32], [1; 16], 1, limits, 0).await.unwrap_err(),
+        StoreError::Conflict(Conflict::UploadLength),
+        "another length cannot shrink a reservation whose bytes are on disk"
+    );
+    assert_eq!(
         store.begin_upload([1; 32], [2; 16], 41, limits, 0).await.unwrap_err(),
         StoreError::Quota(Quota::Uploads {
             needed: 101,

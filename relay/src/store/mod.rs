@@ -81,6 +81,9 @@ pub enum Conflict {
     /// Another sender holds this attachment id.
     #[error("another sender holds this attachment id")]
     BlobOwned,
+    /// A partial upload of this id exists with another length.
+    #[error("an upload of this attachment id is under way with another length; use a new id")]
+    UploadLength,
 }
 
 /// Why an invite code cannot be used.
@@ -223,7 +226,10 @@ pub trait Queue: Send + Sync {
         receipt: Vec<u8>,
         expires_at_ms: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Pending items for `recipient` after `after_seq`, oldest first, at most `limit`.
+    /// Pending items for `recipient` after `after_seq`, oldest first: at most `limit` items,
+    /// and no more once the page's envelope bytes reach [`PAGE_BYTES`] (a page always holds
+    /// at least one item if any is pending), so a backlog of large envelopes is read in
+    /// bounded pieces.
     fn pending(
         &self,
         recipient: Key,
@@ -327,6 +333,9 @@ impl Subscription {
 /// Everything the relay service needs.
 pub trait Store: Queue + Members + Blobs + Notifier + Clone + 'static {}
 impl<T: Queue + Members + Blobs + Notifier + Clone + 'static> Store for T {}
+
+/// Envelope bytes after which a [`Queue::pending`] page ends.
+pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Items a watcher may fall behind by before it is cut off.
 pub const WATCH_BACKLOG: usize = 4096;

@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS blobs(
 ALTER TABLE blobs ADD COLUMN complete INTEGER NOT NULL DEFAULT 1;
 CREATE INDEX blobs_by_sender ON blobs(sender);
 ",
+    // 3: acks look up whether any queue row still needs an envelope.
+    "
+CREATE INDEX queue_by_envelope ON queue(envelope_id);
+",
 ];
 
 /// Queue item kinds as stored.
@@ -432,8 +436,8 @@ impl super::Blobs for SqliteStore {
                 if len as u64 == total_len {
                     return Ok(UploadStart::Reserved);
                 }
-                // Restarted with another length: the old reservation is replaced.
-                tx.execute("DELETE FROM blobs WHERE message_id = ?1", [message_id.as_slice()])?;
+                // Another length would free the reservation while the bytes stay on disk.
+                return Err(StoreError::Conflict(Conflict::UploadLength).into());
             }
             let mine: i64 = tx.query_row(
                 "SELECT COALESCE(SUM(total_len), 0) FROM blobs WHERE sender = ?1",
@@ -942,7 +946,19 @@ fn pending(tx: &Transaction<'_>, recipient: &Key, after_seq: u64, limit: u32, no
             })
         },
     )?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    for row in rows {
+        let item = row?;
+        if let Item::Envelope { envelope, .. } = &item {
+            bytes += envelope.len();
+        }
+        out.push(item);
+        if bytes >= super::PAGE_BYTES {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 fn expire(

@@ -432,6 +432,7 @@ async fn main() {
     let quinn = bare_quinn(a.messages.min(100_000), a.publishers, a.inflight, env_len).await;
 
     let total = per * a.publishers;
+    eprintln!("load …");
     let t0 = Instant::now();
     let (send_secs, sent_full) = blast(&net, batches, a.inflight, None).await;
     let done = wait_delivered(&net, total, Duration::from_secs(300)).await;
