@@ -783,20 +783,25 @@ fn apply(
         Cmd::Ack { recipient, seqs, reply } => {
             let r = in_savepoint(tx, |tx| {
                 let mut n = 0;
-                let mut find = tx.prepare_cached("SELECT envelope_id FROM queue WHERE recipient = ?1 AND seq = ?2")?;
-                let mut delete = tx.prepare_cached("DELETE FROM queue WHERE recipient = ?1 AND seq = ?2")?;
+                // One statement per item: delete it and learn its envelope.
+                let mut delete =
+                    tx.prepare_cached("DELETE FROM queue WHERE recipient = ?1 AND seq = ?2 RETURNING envelope_id")?;
                 // Once every recipient has acknowledged an envelope, its ciphertext is dropped;
                 // the row stays (id and hash) so a retried send is still recognised.
                 let mut drop_bytes = tx.prepare_cached(
                     "UPDATE envelopes SET bytes = x'' WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM queue WHERE envelope_id = ?1)",
                 )?;
                 for s in seqs {
-                    let envelope: Option<Option<i64>> = find
+                    let envelope: Option<Option<i64>> = delete
                         .query_row(params![recipient.as_slice(), s as i64], |r| r.get(0))
                         .optional()?;
-                    n += delete.execute(params![recipient.as_slice(), s as i64])? as u64;
-                    if let Some(Some(id)) = envelope {
-                        drop_bytes.execute([id])?;
+                    match envelope {
+                        None => {}
+                        Some(None) => n += 1,
+                        Some(Some(id)) => {
+                            n += 1;
+                            drop_bytes.execute([id])?;
+                        }
                     }
                 }
                 if let Some(c) = counts.get_mut(&recipient) {
