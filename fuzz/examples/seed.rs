@@ -59,10 +59,18 @@ fn main() {
     fields.exercise = true;
     fields.incident_id = Some("INC-2026-0042".into());
     fields.log_head = Some([9; 32]);
-    envelopes.push(seal(&mut rng, sender(), &[me().public()], &fields, b"alert").unwrap().bytes);
+    envelopes.push(
+        seal(&mut rng, sender(), &[me().public()], &fields, b"alert")
+            .unwrap()
+            .bytes,
+    );
     // Two body chunks (64 KiB + 1 byte), so the chunk loop and the last-chunk flag are seeded.
     fields.incident_id = None;
-    envelopes.push(seal(&mut rng, sender(), &[me().public()], &fields, &vec![1u8; 64 * 1024 + 1]).unwrap().bytes);
+    envelopes.push(
+        seal(&mut rng, sender(), &[me().public()], &fields, &vec![1u8; 64 * 1024 + 1])
+            .unwrap()
+            .bytes,
+    );
     for (i, e) in envelopes.iter().enumerate() {
         out.put(Some(0), e);
         out.put(Some(if i % 2 == 0 { 1 } else { 3 }), e);
@@ -74,12 +82,29 @@ fn main() {
     // Receipts.
     let mut out = Out::new(&root, "receipt");
     let (_, env_hash) = pocnet_crypto::verify(&first).unwrap();
-    for (i, kind) in [ReceiptKind::Delivered, ReceiptKind::Read, ReceiptKind::Acknowledged].into_iter().enumerate() {
-        let r = Receipt::sign(me(), kind, [i as u8; 16], env_hash, sender().public_key(), NOW_MS + i as u64);
+    for (i, kind) in [ReceiptKind::Delivered, ReceiptKind::Read, ReceiptKind::Acknowledged]
+        .into_iter()
+        .enumerate()
+    {
+        let r = Receipt::sign(
+            me(),
+            kind,
+            [i as u8; 16],
+            env_hash,
+            sender().public_key(),
+            NOW_MS + i as u64,
+        );
         out.put(Some(0), r.as_bytes());
         out.put(Some(1), r.as_bytes());
     }
-    let wrong = Receipt::sign(sender(), ReceiptKind::Read, [1; 16], env_hash, me().public_key(), NOW_MS);
+    let wrong = Receipt::sign(
+        sender(),
+        ReceiptKind::Read,
+        [1; 16],
+        env_hash,
+        me().public_key(),
+        NOW_MS,
+    );
     out.put(Some(0), wrong.as_bytes());
 
     // Key files: the cheapest accepted Argon2 parameters, so mode 2 runs the KDF quickly.
@@ -94,8 +119,10 @@ fn main() {
     out.put(Some(1), &file[..file.len() - 32]);
     out.put(Some(2), &file[..file.len() - 32]);
     out.put(Some(3), &me().to_secret_bytes());
-    let mut two = pocnet_crypto::Identity::generate(&mut SeededRng::new("pocnet-fuzz/two"), pocnet_fuzz::NOW, 100).unwrap();
-    two.rotate_encryption_key(&mut rng, pocnet_fuzz::NOW + 50, 1000).unwrap();
+    let mut two =
+        pocnet_crypto::Identity::generate(&mut SeededRng::new("pocnet-fuzz/two"), pocnet_fuzz::NOW, 100).unwrap();
+    two.rotate_encryption_key(&mut rng, pocnet_fuzz::NOW + 50, 1000)
+        .unwrap();
     out.put(Some(3), &two.to_secret_bytes());
 
     // Public identities, SPKIs, fingerprints.
@@ -149,10 +176,16 @@ fn main() {
             invite: "ABCD-EFGH".into(),
             public_identity: vec![1, 2, 3],
         },
-        Request::Lookup { query: "CL.primary".into() },
-        Request::Send { envelope: trimmed[..200].to_vec() },
+        Request::Lookup {
+            query: "CL.primary".into(),
+        },
+        Request::Send {
+            envelope: trimmed[..200].to_vec(),
+        },
         Request::Watch { follow: true },
-        Request::Ack { seqs: vec![1, 300, u64::MAX] },
+        Request::Ack {
+            seqs: vec![1, 300, u64::MAX],
+        },
         Request::SendReceipt {
             to: [5; 32],
             receipt: wrong.as_bytes().to_vec(),

@@ -17,7 +17,9 @@ use pocnet_crypto::{
 use pocnet_fuzz::{fix_stanza_hashes, me, resign_envelope, sender};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let mut env = rest.to_vec();
     if mode & 2 != 0 {
         fix_stanza_hashes(&mut env);

@@ -26,7 +26,10 @@ fn drain(dec: &mut FrameDecoder, frames: &mut Vec<Vec<u8>>) -> Option<FrameError
 fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(body: &[u8]) {
     if let Ok(v) = decode::<T>(body) {
         let frame = encode(&v);
-        assert_eq!(u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize, frame.len() - 4);
+        assert_eq!(
+            u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize,
+            frame.len() - 4
+        );
         let mut dec = FrameDecoder::new(MAX_FRAME);
         dec.push(&frame);
         let again = dec.next_frame().expect("own frame").expect("complete");

@@ -31,7 +31,9 @@ fn secret_round_trip(secret: &[u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     match mode % 4 {
         0 => {
             let _ = Identity::from_key_file(rest, PASSPHRASE);
@@ -41,9 +43,8 @@ fuzz_target!(|data: &[u8]| {
             let mut body = rest.to_vec();
             if let (Some(m_cost), Some(t), Some(p)) = (param(&body, 0), param(&body, 1), param(&body, 2)) {
                 let cheapest = (m_cost, t, p) == (8 * 1024, 1, 1);
-                let accepted = (8 * 1024..=4 * 1024 * 1024).contains(&m_cost)
-                    && (1..=64).contains(&t)
-                    && (1..=16).contains(&p);
+                let accepted =
+                    (8 * 1024..=4 * 1024 * 1024).contains(&m_cost) && (1..=64).contains(&t) && (1..=16).contains(&p);
                 if accepted && (m == 1 || !cheapest) {
                     body[PARAMS_AT..PARAMS_AT + 4].copy_from_slice(&0u32.to_be_bytes());
                 }

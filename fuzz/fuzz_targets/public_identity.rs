@@ -15,7 +15,9 @@ use pocnet_wire::tls::{key_from_spki, peer_identity, spki};
 use rustls::pki_types::CertificateDer;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
 
     if let Some(k) = rest.get(..32) {
         let raw: [u8; 32] = k.try_into().unwrap();
@@ -39,7 +41,9 @@ fuzz_target!(|data: &[u8]| {
     if mode & 1 != 0 {
         resign_tail(&mut bytes, 1, me(), context::ENC_KEY);
     }
-    let Ok(pi) = PublicIdentity::from_bytes(&bytes) else { return };
+    let Ok(pi) = PublicIdentity::from_bytes(&bytes) else {
+        return;
+    };
     assert_eq!(pi.to_bytes(), bytes, "public identity not canonical");
     assert_eq!(pi.encryption_record().as_bytes(), &bytes[1..]);
     let (nb, na) = pi.encryption_record().window();

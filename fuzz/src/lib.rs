@@ -139,7 +139,9 @@ pub fn fix_stanza_hashes(env: &mut [u8]) {
     let mut at = 2;
     for _ in 0..count {
         let Some(idx) = be_u16(stanzas, at) else { break };
-        let Some(stanza) = stanzas.get(at + 2..at + 2 + stanza_len) else { break };
+        let Some(stanza) = stanzas.get(at + 2..at + 2 + stanza_len) else {
+            break;
+        };
         at += 2 + stanza_len;
         if idx < n {
             let hash: [u8; 32] = Sha256::digest(stanza).into();
