@@ -1,0 +1,261 @@
+//! Writes valid inputs into `corpus/TARGET/seed-*` so that fuzzing starts deep: real
+//! envelopes sealed by `sender()` to `me()`, real receipts, key files, public identities
+//! and protocol frames. Deterministic: rerunning rewrites the same files.
+//!
+//! `cargo run --release --example seed [CORPUS_DIR]` (default `corpus`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use pocnet_crypto::{seal, ContentType, HeaderFields, KdfParams, Receipt, ReceiptKind, Suite, Tlp};
+use pocnet_fuzz::{me, other, sender, SeededRng, NOW_MS, PASSPHRASE};
+use pocnet_wire::content::{AttachmentRef, MessageBody};
+use pocnet_wire::{encode, Delivery, ErrorCode, Member, Request, Response};
+
+struct Out {
+    dir: PathBuf,
+    n: usize,
+}
+
+impl Out {
+    fn new(root: &Path, target: &str) -> Self {
+        let dir = root.join(target);
+        fs::create_dir_all(&dir).expect("corpus dir");
+        Out { dir, n: 0 }
+    }
+    fn put(&mut self, mode: Option<u8>, bytes: &[u8]) {
+        let mut v = Vec::with_capacity(bytes.len() + 1);
+        v.extend(mode);
+        v.extend_from_slice(bytes);
+        fs::write(self.dir.join(format!("seed-{:03}", self.n)), v).expect("write seed");
+        self.n += 1;
+    }
+}
+
+fn main() {
+    let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "corpus".into()));
+    let mut rng = SeededRng::new("pocnet-fuzz/seed");
+
+    // Envelopes.
+    let mut out = Out::new(&root, "envelope");
+    let mut envelopes = Vec::new();
+    for suite in [Suite::X25519, Suite::XWing] {
+        for (rcpts, body) in [
+            (vec![me().public()], &b""[..]),
+            (vec![me().public()], &b"hello"[..]),
+            (vec![other().public(), me().public()], &[7u8; 300][..]),
+            (vec![other().public()], &b"not for me"[..]),
+        ] {
+            let mut fields = HeaderFields::message(NOW_MS);
+            fields.suite = suite;
+            let s = seal(&mut rng, sender(), &rcpts, &fields, body).expect("seal");
+            envelopes.push(s.bytes);
+        }
+    }
+    let mut fields = HeaderFields::message(NOW_MS);
+    fields.suite = Suite::X25519;
+    fields.content_type = ContentType::Alert;
+    fields.tlp = Tlp::Red;
+    fields.exercise = true;
+    fields.incident_id = Some("INC-2026-0042".into());
+    fields.log_head = Some([9; 32]);
+    envelopes.push(
+        seal(&mut rng, sender(), &[me().public()], &fields, b"alert")
+            .unwrap()
+            .bytes,
+    );
+    // Two body chunks (64 KiB + 1 byte), so the chunk loop and the last-chunk flag are seeded.
+    fields.incident_id = None;
+    envelopes.push(
+        seal(&mut rng, sender(), &[me().public()], &fields, &vec![1u8; 64 * 1024 + 1])
+            .unwrap()
+            .bytes,
+    );
+    for (i, e) in envelopes.iter().enumerate() {
+        out.put(Some(0), e);
+        out.put(Some(if i % 2 == 0 { 1 } else { 3 }), e);
+    }
+    let first = envelopes[1].clone();
+    let trimmed = pocnet_crypto::trim_for_recipient(&envelopes[2], me().public_key().as_bytes()).unwrap();
+    out.put(Some(0), &trimmed);
+
+    // Receipts.
+    let mut out = Out::new(&root, "receipt");
+    let (_, env_hash) = pocnet_crypto::verify(&first).unwrap();
+    for (i, kind) in [ReceiptKind::Delivered, ReceiptKind::Read, ReceiptKind::Acknowledged]
+        .into_iter()
+        .enumerate()
+    {
+        let r = Receipt::sign(
+            me(),
+            kind,
+            [i as u8; 16],
+            env_hash,
+            sender().public_key(),
+            NOW_MS + i as u64,
+        );
+        out.put(Some(0), r.as_bytes());
+        out.put(Some(1), r.as_bytes());
+    }
+    let wrong = Receipt::sign(
+        sender(),
+        ReceiptKind::Read,
+        [1; 16],
+        env_hash,
+        me().public_key(),
+        NOW_MS,
+    );
+    out.put(Some(0), wrong.as_bytes());
+
+    // Key files: the cheapest accepted Argon2 parameters, so mode 2 runs the KDF quickly.
+    let mut out = Out::new(&root, "keyfile");
+    let cheap = KdfParams {
+        m_cost_kib: 8 * 1024,
+        t_cost: 1,
+        p_cost: 1,
+    };
+    let file = me().to_key_file(&mut rng, PASSPHRASE, cheap).expect("key file");
+    out.put(Some(0), &file);
+    out.put(Some(1), &file[..file.len() - 32]);
+    out.put(Some(2), &file[..file.len() - 32]);
+    out.put(Some(3), &me().to_secret_bytes());
+    let mut two =
+        pocnet_crypto::Identity::generate(&mut SeededRng::new("pocnet-fuzz/two"), pocnet_fuzz::NOW, 100).unwrap();
+    two.rotate_encryption_key(&mut rng, pocnet_fuzz::NOW + 50, 1000)
+        .unwrap();
+    out.put(Some(3), &two.to_secret_bytes());
+
+    // Public identities, SPKIs, fingerprints.
+    let mut out = Out::new(&root, "public_identity");
+    for id in [me(), sender()] {
+        let b = id.public().to_bytes();
+        out.put(Some(0), &b);
+        out.put(Some(1), &b);
+        out.put(Some(0), &pocnet_wire::tls::spki(id.public_key().as_bytes()));
+        out.put(Some(0), id.fingerprint().grouped().as_bytes());
+    }
+
+    // Message bodies.
+    let mut out = Out::new(&root, "message_body");
+    let att = AttachmentRef {
+        message_id: [3; 16],
+        envelope_hash: [4; 32],
+        name: "report.pdf".into(),
+        size: 123_456,
+    };
+    let bodies = [
+        MessageBody {
+            subject: String::new(),
+            text: String::new(),
+            attachments: vec![],
+        },
+        MessageBody {
+            subject: "Incident INC-2026-0042".into(),
+            text: "Ünïcödé text, TLP:AMBER.\nSecond line.".into(),
+            attachments: vec![att.clone(), att.clone()],
+        },
+    ];
+    for b in &bodies {
+        out.put(None, &encode(b)[4..]);
+    }
+    out.put(None, &encode(&att)[4..]);
+
+    // Frames: k = 0 (no split points) and a few split variants.
+    let mut out = Out::new(&root, "frames");
+    let member = Member {
+        handle: "CL.primary".into(),
+        state: "CL".into(),
+        role: "primary".into(),
+        name: "Ana".into(),
+        public_identity: me().public().to_bytes(),
+        revoked: false,
+    };
+    let requests = vec![
+        Request::Hello { protocol: 1 },
+        Request::Enrol {
+            invite: "ABCD-EFGH".into(),
+            public_identity: vec![1, 2, 3],
+        },
+        Request::Lookup {
+            query: "CL.primary".into(),
+        },
+        Request::Send {
+            envelope: trimmed[..200].to_vec(),
+        },
+        Request::Watch { follow: true },
+        Request::Ack {
+            seqs: vec![1, 300, u64::MAX],
+        },
+        Request::SendReceipt {
+            to: [5; 32],
+            receipt: wrong.as_bytes().to_vec(),
+        },
+        Request::PutBlob {
+            message_id: [6; 16],
+            total_len: 1 << 20,
+            offset: 4096,
+        },
+        Request::GetBlob {
+            message_id: [6; 16],
+            offset: 0,
+        },
+    ];
+    let responses = vec![
+        Response::Welcome {
+            relay_time_ms: NOW_MS,
+            member: Some(member.clone()),
+        },
+        Response::Enrolled { member: member.clone() },
+        Response::Directory {
+            members: vec![member.clone(), member],
+        },
+        Response::Accepted {
+            message_id: [7; 16],
+            envelope_hash: [8; 32],
+            stored_at_ms: NOW_MS,
+            relay_signature: vec![9; 64],
+            duplicate: false,
+        },
+        Response::Deliver(Delivery::Envelope {
+            seq: 1,
+            envelope: vec![1; 40],
+        }),
+        Response::Deliver(Delivery::Receipt {
+            seq: 2,
+            from: [1; 32],
+            receipt: vec![2; 40],
+        }),
+        Response::Deliver(Delivery::Expired {
+            seq: 3,
+            message_id: [3; 16],
+            recipient: [4; 32],
+        }),
+        Response::CaughtUp,
+        Response::Done,
+        Response::BlobStored {
+            stored: 10,
+            complete: true,
+        },
+        Response::Blob { total_len: 99 },
+        Response::Error {
+            code: ErrorCode::RateLimited,
+            message: "slow down".into(),
+        },
+    ];
+    let mut all = Vec::new();
+    for f in requests.iter().map(encode).chain(responses.iter().map(encode)) {
+        out.put(Some(0), &f);
+        out.put(Some(0), &f[4..]);
+        all.extend_from_slice(&f);
+    }
+    // Everything in one stream, cut at three points.
+    let mut split = vec![3u8];
+    for c in [3u16, 50, 700] {
+        split.extend_from_slice(&c.to_be_bytes());
+    }
+    split.extend_from_slice(&all);
+    out.put(None, &split);
+    out.put(Some(8), &all);
+
+    println!("seeds written under {}", root.display());
+}
