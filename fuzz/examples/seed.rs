@@ -171,7 +171,8 @@ fn main() {
         revoked: false,
     };
     let requests = vec![
-        Request::Hello { protocol: 1 },
+        Request::Hello { protocol: 2 },
+        Request::Pipeline,
         Request::Enrol {
             invite: "ABCD-EFGH".into(),
             public_identity: vec![1, 2, 3],
@@ -213,8 +214,13 @@ fn main() {
             message_id: [7; 16],
             envelope_hash: [8; 32],
             stored_at_ms: NOW_MS,
-            relay_signature: vec![9; 64],
             duplicate: false,
+            proof: pocnet_wire::AcceptProof {
+                tree_size: 3,
+                index: 2,
+                path: vec![[9; 32], [10; 32]],
+                signature: vec![9; 64],
+            },
         },
         Response::Deliver(Delivery::Envelope {
             seq: 1,
@@ -256,6 +262,15 @@ fn main() {
     split.extend_from_slice(&all);
     out.put(None, &split);
     out.put(Some(8), &all);
+    // A session stream (protocol 2): `Pipeline`, then tagged requests and answers.
+    let mut session = encode(&Request::Pipeline);
+    for (i, r) in requests.iter().enumerate() {
+        session.extend(encode(&pocnet_wire::Tagged { id: i as u32, body: r.clone() }));
+    }
+    for (i, r) in responses.iter().enumerate() {
+        session.extend(encode(&pocnet_wire::Tagged { id: i as u32, body: r.clone() }));
+    }
+    out.put(Some(0), &session);
 
     println!("seeds written under {}", root.display());
 }

@@ -9,14 +9,17 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pocnet_wire::{decode, encode, Delivery, FrameDecoder, FrameError, Member, Request, Response, MAX_FRAME};
+use pocnet_wire::{
+    decode, encode, verify_acceptance, AcceptProof, Delivery, FrameDecoder, FrameError, Member, Request, Response,
+    Tagged, MAX_FRAME,
+};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// Pops every complete frame; stops at the first error.
 fn drain(dec: &mut FrameDecoder, frames: &mut Vec<Vec<u8>>) -> Option<FrameError> {
     loop {
         match dec.next_frame() {
-            Ok(Some(f)) => frames.push(f),
+            Ok(Some(f)) => frames.push(f.to_vec()),
             Ok(None) => return None,
             Err(e) => return Some(e),
         }
@@ -32,7 +35,7 @@ fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(bod
         );
         let mut dec = FrameDecoder::new(MAX_FRAME);
         dec.push(&frame);
-        let again = dec.next_frame().expect("own frame").expect("complete");
+        let again = dec.next_frame().expect("own frame").expect("complete").to_vec();
         assert!(dec.finish().is_ok());
         assert_eq!(decode::<T>(&again).expect("re-decode"), v);
     }
@@ -85,6 +88,14 @@ fuzz_target!(|data: &[u8]| {
         round_trip::<Response>(f);
         round_trip::<Delivery>(f);
         round_trip::<Member>(f);
+        // Session streams (protocol 2) carry tagged requests and answers.
+        round_trip::<Tagged<Request>>(f);
+        round_trip::<Tagged<Response>>(f);
+        // A lying relay's acceptance proof: checking it never panics, whatever its shape.
+        if let Ok(p) = decode::<AcceptProof>(f) {
+            let key = pocnet_fuzz::me();
+            assert!(verify_acceptance(key.public_key(), &[0; 32], 0, &p).is_err());
+        }
     }
     // A frame body handed over directly (QUIC streams carry one request each).
     round_trip::<Request>(stream);
