@@ -8,6 +8,7 @@
 //! - 2: the checksum is recomputed and only the cheapest accepted parameters
 //!   (8 MiB, t = 1, p = 1) are kept, so Argon2 runs (slowly) and decryption is reached;
 //! - 3: `Identity::from_secret_bytes` on the bytes (the decrypted payload).
+//!
 //! Invariant: a secret identity that decodes re-encodes to the same bytes.
 #![no_main]
 
