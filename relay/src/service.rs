@@ -82,7 +82,9 @@ pub fn err(code: ErrorCode, message: impl Into<String>) -> Response {
 /// The answer for a store failure: the code says what the client can do about it.
 pub fn store_err(e: StoreError) -> Response {
     match e {
-        StoreError::Quota(Quota::Queue(_)) => err(ErrorCode::QuotaExceeded, format!("{e}; retry later")),
+        StoreError::Quota(Quota::Queue(_)) | StoreError::Quota(Quota::QueueShare(_)) => {
+            err(ErrorCode::QuotaExceeded, format!("{e}; retry later"))
+        }
         StoreError::Quota(Quota::Uploads { .. }) | StoreError::Quota(Quota::Watchers(_)) => {
             err(ErrorCode::LimitReached, e.to_string())
         }

@@ -52,6 +52,7 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!($open;
             expired_items_are_removed_and_reported_to_the_sender,
             quota_is_per_recipient_refuses_whole_envelopes_and_frees_on_ack,
+            one_sender_holds_at_most_a_quarter_of_a_queue,
             retried_send_is_stored_once_and_survives_reopen,
             reused_message_id_with_other_content_is_a_conflict,
             receipts_count_against_the_recipients_quota,
@@ -122,14 +123,57 @@ pub async fn quota_is_per_recipient_refuses_whole_envelopes_and_frees_on_ack<S: 
             ..Opts::default()
         },
     );
+    // Two senders fill recipient 2's queue (each may hold a quarter of it, at least one).
     store.accept(env(1, 1, &[2], 0, 1_000_000)).await.unwrap();
-    store.accept(env(1, 2, &[2], 0, 1_000_000)).await.unwrap();
-    let e = store.accept(env(1, 3, &[2, 4], 0, 1_000_000)).await.unwrap_err();
+    store.accept(env(5, 2, &[2], 0, 1_000_000)).await.unwrap();
+    let e = store.accept(env(6, 3, &[2, 4], 0, 1_000_000)).await.unwrap_err();
     assert_eq!(e, StoreError::Quota(Quota::Queue([2; 32])));
     assert!(store.pending([4; 32], 0, 10, 0).await.unwrap().is_empty());
     let s = seqs(&store.pending([2; 32], 0, 10, 0).await.unwrap());
     assert_eq!(store.ack([2; 32], s).await.unwrap(), 2);
-    store.accept(env(1, 3, &[2, 4], 0, 1_000_000)).await.unwrap();
+    store.accept(env(6, 3, &[2, 4], 0, 1_000_000)).await.unwrap();
+}
+
+/// One sender may hold only a quarter of a recipient's queue: an insider cannot lock a POC
+/// out by filling its queue, and what it holds frees as the recipient acknowledges.
+pub async fn one_sender_holds_at_most_a_quarter_of_a_queue<S: Store>(open: Open<'_, S>, dir: &Path) {
+    let store = open(
+        dir,
+        Opts {
+            queue_quota: 8,
+            ..Opts::default()
+        },
+    );
+    for id in 1..=2 {
+        store.accept(env(1, id, &[2], 0, 1_000_000)).await.unwrap();
+    }
+    assert_eq!(
+        store.accept(env(1, 3, &[2], 0, 1_000_000)).await.unwrap_err(),
+        StoreError::Quota(Quota::QueueShare([2; 32]))
+    );
+    assert_eq!(
+        store
+            .queue_receipt([2; 32], [1; 32], vec![1], 1_000_000)
+            .await
+            .unwrap_err(),
+        StoreError::Quota(Quota::QueueShare([2; 32])),
+        "receipts count against the same share"
+    );
+    // Others still get through, and other recipients of the insider are unaffected.
+    store.accept(env(5, 4, &[2], 0, 1_000_000)).await.unwrap();
+    store.accept(env(1, 5, &[3], 0, 1_000_000)).await.unwrap();
+    // Acknowledging frees the sender's share, also after a reopen (counts are re-read).
+    drop(store);
+    let store = open(
+        dir,
+        Opts {
+            queue_quota: 8,
+            ..Opts::default()
+        },
+    );
+    let first = store.pending([2; 32], 0, 1, 0).await.unwrap();
+    assert_eq!(store.ack([2; 32], seqs(&first)).await.unwrap(), 1);
+    store.accept(env(1, 3, &[2], 0, 1_000_000)).await.unwrap();
 }
 
 /// Idempotent retries, durability across reopen, acks only by the recipient.
@@ -171,9 +215,9 @@ pub async fn receipts_count_against_the_recipients_quota<S: Store>(open: Open<'_
         },
     );
     store.queue_receipt([2; 32], [3; 32], vec![1], 1_000_000).await.unwrap();
-    store.queue_receipt([2; 32], [3; 32], vec![2], 1_000_000).await.unwrap();
+    store.queue_receipt([2; 32], [4; 32], vec![2], 1_000_000).await.unwrap();
     assert!(matches!(
-        store.queue_receipt([2; 32], [3; 32], vec![3], 1_000_000).await,
+        store.queue_receipt([2; 32], [5; 32], vec![3], 1_000_000).await,
         Err(StoreError::Quota(Quota::Queue(_)))
     ));
     assert!(matches!(

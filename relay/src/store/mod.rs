@@ -55,6 +55,9 @@ pub enum Quota {
     /// A recipient's queue is at its limit.
     #[error("the queue of recipient {} is full", pocnet_crypto::to_hex(&.0[..8]))]
     Queue(Key),
+    /// This sender already holds its share (a quarter) of the recipient's queue.
+    #[error("this sender already holds its share of the queue of recipient {}", pocnet_crypto::to_hex(&.0[..8]))]
+    QueueShare(Key),
     /// A member's attachments and partial uploads would pass its upload quota.
     #[error("attachments of this member would take {needed} bytes, over the quota of {limit}")]
     Uploads { needed: u64, limit: u64 },
@@ -216,7 +219,8 @@ pub enum UploadStart {
 pub trait Queue: Send + Sync {
     /// Stores an envelope and queues it for every recipient; resolves once durable.
     /// A retry with the same `(sender, message_id)` and hash is `duplicate`; another
-    /// hash is `Conflict::IdReused`. A full recipient queue refuses the whole envelope.
+    /// hash is `Conflict::IdReused`. A full recipient queue — or a sender already holding a
+    /// quarter of it (`Quota::QueueShare`) — refuses the whole envelope.
     fn accept(&self, env: NewEnvelope) -> impl Future<Output = Result<Accepted, StoreError>> + Send;
     /// Queues a signed receipt from `from` for `to`.
     fn queue_receipt(

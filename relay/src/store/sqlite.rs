@@ -536,16 +536,34 @@ impl super::Notifier for SqliteStore {
     }
 }
 
-/// Pending items per recipient, as stored.
-fn load_counts(conn: &Connection) -> R<HashMap<Key, u64>> {
+/// Queue sizes: `(recipient, ALL)` is a recipient's total, `(recipient, sender)` what one
+/// sender holds of it.
+type Counts = HashMap<(Key, Key), u64>;
+/// The "every sender" slot of [`Counts`] (no identity key is all zeros).
+const ALL: Key = [0; 32];
+
+/// A sender may hold at most this share of a recipient's queue, so one insider cannot fill
+/// it and lock out everyone else's messages.
+fn sender_quota(queue_quota: u64) -> u64 {
+    (queue_quota / 4).max(1)
+}
+
+/// Pending items per recipient and per (recipient, sender), as stored.
+fn load_counts(conn: &Connection) -> R<Counts> {
     let mut counts = HashMap::new();
-    let mut stmt = conn.prepare("SELECT recipient, COUNT(*) FROM queue GROUP BY recipient")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut stmt = conn.prepare("SELECT recipient, peer, COUNT(*) FROM queue GROUP BY recipient, peer")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, Vec<u8>>(0)?,
+            r.get::<_, Option<Vec<u8>>>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
     for row in rows {
-        let (k, n) = row?;
-        if let Ok(k) = <[u8; 32]>::try_from(k.as_slice()) {
-            counts.insert(k, n as u64);
-        }
+        let (k, peer, n) = row?;
+        let k = to_key(&k);
+        *counts.entry((k, ALL)).or_default() += n as u64;
+        *counts.entry((k, to_key(&peer.unwrap_or_default()))).or_default() += n as u64;
     }
     Ok(counts)
 }
@@ -571,7 +589,7 @@ struct Writer {
     hub: Hub,
     batch_max: usize,
     queue_quota: u64,
-    counts: HashMap<Key, u64>,
+    counts: Counts,
 }
 
 /// A reply to send once the group is committed.
@@ -729,7 +747,7 @@ fn in_savepoint<T>(tx: &Transaction<'_>, f: impl FnOnce(&Transaction<'_>) -> R<T
 fn apply(
     tx: &Transaction<'_>,
     cmd: Cmd,
-    counts: &mut HashMap<Key, u64>,
+    counts: &mut Counts,
     quota: u64,
     announced: &mut Vec<(Key, Arc<Item>)>,
     hub: &Hub,
@@ -752,10 +770,9 @@ fn apply(
             expires_at_ms,
             reply,
         } => {
+            let mut c = CountsTx::new(counts);
             let r = in_savepoint(tx, |tx| {
-                if counts.get(&to).copied().unwrap_or(0) >= quota {
-                    return Err(StoreError::Quota(Quota::Queue(to)).into());
-                }
+                check_room(&c, &to, &from, quota)?;
                 tx.prepare_cached(
                     "INSERT INTO queue(recipient, kind, payload, peer, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
@@ -767,10 +784,13 @@ fn apply(
                     expires_at_ms as i64
                 ])?;
                 let seq = tx.last_insert_rowid() as u64;
-                *counts.entry(to).or_default() += 1;
+                c.add(to, from, 1);
                 announced.push((to, Arc::new(Item::Receipt { seq, from, receipt })));
                 Ok(())
             });
+            if r.is_ok() {
+                c.keep();
+            }
             Done::Unit(reply, r)
         }
         Cmd::Pending {
@@ -781,34 +801,35 @@ fn apply(
             reply,
         } => Done::Items(reply, pending(tx, &recipient, after_seq, limit, now_ms)),
         Cmd::Ack { recipient, seqs, reply } => {
+            let mut c = CountsTx::new(counts);
             let r = in_savepoint(tx, |tx| {
                 let mut n = 0;
-                // One statement per item: delete it and learn its envelope.
-                let mut delete =
-                    tx.prepare_cached("DELETE FROM queue WHERE recipient = ?1 AND seq = ?2 RETURNING envelope_id")?;
+                // One statement per item: delete it and learn its envelope and sender.
+                let mut delete = tx.prepare_cached(
+                    "DELETE FROM queue WHERE recipient = ?1 AND seq = ?2 RETURNING envelope_id, peer",
+                )?;
                 // Once every recipient has acknowledged an envelope, its ciphertext is dropped;
                 // the row stays (id and hash) so a retried send is still recognised.
                 let mut drop_bytes = tx.prepare_cached(
                     "UPDATE envelopes SET bytes = x'' WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM queue WHERE envelope_id = ?1)",
                 )?;
                 for s in seqs {
-                    let envelope: Option<Option<i64>> = delete
-                        .query_row(params![recipient.as_slice(), s as i64], |r| r.get(0))
+                    let row: Option<(Option<i64>, Option<Vec<u8>>)> = delete
+                        .query_row(params![recipient.as_slice(), s as i64], |r| Ok((r.get(0)?, r.get(1)?)))
                         .optional()?;
-                    match envelope {
-                        None => {}
-                        Some(None) => n += 1,
-                        Some(Some(id)) => {
-                            n += 1;
+                    if let Some((envelope, peer)) = row {
+                        n += 1;
+                        c.add(recipient, to_key(&peer.unwrap_or_default()), -1);
+                        if let Some(id) = envelope {
                             drop_bytes.execute([id])?;
                         }
                     }
                 }
-                if let Some(c) = counts.get_mut(&recipient) {
-                    *c = c.saturating_sub(n);
-                }
                 Ok(n)
             });
+            if r.is_ok() {
+                c.keep();
+            }
             Done::Count(reply, r)
         }
         Cmd::Expire { now_ms, reply } => {
@@ -827,30 +848,47 @@ fn apply(
 
 /// Queue-size changes made inside one savepoint, applied only if it is released.
 struct CountsTx<'a> {
-    counts: &'a mut HashMap<Key, u64>,
-    delta: Vec<(Key, i64)>,
+    counts: &'a mut Counts,
+    delta: Vec<((Key, Key), i64)>,
 }
 
 impl<'a> CountsTx<'a> {
-    fn new(counts: &'a mut HashMap<Key, u64>) -> Self {
+    fn new(counts: &'a mut Counts) -> Self {
         CountsTx {
             counts,
             delta: Vec::new(),
         }
     }
-    fn get(&self, k: &Key) -> u64 {
+    fn get(&self, k: &(Key, Key)) -> u64 {
         let base = self.counts.get(k).copied().unwrap_or(0) as i64;
         (base + self.delta.iter().filter(|(d, _)| d == k).map(|(_, n)| n).sum::<i64>()).max(0) as u64
     }
-    fn add(&mut self, k: Key, n: i64) {
-        self.delta.push((k, n));
+    /// One more (or fewer) item of `sender` for `recipient`.
+    fn add(&mut self, recipient: Key, sender: Key, n: i64) {
+        self.delta.push(((recipient, ALL), n));
+        self.delta.push(((recipient, sender), n));
     }
     fn keep(self) {
         for (k, n) in self.delta {
             let c = self.counts.entry(k).or_default();
             *c = (*c as i64 + n).max(0) as u64;
+            if *c == 0 {
+                self.counts.remove(&k);
+            }
         }
     }
+}
+
+/// Room for one more item from `sender` in `recipient`'s queue: under the queue's quota and
+/// under the sender's share of it.
+fn check_room(c: &CountsTx<'_>, recipient: &Key, sender: &Key, quota: u64) -> R<()> {
+    if c.get(&(*recipient, ALL)) >= quota {
+        return Err(StoreError::Quota(Quota::Queue(*recipient)).into());
+    }
+    if c.get(&(*recipient, *sender)) >= sender_quota(quota) {
+        return Err(StoreError::Quota(Quota::QueueShare(*recipient)).into());
+    }
+    Ok(())
 }
 
 fn accept(
@@ -877,9 +915,7 @@ fn accept(
         });
     }
     for r in &env.recipients {
-        if counts.get(r) >= quota {
-            return Err(StoreError::Quota(Quota::Queue(*r)).into());
-        }
+        check_room(counts, r, &env.sender, quota)?;
     }
     tx.prepare_cached("INSERT INTO envelopes(sender, message_id, envelope_hash, bytes, stored_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
         .execute(params![
@@ -904,7 +940,7 @@ fn accept(
             env.expires_at_ms as i64
         ])?;
         let seq = tx.last_insert_rowid() as u64;
-        counts.add(*r, 1);
+        counts.add(*r, env.sender, 1);
         if hub.is_watched(r) {
             announced.push((
                 *r,
@@ -985,7 +1021,7 @@ fn expire(
     for (seq, recipient, kind, peer, mid) in &expired {
         tx.execute("DELETE FROM queue WHERE seq = ?1", [seq])?;
         let rk = to_key(recipient);
-        counts.add(rk, -1);
+        counts.add(rk, to_key(peer.as_deref().unwrap_or_default()), -1);
         if *kind == Kind::Envelope as i64 {
             if let (Some(sender), Some(mid)) = (peer, mid) {
                 tx.execute(
@@ -994,7 +1030,7 @@ fn expire(
                 )?;
                 let nseq = tx.last_insert_rowid() as u64;
                 let sk = to_key(sender);
-                counts.add(sk, 1);
+                counts.add(sk, rk, 1);
                 announced.push((
                     sk,
                     Arc::new(Item::Expired {
