@@ -455,16 +455,28 @@ impl<S: Store, C: Clock> Service<S, C> {
         if receipt.len() > 1024 {
             return err(ErrorCode::TooLarge, "receipt larger than 1024 bytes");
         }
-        match Receipt::verify(&receipt, peer) {
+        let r = match Receipt::verify(&receipt, peer) {
             Err(e) => return err(ErrorCode::BadEnvelope, format!("receipt rejected: {e}")),
             Ok(r) if r.sender != to => return err(ErrorCode::Malformed, "receipt is addressed to another sender"),
-            Ok(_) => {}
-        }
+            Ok(r) => r,
+        };
         if self.active(to).await.is_err() {
             return err(
                 ErrorCode::UnknownRecipient,
                 "the receipt's addressee is not an active member",
             );
+        }
+        // Only about an envelope `to` really sent (its hash is known only to those who got
+        // it): receipts cannot be minted to fill someone's queue.
+        match self.store.has_envelope(to, r.message_id, r.envelope_hash).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return err(
+                    ErrorCode::NotFound,
+                    "the receipt is about no message its addressee sent through this relay",
+                )
+            }
+            Err(e) => return store_err(e),
         }
         match self
             .store

@@ -392,8 +392,12 @@ fn receipts_must_be_signed_by_the_connection_for_that_sender_and_an_active_membe
         let a = w.member("CL", "primary").await;
         let b = w.member("MX", "primary").await;
         let c = w.member("US", "primary").await;
+        // a really sent a message to b.
+        let s = sealed(&a, &[&b]);
+        assert!(matches!(w.send(&a, s.bytes.clone()).await, Response::Accepted { .. }));
+        let (mid, hash) = (s.message_id, s.envelope_hash);
         let r = |signer: &Identity, sender: &Identity| {
-            Receipt::sign(signer, ReceiptKind::Read, [1; 16], [2; 32], sender.public_key(), T0)
+            Receipt::sign(signer, ReceiptKind::Read, mid, hash, sender.public_key(), T0)
                 .as_bytes()
                 .to_vec()
         };
@@ -414,6 +418,15 @@ fn receipts_must_be_signed_by_the_connection_for_that_sender_and_an_active_membe
             code(&w.svc.handle(b.public_key(), ask(r(&b, &stranger), to(&stranger))).await),
             Some(ErrorCode::UnknownRecipient)
         );
+        // About a message a never sent (a made-up id and hash): refused, nothing queued.
+        let minted = Receipt::sign(&b, ReceiptKind::Read, [1; 16], [2; 32], a.public_key(), T0)
+            .as_bytes()
+            .to_vec();
+        assert_eq!(
+            code(&w.svc.handle(b.public_key(), ask(minted, to(&a))).await),
+            Some(ErrorCode::NotFound)
+        );
+        assert!(w.svc.backlog(a.public_key(), 0).await.unwrap().is_empty());
         assert_eq!(
             w.svc.handle(b.public_key(), ask(r(&b, &a), to(&a))).await,
             Response::Done

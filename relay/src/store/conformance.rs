@@ -53,6 +53,7 @@ macro_rules! store_conformance_tests {
             expired_items_are_removed_and_reported_to_the_sender,
             quota_is_per_recipient_refuses_whole_envelopes_and_frees_on_ack,
             one_sender_holds_at_most_a_quarter_of_a_queue,
+            envelopes_are_known_by_sender_id_and_hash_until_they_expire,
             retried_send_is_stored_once_and_survives_reopen,
             reused_message_id_with_other_content_is_a_conflict,
             receipts_count_against_the_recipients_quota,
@@ -203,6 +204,32 @@ pub async fn reused_message_id_with_other_content_is_a_conflict<S: Store>(open: 
         StoreError::Conflict(Conflict::IdReused)
     );
     assert_eq!(store.pending([2; 32], 0, 10, 0).await.unwrap().len(), 1);
+}
+
+/// A stored envelope is known by (sender, id, hash) until it expires, also after delivery.
+pub async fn envelopes_are_known_by_sender_id_and_hash_until_they_expire<S: Store>(open: Open<'_, S>, dir: &Path) {
+    let store = open(dir, Opts::default());
+    store.accept(env(1, 9, &[2], 1_000, 10_000)).await.unwrap();
+    assert!(store.has_envelope([1; 32], [9; 16], [9; 32]).await.unwrap());
+    assert!(
+        !store.has_envelope([2; 32], [9; 16], [9; 32]).await.unwrap(),
+        "other sender"
+    );
+    assert!(
+        !store.has_envelope([1; 32], [9; 16], [8; 32]).await.unwrap(),
+        "other hash"
+    );
+    let s = seqs(&store.pending([2; 32], 0, 10, 0).await.unwrap());
+    store.ack([2; 32], s).await.unwrap();
+    assert!(
+        store.has_envelope([1; 32], [9; 16], [9; 32]).await.unwrap(),
+        "after delivery"
+    );
+    store.expire(11_000).await.unwrap();
+    assert!(
+        !store.has_envelope([1; 32], [9; 16], [9; 32]).await.unwrap(),
+        "after expiry"
+    );
 }
 
 /// Receipts take queue room like envelopes.

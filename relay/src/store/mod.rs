@@ -246,6 +246,14 @@ pub trait Queue: Send + Sync {
     /// Removes items past their expiry, queueing an `Expired` notice for each undelivered
     /// envelope's sender; returns how many items expired.
     fn expire(&self, now_ms: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Whether `sender` stored an envelope with this id and hash that has not expired (a
+    /// receipt must be about one).
+    fn has_envelope(
+        &self,
+        sender: Key,
+        message_id: MessageId,
+        envelope_hash: [u8; 32],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// The enrolment list and invites.

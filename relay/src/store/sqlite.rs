@@ -282,6 +282,24 @@ impl super::Queue for SqliteStore {
     async fn expire(&self, now_ms: u64) -> Result<u64, StoreError> {
         self.call(|reply| Cmd::Expire { now_ms, reply }).await
     }
+    async fn has_envelope(
+        &self,
+        sender: Key,
+        message_id: MessageId,
+        envelope_hash: [u8; 32],
+    ) -> Result<bool, StoreError> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT 1 FROM envelopes WHERE sender = ?1 AND message_id = ?2 AND envelope_hash = ?3",
+            )?
+            .query_row(
+                params![sender.as_slice(), message_id.as_slice(), envelope_hash.as_slice()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+        })
+    }
 }
 
 const MEMBER_COLS: &str = "handle, state, role, name, public_identity, revoked_at IS NOT NULL, key, fingerprint";
