@@ -31,6 +31,8 @@ pub struct Config {
     pub max_unenrolled_connections: usize,
     /// Most of those from one source address.
     pub max_unenrolled_per_address: usize,
+    /// How long such a connection may stay open, seconds: time to enrol.
+    pub unenrolled_lifetime_secs: u64,
     /// Most live `Watch` streams per key.
     pub max_watchers_per_key: usize,
     /// Most requests in flight on one pipelined stream.
@@ -66,6 +68,7 @@ impl Default for Config {
             unenrolled_rate_per_sec: 20.0,
             max_unenrolled_connections: 256,
             max_unenrolled_per_address: 32,
+            unenrolled_lifetime_secs: 30,
             max_watchers_per_key: 4,
             max_inflight_per_stream: 256,
             upload_quota_mib: 1024,

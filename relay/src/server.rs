@@ -45,8 +45,6 @@ const WINDOW_MEMBER: u32 = 16 * 1024 * 1024;
 /// Concurrent bidirectional streams before the key is known to be a member, and after.
 const STREAMS_UNKNOWN: u32 = 4;
 const STREAMS_MEMBER: u32 = 64;
-/// How long a connection from a key that is not enrolled may stay open: time to enrol.
-const UNENROLLED_LIFETIME: Duration = Duration::from_secs(30);
 /// Most uploads one key may have running at once.
 const MAX_UPLOADS_PER_KEY: usize = 4;
 /// How long an upload may go without a byte arriving.
@@ -333,7 +331,10 @@ async fn connection<S: Store, C: Clock>(edge: Arc<Edge<S, C>>, conn: quinn::Conn
     };
     if enrolled {
         streams.await;
-    } else if tokio::time::timeout(UNENROLLED_LIFETIME, streams).await.is_err() {
+    } else if tokio::time::timeout(Duration::from_secs(edge.svc.config().unenrolled_lifetime_secs), streams)
+        .await
+        .is_err()
+    {
         // Time to enrol is up; an enrolled key reconnects with member limits.
         conn.close(CLOSE_BUSY.into(), b"enrolment time is up; reconnect");
     }

@@ -155,3 +155,30 @@ fn strangers_get_few_connections_per_address_and_each_request_costs_their_shared
             assert!(codes.contains(&ErrorCode::RateLimited), "{codes:?}");
         });
 }
+
+#[test]
+fn a_stranger_connection_is_closed_when_its_time_to_enrol_is_up() {
+    let relay = Relay::start_with("unenrolled_lifetime_secs = 1");
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let addr = relay.addr.parse().unwrap();
+            let fp = pocnet_crypto::Fingerprint::parse(&relay.fingerprint).unwrap();
+            let c = connect(addr, fp, identity()).await.unwrap();
+            assert!(matches!(
+                c.pipe.call(Request::Hello { protocol: 2 }).await.unwrap(),
+                pocnet_wire::Response::Welcome { member: None, .. }
+            ));
+            // The relay closes it (code 3) although the client keeps it alive.
+            let why = tokio::time::timeout(Duration::from_secs(10), c.conn.closed())
+                .await
+                .expect("closed by the relay within its lifetime");
+            match why {
+                quinn::ConnectionError::ApplicationClosed(a) => assert_eq!(a.error_code, 3u32.into()),
+                other => panic!("{other:?}"),
+            }
+        });
+}
