@@ -32,6 +32,20 @@ pub struct Raw {
     pub pipe: Pipe,
 }
 
+/// The first answer frame on a stream.
+pub async fn first_answer(mut r: quinn::RecvStream) -> anyhow::Result<Response> {
+    let mut dec = FrameDecoder::new(MAX_FRAME);
+    loop {
+        if let Some(resp) = dec.decode_next::<Response>()? {
+            return Ok(resp);
+        }
+        match r.read_chunk(64 * 1024, true).await? {
+            Some(c) => dec.push(&c.bytes),
+            None => anyhow::bail!("stream ended without an answer"),
+        }
+    }
+}
+
 /// A fresh identity.
 pub fn identity() -> Identity {
     Identity::generate(&mut pocnet_crypto::os_rng(), pocnet_client::now_ms() / 1000, 86400).expect("identity")
@@ -63,19 +77,10 @@ impl Raw {
     }
     /// Raw bytes on a stream of their own; the first answer frame.
     pub async fn raw(&self, bytes: &[u8]) -> anyhow::Result<Response> {
-        let (mut s, mut r) = self.conn.open_bi().await?;
+        let (mut s, r) = self.conn.open_bi().await?;
         s.write_all(bytes).await?;
         let _ = s.finish();
-        let mut dec = FrameDecoder::new(MAX_FRAME);
-        loop {
-            if let Some(resp) = dec.decode_next::<Response>()? {
-                return Ok(resp);
-            }
-            match r.read_chunk(64 * 1024, true).await? {
-                Some(c) => dec.push(&c.bytes),
-                None => anyhow::bail!("stream ended without an answer"),
-            }
-        }
+        first_answer(r).await
     }
     /// Enrols with an invite code.
     pub async fn enrol(&self, invite: &str) -> anyhow::Result<()> {
@@ -265,18 +270,6 @@ pub async fn concurrent_upload(insider: &Raw) -> anyhow::Result<Response> {
     let (mut s2, r2) = insider.conn.open_bi().await?;
     s1.write_all(&frame).await?;
     s2.write_all(&frame).await?;
-    async fn first_answer(mut r: quinn::RecvStream) -> anyhow::Result<Response> {
-        let mut dec = FrameDecoder::new(MAX_FRAME);
-        loop {
-            if let Some(resp) = dec.decode_next::<Response>()? {
-                return Ok(resp);
-            }
-            match r.read_chunk(64 * 1024, true).await? {
-                Some(c) => dec.push(&c.bytes),
-                None => anyhow::bail!("stream ended without an answer"),
-            }
-        }
-    }
     let answer = tokio::time::timeout(Duration::from_secs(10), async {
         tokio::select! {
             a = first_answer(r1) => a,
@@ -295,31 +288,15 @@ pub async fn upload_fill(insider: &Raw, each: u64, n: usize) -> Tally {
     for i in 0..n {
         let mut id = [0x55u8; 16];
         id[..8].copy_from_slice(&(i as u64).to_be_bytes());
-        let Ok((mut s, mut r)) = insider.conn.open_bi().await else {
-            t.add("stream not granted");
-            continue;
-        };
-        let _ = s
-            .write_all(&encode(&Request::PutBlob {
+        // Send nothing after the frame and end the stream: the relay keeps the
+        // reservation or refuses.
+        let resp = insider
+            .one(&Request::PutBlob {
                 message_id: id,
                 total_len: each,
                 offset: 0,
-            }))
+            })
             .await;
-        // Send nothing more and end the stream: the relay keeps the reservation or refuses.
-        let _ = s.finish();
-        let mut dec = FrameDecoder::new(MAX_FRAME);
-        let resp = loop {
-            match r.read_chunk(64 * 1024, true).await {
-                Ok(Some(c)) => {
-                    dec.push(&c.bytes);
-                    if let Ok(Some(resp)) = dec.decode_next::<Response>() {
-                        break Ok(resp);
-                    }
-                }
-                _ => break Err(anyhow::anyhow!("closed")),
-            }
-        };
         t.response(&resp);
     }
     t
