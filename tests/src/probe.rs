@@ -359,28 +359,39 @@ impl Honest {
         let rpub = recipient.id.public();
         let recipient = Arc::new(recipient);
         let mut tasks = Vec::new();
-        // Recipient: watch, count, ack in batches.
+        // Recipient: watch, count each item once, ack in batches. A watcher that falls too
+        // far behind is cut off by the relay (it ends the stream); like `pocnet watch`, the
+        // recipient then opens a new watch and reads the backlog again.
         {
             let (d, r) = (delivered.clone(), recipient.clone());
+            // Runs until `drain` aborts it.
             tasks.push(tokio::spawn(async move {
-                let Ok((mut s, mut rx)) = r.conn.open_bi().await else {
-                    return;
-                };
-                let _ = s.write_all(&encode(&Request::Watch { follow: true })).await;
-                let mut dec = FrameDecoder::new(MAX_FRAME);
-                let mut acks = Vec::new();
-                while let Ok(Some(c)) = rx.read_chunk(256 * 1024, true).await {
-                    dec.push(&c.bytes);
-                    while let Ok(Some(resp)) = dec.decode_next::<Response>() {
-                        if let Response::Deliver(Delivery::Envelope { seq, .. }) = resp {
-                            d.fetch_add(1, Ordering::Relaxed);
-                            acks.push(seq);
+                let mut seen = std::collections::HashSet::new();
+                loop {
+                    let Ok((mut s, mut rx)) = r.conn.open_bi().await else {
+                        return;
+                    };
+                    let _ = s.write_all(&encode(&Request::Watch { follow: true })).await;
+                    let mut dec = FrameDecoder::new(MAX_FRAME);
+                    let mut acks = Vec::new();
+                    while let Ok(Some(c)) = rx.read_chunk(256 * 1024, true).await {
+                        dec.push(&c.bytes);
+                        while let Ok(Some(resp)) = dec.decode_next::<Response>() {
+                            if let Response::Deliver(Delivery::Envelope { seq, .. }) = resp {
+                                if seen.insert(seq) {
+                                    d.fetch_add(1, Ordering::Relaxed);
+                                }
+                                acks.push(seq);
+                            }
+                        }
+                        if acks.len() >= 64 {
+                            let p = r.pipe.clone();
+                            let seqs = std::mem::take(&mut acks);
+                            tokio::spawn(async move { p.call(Request::Ack { seqs }).await });
                         }
                     }
-                    if acks.len() >= 64 {
-                        let p = r.pipe.clone();
-                        let seqs = std::mem::take(&mut acks);
-                        tokio::spawn(async move { p.call(Request::Ack { seqs }).await });
+                    if !acks.is_empty() {
+                        let _ = r.pipe.call(Request::Ack { seqs: acks }).await;
                     }
                 }
             }));

@@ -52,31 +52,55 @@ fn receipts_from_non_recipients_or_for_other_envelopes_are_rejected() {
     let sent = cl.json(&["send", "MX.primary", "-m", "for MX only"]);
     let id = sent["id"].as_str().unwrap();
     let mid: [u8; 16] = pocnet_crypto::from_hex(id).unwrap().try_into().unwrap();
+    // The envelope's real hash, as a recipient (or the relay) knows it.
+    let hash: [u8; 32] = relay
+        .db()
+        .query_row(
+            "SELECT envelope_hash FROM envelopes WHERE message_id = ?1",
+            [mid.as_slice()],
+            |r| r.get::<_, Vec<u8>>(0),
+        )
+        .unwrap()
+        .try_into()
+        .unwrap();
     let (c, a, m) = (cl.client(), ar.client(), mx.client());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        // AR (not a recipient) claims to have read it; MX "reads" a different envelope hash.
-        for (who, hash) in [(&a, [0u8; 32]), (&m, [9u8; 32])] {
-            let s = who.connect().await.unwrap();
-            let r = pocnet_crypto::Receipt::sign(
+        let receipt = |who: &pocnet_client::app::Client, hash: [u8; 32]| pocnet_wire::Request::SendReceipt {
+            to: *c.identity.public_key().as_bytes(),
+            receipt: pocnet_crypto::Receipt::sign(
                 &who.identity,
                 pocnet_crypto::ReceiptKind::Read,
                 mid,
                 hash,
                 c.identity.public_key(),
                 1,
-            );
-            s.request(&pocnet_wire::Request::SendReceipt {
-                to: *c.identity.public_key().as_bytes(),
-                receipt: r.as_bytes().to_vec(),
-            })
-            .await
-            .unwrap();
-            s.close().await;
-        }
+            )
+            .as_bytes()
+            .to_vec(),
+        };
+        // MX "reads" a different envelope hash: the relay knows no such envelope from CL.
+        let s = m.connect().await.unwrap();
+        let refused = s.request(&receipt(&m, [9u8; 32])).await.unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                pocnet_client::Error::Relay {
+                    code: pocnet_wire::ErrorCode::NotFound,
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
+        s.close().await;
+        // AR (not a recipient) claims to have read the real envelope: the relay does not check
+        // who the recipients were, but CL's client does, and rejects it.
+        let s = a.connect().await.unwrap();
+        s.request(&receipt(&a, hash)).await.unwrap();
+        s.close().await;
         let s = c.connect().await.unwrap();
         let stats = c.sync(&s, false, None, |_, _| {}).await.unwrap();
-        assert_eq!((stats.receipts, stats.rejected), (0, 2));
+        assert_eq!((stats.receipts, stats.rejected), (0, 1));
         s.close().await;
     });
     assert_eq!(cl.json(&["status", id])["recipients"][0]["state"], "stored");

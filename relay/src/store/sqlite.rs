@@ -267,6 +267,10 @@ impl super::Queue for SqliteStore {
         .await
     }
     async fn pending(&self, recipient: Key, after_seq: u64, limit: u32, now_ms: u64) -> Result<Vec<Item>, StoreError> {
+        // Through the writer, not the read connection: an item whose accept ran before a
+        // watcher subscribed was not announced to it (nobody watched), and a read on another
+        // connection could miss it while its group's commit is still in flight. The writer
+        // reads after that commit. (Tried and reverted: it lost one delivery in the probe.)
         self.call(|reply| Cmd::Pending {
             recipient,
             after_seq,
