@@ -10,7 +10,7 @@
 // A refusal is the answer to send (see service.rs).
 #![allow(clippy::result_large_err)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -60,17 +60,16 @@ struct Edge<S: Store, C: Clock> {
     /// their answer is written.
     inflight: Arc<AtomicUsize>,
     /// Connections of keys not (yet) enrolled, in all and per source address.
-    unenrolled: Mutex<(usize, HashMap<IpAddr, usize>)>,
+    unenrolled: Counter<()>,
+    unenrolled_per_address: Counter<IpAddr>,
     /// Open watch streams per key (following or not).
-    watches: Mutex<HashMap<[u8; 32], usize>>,
-    /// Uploads running, per key, and which (key, id) pairs.
-    uploads: Mutex<Uploads>,
+    watches: Counter<[u8; 32]>,
+    /// Uploads running, per key and per (key, attachment id).
+    uploads: Counter<[u8; 32]>,
+    uploads_per_id: Counter<([u8; 32], [u8; 16])>,
     /// Bytes (KiB) of envelopes admitted and not yet answered, across all connections.
     send_budget: Arc<Semaphore>,
 }
-
-/// Uploads running: how many per key, and which (key, id) pairs.
-type Uploads = (HashMap<[u8; 32], usize>, HashSet<([u8; 32], [u8; 16])>);
 
 /// Counts a request in flight until dropped (after its answer is written).
 struct Inflight(Arc<AtomicUsize>);
@@ -86,25 +85,37 @@ impl Drop for Inflight {
     }
 }
 
-/// Holds a slot in a per-key count until dropped.
-struct Slot<'a> {
-    map: &'a Mutex<HashMap<[u8; 32], usize>>,
-    key: [u8; 32],
-}
-impl<'a> Slot<'a> {
-    fn take(map: &'a Mutex<HashMap<[u8; 32], usize>>, key: [u8; 32], max: usize) -> Option<Self> {
-        let mut m = map.lock().expect("slots");
+/// Bounded counts of things held per key (connections, watches, uploads).
+struct Counter<K>(Mutex<HashMap<K, usize>>);
+
+impl<K: std::hash::Hash + Eq + Copy> Counter<K> {
+    fn new() -> Self {
+        Counter(Mutex::new(HashMap::new()))
+    }
+    /// One more for `key`, unless it already has `max`; released when the slot drops.
+    fn take(&self, key: K, max: usize) -> Option<Slot<'_, K>> {
+        let mut m = self.0.lock().expect("counter");
         let n = m.entry(key).or_default();
         if *n >= max {
+            if *n == 0 {
+                m.remove(&key);
+            }
             return None;
         }
         *n += 1;
-        Some(Slot { map, key })
+        Some(Slot { counter: self, key })
     }
 }
-impl Drop for Slot<'_> {
+
+/// A place in a [`Counter`], held until dropped.
+struct Slot<'a, K: std::hash::Hash + Eq + Copy> {
+    counter: &'a Counter<K>,
+    key: K,
+}
+
+impl<K: std::hash::Hash + Eq + Copy> Drop for Slot<'_, K> {
     fn drop(&mut self) {
-        let mut m = self.map.lock().expect("slots");
+        let mut m = self.counter.0.lock().expect("counter");
         if let Some(n) = m.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
@@ -194,9 +205,11 @@ pub async fn start_with<S: Store, C: Clock>(
         blobs,
         stopping: AtomicBool::new(false),
         inflight: Arc::new(AtomicUsize::new(0)),
-        unenrolled: Mutex::new((0, HashMap::new())),
-        watches: Mutex::new(HashMap::new()),
-        uploads: Mutex::new((HashMap::new(), HashSet::new())),
+        unenrolled: Counter::new(),
+        unenrolled_per_address: Counter::new(),
+        watches: Counter::new(),
+        uploads: Counter::new(),
+        uploads_per_id: Counter::new(),
         send_budget: Arc::new(Semaphore::new(SEND_BUDGET_KIB)),
     });
     let sweeper = edge.clone();
@@ -263,35 +276,6 @@ async fn sweep_stale_parts(dir: &Path, ttl_secs: u64) {
     }
 }
 
-/// A connection slot of a key that is not enrolled.
-struct Unenrolled<'a>(&'a Mutex<(usize, HashMap<IpAddr, usize>)>, IpAddr);
-impl<'a> Unenrolled<'a> {
-    fn take(m: &'a Mutex<(usize, HashMap<IpAddr, usize>)>, ip: IpAddr, cfg: &Config) -> Option<Self> {
-        let mut g = m.lock().expect("unenrolled");
-        let (total, per) = &mut *g;
-        let here = per.get(&ip).copied().unwrap_or(0);
-        if *total >= cfg.max_unenrolled_connections || here >= cfg.max_unenrolled_per_address {
-            return None;
-        }
-        per.insert(ip, here + 1);
-        *total += 1;
-        Some(Unenrolled(m, ip))
-    }
-}
-impl Drop for Unenrolled<'_> {
-    fn drop(&mut self) {
-        let mut g = self.0.lock().expect("unenrolled");
-        let (total, per) = &mut *g;
-        *total -= 1;
-        if let Some(n) = per.get_mut(&self.1) {
-            *n -= 1;
-            if *n == 0 {
-                per.remove(&self.1);
-            }
-        }
-    }
-}
-
 async fn connection<S: Store, C: Clock>(edge: Arc<Edge<S, C>>, conn: quinn::Connection) {
     let Some(peer) = conn
         .peer_identity()
@@ -308,7 +292,17 @@ async fn connection<S: Store, C: Clock>(edge: Arc<Edge<S, C>>, conn: quinn::Conn
         conn.set_max_concurrent_bi_streams(STREAMS_MEMBER.into());
         None
     } else {
-        match Unenrolled::take(&edge.unenrolled, conn.remote_address().ip(), edge.svc.config()) {
+        let cfg = edge.svc.config();
+        let slots = edge
+            .unenrolled
+            .take((), cfg.max_unenrolled_connections)
+            .and_then(|total| {
+                let here = edge
+                    .unenrolled_per_address
+                    .take(conn.remote_address().ip(), cfg.max_unenrolled_per_address)?;
+                Some((total, here))
+            });
+        match slots {
             Some(s) => Some(s),
             None => {
                 conn.close(
@@ -434,7 +428,9 @@ async fn stream<S: Store, C: Clock>(
         }
         Request::Watch { follow } => {
             drop(guard);
-            let Some(_slot) = Slot::take(&edge.watches, *peer.as_bytes(), edge.svc.config().max_watchers_per_key)
+            let Some(_slot) = edge
+                .watches
+                .take(*peer.as_bytes(), edge.svc.config().max_watchers_per_key)
             else {
                 let r = err(
                     ErrorCode::LimitReached,
@@ -658,26 +654,6 @@ async fn watch<S: Store, C: Clock>(
     Ok(())
 }
 
-/// A running upload's place, released when dropped.
-struct Upload<'a> {
-    edge_uploads: &'a Mutex<Uploads>,
-    key: [u8; 32],
-    id: [u8; 16],
-}
-impl Drop for Upload<'_> {
-    fn drop(&mut self) {
-        let mut u = self.edge_uploads.lock().expect("uploads");
-        let (per_key, ids) = &mut *u;
-        ids.remove(&(self.key, self.id));
-        if let Some(n) = per_key.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                per_key.remove(&self.key);
-            }
-        }
-    }
-}
-
 fn blob_path(dir: &Path, message_id: &[u8; 16]) -> PathBuf {
     dir.join(pocnet_crypto::to_hex(message_id))
 }
@@ -703,22 +679,15 @@ async fn put_blob<S: Store, C: Clock>(
     // One upload per (key, id) at a time, and a few per key: parallel streams appending
     // to one file would hold more bytes than the one reservation.
     let me = *peer.as_bytes();
-    let _running = {
-        let mut u = edge.uploads.lock().expect("uploads");
-        let (per_key, ids) = &mut *u;
-        if ids.contains(&(me, message_id)) || per_key.get(&me).copied().unwrap_or(0) >= MAX_UPLOADS_PER_KEY {
-            return err(
-                ErrorCode::LimitReached,
-                "this attachment is already being uploaded, or too many uploads are running; retry shortly",
-            );
-        }
-        ids.insert((me, message_id));
-        *per_key.entry(me).or_default() += 1;
-        Upload {
-            edge_uploads: &edge.uploads,
-            key: me,
-            id: message_id,
-        }
+    let running = edge.uploads_per_id.take((me, message_id), 1).and_then(|one| {
+        let mine = edge.uploads.take(me, MAX_UPLOADS_PER_KEY)?;
+        Some((one, mine))
+    });
+    let Some(_running) = running else {
+        return err(
+            ErrorCode::LimitReached,
+            "this attachment is already being uploaded, or too many uploads are running; retry shortly",
+        );
     };
     let part = part_path(&edge.blobs, peer.as_bytes(), &message_id);
     let held = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
