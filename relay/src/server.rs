@@ -412,15 +412,16 @@ async fn stream<S: Store, C: Clock>(
         .await;
     }
     let kind = Kind::of(&first);
-    if let Err(r) = edge.svc.admit(&peer, kind).await {
-        if kind == Kind::Pipeline {
+    let member = match edge.svc.admit(&peer, kind).await {
+        Ok(m) => m,
+        Err(r) if kind == Kind::Pipeline => {
             // A session stream's answers are tagged; this one belongs to no request.
             send.write_all(&encode(&Tagged { id: u32::MAX, body: r })).await?;
             send.finish()?;
             return Ok(());
         }
-        return answer_and_finish(&mut send, &r, Some(guard)).await;
-    }
+        Err(r) => return answer_and_finish(&mut send, &r, Some(guard)).await,
+    };
     match first {
         Request::Pipeline => {
             drop(guard);
@@ -461,7 +462,7 @@ async fn stream<S: Store, C: Clock>(
         }
         other => {
             let _budget = send_budget(&edge, &other).await;
-            let r = edge.svc.handle_admitted(&peer, other).await;
+            let r = edge.svc.handle_admitted(&peer, member, other).await;
             answer_and_finish(&mut send, &r, Some(guard)).await
         }
     }
@@ -554,12 +555,7 @@ async fn pipeline<S: Store, C: Clock>(
             let body = if edge.stopping.load(Ordering::SeqCst) {
                 err(ErrorCode::ShuttingDown, "relay is shutting down; retry shortly")
             } else {
-                match tagged.body {
-                    Request::Watch { .. } | Request::PutBlob { .. } | Request::GetBlob { .. } | Request::Pipeline => {
-                        err(ErrorCode::Malformed, "this request opens its own stream")
-                    }
-                    req => edge.svc.handle(&peer, req).await,
-                }
+                edge.svc.handle(&peer, tagged.body).await
             };
             drop(budget);
             let _ = tx.send((Tagged { id: tagged.id, body }, Some(guard))).await;

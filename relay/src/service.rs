@@ -64,6 +64,11 @@ impl Kind {
             Request::Pipeline => Kind::Pipeline,
         }
     }
+    /// Whether this request opens a stream of its own (and so cannot travel on a session
+    /// stream or be answered by [`Service::handle`]).
+    pub fn has_own_stream(self) -> bool {
+        matches!(self, Kind::Watch | Kind::PutBlob | Kind::GetBlob | Kind::Pipeline)
+    }
     /// What a key that is not enrolled may ask (on a session stream too, where each
     /// request is admitted again).
     pub fn open_to_unenrolled(self) -> bool {
@@ -277,14 +282,18 @@ impl<S: Store, C: Clock> Service<S, C> {
     /// `Ack`, `SendReceipt`). Streaming requests go through their own calls.
     pub async fn handle(&self, peer: &IdentityKey, req: Request) -> Response {
         let kind = Kind::of(&req);
-        if let Err(r) = self.admit(peer, kind).await {
-            return r;
+        if kind.has_own_stream() {
+            return err(ErrorCode::Malformed, "this request opens its own stream");
         }
-        self.handle_admitted(peer, req).await
+        match self.admit(peer, kind).await {
+            Ok(member) => self.handle_admitted(peer, member, req).await,
+            Err(r) => r,
+        }
     }
 
-    /// As [`Service::handle`], for a request [`Service::admit`] has already let through.
-    pub async fn handle_admitted(&self, peer: &IdentityKey, req: Request) -> Response {
+    /// As [`Service::handle`], for a request [`Service::admit`] has already let through;
+    /// `member` is what it returned.
+    pub async fn handle_admitted(&self, peer: &IdentityKey, member: Option<Member>, req: Request) -> Response {
         let now = self.clock.now_ms();
         match req {
             Request::Hello { protocol } => {
@@ -297,12 +306,9 @@ impl<S: Store, C: Clock> Service<S, C> {
                         ),
                     );
                 }
-                match self.store.member(*peer.as_bytes()).await {
-                    Ok(member) => Response::Welcome {
-                        relay_time_ms: now,
-                        member,
-                    },
-                    Err(e) => store_err(e),
+                Response::Welcome {
+                    relay_time_ms: now,
+                    member,
                 }
             }
             Request::Enrol {
