@@ -93,7 +93,11 @@ fn is_full(e: &rusqlite::Error) -> bool {
 }
 
 fn neutral(e: rusqlite::Error) -> StoreError {
-    if is_full(&e) {
+    neutral_ref(&e)
+}
+
+fn neutral_ref(e: &rusqlite::Error) -> StoreError {
+    if is_full(e) {
         StoreError::Full
     } else {
         StoreError::Unavailable(e.to_string())
@@ -623,21 +627,19 @@ enum Done {
 }
 
 impl Done {
-    fn failed(&self) -> bool {
-        matches!(
-            self,
-            Done::Accept(_, Err(_)) | Done::Unit(_, Err(_)) | Done::Count(_, Err(_)) | Done::Items(_, Err(_))
-        )
-    }
-    fn take_error(&mut self) -> Option<StoreError> {
-        let e = match self {
-            Done::Accept(_, r @ Err(_)) => std::mem::replace(r, Err(Fail::Store(StoreError::Full))).err(),
-            Done::Unit(_, r @ Err(_)) => std::mem::replace(r, Err(Fail::Store(StoreError::Full))).err(),
-            Done::Count(_, r @ Err(_)) => std::mem::replace(r, Err(Fail::Store(StoreError::Full))).err(),
-            Done::Items(_, r @ Err(_)) => std::mem::replace(r, Err(Fail::Store(StoreError::Full))).err(),
-            _ => None,
+    /// The neutral form of this request's error, if it failed (read, not taken: the
+    /// whole group is then answered with it).
+    fn error(&self) -> Option<StoreError> {
+        let f = match self {
+            Done::Accept(_, Err(f)) => f,
+            Done::Unit(_, Err(f)) | Done::Count(_, Err(f)) => f,
+            Done::Items(_, Err(f)) => f,
+            _ => return None,
         };
-        e.map(StoreError::from)
+        Some(match f {
+            Fail::Db(e) => neutral_ref(e),
+            Fail::Store(e) => e.clone(),
+        })
     }
     fn send(self, override_err: Option<&StoreError>) {
         fn out<T>(r: R<T>, o: Option<&StoreError>) -> Result<T, StoreError> {
@@ -690,14 +692,12 @@ impl Writer {
                 as_done(cmd).send(Some(e));
                 continue;
             }
-            let mut d = apply(&tx, cmd, &mut self.counts, self.queue_quota, &mut announced, &self.hub);
+            let d = apply(&tx, cmd, &mut self.counts, self.queue_quota, &mut announced, &self.hub);
             if tx.is_autocommit() {
-                let e = if d.failed() {
-                    d.take_error().unwrap_or(StoreError::Full)
-                } else {
-                    StoreError::Unavailable("transaction rolled back".into())
-                };
-                aborted = Some(e);
+                aborted = Some(
+                    d.error()
+                        .unwrap_or_else(|| StoreError::Unavailable("transaction rolled back".into())),
+                );
             }
             done.push(d);
         }
