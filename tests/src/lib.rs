@@ -153,6 +153,13 @@ impl Relay {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
+    /// `pocnet enrol` arguments for this relay (address and pinned key), then `rest`.
+    pub fn enrol_args<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec!["enrol", "--relay", &self.addr, "--relay-key", &self.fingerprint];
+        a.extend_from_slice(rest);
+        a
+    }
+
     /// Runs an admin subcommand (`revoke`, `members`).
     pub fn admin(&self, args: &[&str]) -> Output {
         relay_cmd(self.dir.path()).args(args).output().unwrap()
@@ -192,15 +199,7 @@ impl Poc {
     pub fn enrolled(relay: &Relay, state: &str, role: &str) -> Poc {
         let p = Poc::new();
         let code = relay.invite(state, role, 1);
-        p.ok(&[
-            "enrol",
-            "--relay",
-            &relay.addr,
-            "--relay-key",
-            &relay.fingerprint,
-            "--invite",
-            &code,
-        ]);
+        p.ok(&relay.enrol_args(&["--invite", &code]));
         p
     }
 

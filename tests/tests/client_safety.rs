@@ -208,47 +208,17 @@ fn invite_and_text_come_from_stdin_or_files_not_only_argv() {
     // --invite - reads the code from standard input.
     let mx = Poc::new();
     let code = relay.invite("MX", "primary", 1);
-    let out = mx.run_with_stdin(
-        &[
-            "enrol",
-            "--relay",
-            &relay.addr,
-            "--relay-key",
-            &relay.fingerprint,
-            "--invite",
-            "-",
-        ],
-        format!("{code}\n").as_bytes(),
-    );
+    let out = mx.run_with_stdin(&relay.enrol_args(&["--invite", "-"]), format!("{code}\n").as_bytes());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("MX.primary"));
     // --invite-file reads it from a file.
     let us = Poc::new();
     let f = us.home.path().join("invite.txt");
     std::fs::write(&f, relay.invite("US", "primary", 1)).unwrap();
-    us.ok(&[
-        "enrol",
-        "--relay",
-        &relay.addr,
-        "--relay-key",
-        &relay.fingerprint,
-        "--invite-file",
-        f.to_str().unwrap(),
-    ]);
+    us.ok(&relay.enrol_args(&["--invite-file", f.to_str().unwrap()]));
     // An empty standard input is not an invite.
     let ar = Poc::new();
-    let out = ar.run_with_stdin(
-        &[
-            "enrol",
-            "--relay",
-            &relay.addr,
-            "--relay-key",
-            &relay.fingerprint,
-            "--invite",
-            "-",
-        ],
-        b"",
-    );
+    let out = ar.run_with_stdin(&relay.enrol_args(&["--invite", "-"]), b"");
     assert!(!out.status.success());
     // --text-file.
     let t = cl.home.path().join("text.txt");

@@ -134,15 +134,7 @@ fn wrong_relay_fingerprint_is_refused() {
     ]);
     assert!(err.contains("does not match the pinned fingerprint"), "{err}");
     // The invite was not consumed by the failed attempt.
-    poc.ok(&[
-        "enrol",
-        "--relay",
-        &relay.addr,
-        "--relay-key",
-        &relay.fingerprint,
-        "--invite",
-        &code,
-    ]);
+    poc.ok(&relay.enrol_args(&["--invite", &code]));
 }
 
 #[test]
@@ -150,46 +142,14 @@ fn expired_and_reused_invites_are_refused() {
     let relay = Relay::start();
     let expired = relay.invite("CL", "primary", 0);
     let poc = Poc::new();
-    let err = poc.fails(&[
-        "enrol",
-        "--relay",
-        &relay.addr,
-        "--relay-key",
-        &relay.fingerprint,
-        "--invite",
-        &expired,
-    ]);
+    let err = poc.fails(&relay.enrol_args(&["--invite", &expired]));
     assert!(err.contains("expired"), "{err}");
     let code = relay.invite("CL", "primary", 1);
-    poc.ok(&[
-        "enrol",
-        "--relay",
-        &relay.addr,
-        "--relay-key",
-        &relay.fingerprint,
-        "--invite",
-        &code,
-    ]);
+    poc.ok(&relay.enrol_args(&["--invite", &code]));
     let other = Poc::new();
-    let err = other.fails(&[
-        "enrol",
-        "--relay",
-        &relay.addr,
-        "--relay-key",
-        &relay.fingerprint,
-        "--invite",
-        &code,
-    ]);
+    let err = other.fails(&relay.enrol_args(&["--invite", &code]));
     assert!(err.contains("already used"), "{err}");
-    let err = other.fails(&[
-        "enrol",
-        "--relay",
-        &relay.addr,
-        "--relay-key",
-        &relay.fingerprint,
-        "--invite",
-        "not-a-code",
-    ]);
+    let err = other.fails(&relay.enrol_args(&["--invite", "not-a-code"]));
     assert!(err.contains("not recognised"), "{err}");
 }
 
