@@ -37,6 +37,8 @@ pub const ENC_KEY: SigningContext = SigningContext::new(b"pocnet/v1/enc-key\0");
 pub const ENVELOPE: SigningContext = SigningContext::new(b"pocnet/v1/envelope\0");
 /// Signature on a receipt.
 pub const RECEIPT: SigningContext = SigningContext::new(b"pocnet/v1/receipt\0");
+/// Signature on a directory log statement.
+pub const DIRECTORY: SigningContext = SigningContext::new(b"pocnet/v1/directory\0");
 
 /// HPKE `info` prefix for key stanzas.
 pub(crate) const STANZA_INFO: &[u8] = b"pocnet/v1/stanza\0";
