@@ -1,4 +1,4 @@
-//! Operator actions on a relay's data directory: create it, issue invites, revoke keys.
+//! Operator actions on a relay's data directory: create it, block keys, list members.
 //! They work on the database directly (SQLite allows it while the relay runs) and
 //! take effect at the relay's next handshake or request.
 
@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use pocnet_crypto::{Identity, KdfParams};
 
 use crate::config::Config;
-use crate::store::{invite_hash, Members, NewInvite, SqliteStore};
+use crate::store::{Members, SqliteStore};
 
 /// Files in a relay data directory.
 pub struct DataDir(pub PathBuf);
@@ -36,8 +36,16 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Creates a data directory with a new relay identity; returns the identity.
-pub fn init(dir: &Path, passphrase: &[u8]) -> anyhow::Result<Identity> {
+/// Creates a data directory with a new relay identity serving the directory whose
+/// Secretariat key is `directory` (a C2SP verifier key); returns the identity.
+pub fn init(dir: &Path, passphrase: &[u8], directory: &str) -> anyhow::Result<Identity> {
+    let directory = directory.trim();
+    pocnet_crypto::note::NoteVerifier::parse_vkey(directory).map_err(|e| {
+        anyhow::anyhow!(
+            "--directory must be the Secretariat's verifier key as `pocnet secretariat genesis` prints it \
+             (<origin>+<key id>+<key>): {e}"
+        )
+    })?;
     let d = DataDir(dir.to_path_buf());
     if d.key_file().exists() {
         bail!(
@@ -50,9 +58,13 @@ pub fn init(dir: &Path, passphrase: &[u8]) -> anyhow::Result<Identity> {
     let id = Identity::generate(&mut pocnet_crypto::os_rng(), now, 10 * 365 * 86400)?;
     let file = id.to_key_file(&mut pocnet_crypto::os_rng(), passphrase, KdfParams::DEFAULT)?;
     write_private(&d.key_file(), &file)?;
-    if !dir.join("relay.toml").exists() {
-        Config::default().save(dir)?;
-    }
+    let mut cfg = if dir.join("relay.toml").exists() {
+        Config::load(dir, &[])?
+    } else {
+        Config::default()
+    };
+    cfg.directory = directory.to_string();
+    cfg.save(dir)?;
     open_store(dir)?;
     Ok(id)
 }
@@ -90,56 +102,8 @@ pub fn load_identity(dir: &Path, passphrase: &[u8]) -> anyhow::Result<Identity> 
         .map_err(|e| anyhow::anyhow!("cannot unlock {}: {e}", d.key_file().display()))
 }
 
-/// Checks an ISO 3166-1 alpha-2 code's form (two ASCII capitals).
-pub fn valid_state(s: &str) -> bool {
-    s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase())
-}
-
-/// Roles a POC may hold.
-pub const ROLES: &[&str] = &["primary", "alternate", "further"];
-
-/// Issues a one-time invite; returns the code to hand to the POC.
-pub fn invite(dir: &Path, state: &str, role: &str, name: &str, ttl_secs: u64) -> anyhow::Result<String> {
-    let state = state.trim().to_ascii_uppercase();
-    if !valid_state(&state) {
-        bail!("--state must be an ISO 3166-1 alpha-2 code such as CL, MX or US (got {state:?})");
-    }
-    if !ROLES.contains(&role) {
-        bail!("--role must be one of {} (got {role:?})", ROLES.join(", "));
-    }
-    let db = DataDir(dir.to_path_buf()).db();
-    if !db.exists() {
-        bail!(
-            "{} is not a relay data directory: run `pocnet-relay init --data {}` first",
-            dir.display(),
-            dir.display()
-        );
-    }
-    let store = open_store(dir)?;
-    let mut raw = [0u8; 15];
-    pocnet_crypto::rand_core::Rng::fill_bytes(&mut pocnet_crypto::os_rng(), &mut raw);
-    let hex = pocnet_crypto::to_hex(&raw);
-    let code = format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..6],
-        &hex[6..12],
-        &hex[12..18],
-        &hex[18..24],
-        &hex[24..30]
-    );
-    let now = now_ms();
-    block_on(store.create_invite(NewInvite {
-        code_hash: invite_hash(&code),
-        state,
-        role: role.to_string(),
-        name: name.to_string(),
-        created_at_ms: now,
-        expires_at_ms: now.saturating_add(ttl_secs.saturating_mul(1000)),
-    }))?;
-    Ok(code)
-}
-
-/// Revokes the key holding `who` (a handle or a fingerprint prefix of at least 8 hex digits).
+/// Blocks at this relay the key holding `who` (a handle or a fingerprint prefix of at
+/// least 8 hex digits).
 pub fn revoke(dir: &Path, who: &str) -> anyhow::Result<String> {
     let store = open_store(dir)?;
     match block_on(store.revoke(who.to_string(), now_ms()))? {

@@ -52,6 +52,16 @@ pub struct Config {
     /// Cap on the database size in MiB (0: only the disk limits it). Past it, sends are
     /// refused as on a full disk, and acknowledged items free space for new ones.
     pub max_db_mib: u64,
+    /// The Secretariat's directory key as a C2SP verifier key (`<origin>+<key id>+<key>`):
+    /// the only key whose checkpoints this relay stores. Empty: no directory, nobody is
+    /// admitted.
+    pub directory: String,
+    /// Most keys waiting at once for the Secretariat to list them.
+    pub max_registrations: u64,
+    /// Most statements one key may have waiting for the Secretariat.
+    pub max_submissions_per_author: u64,
+    /// Days a registration or a submitted statement waits before it is dropped.
+    pub waiting_days: u64,
 }
 
 impl Default for Config {
@@ -78,6 +88,10 @@ impl Default for Config {
             batch_max: 1024,
             max_connections: 10_000,
             max_db_mib: 0,
+            directory: String::new(),
+            max_registrations: 1_000,
+            max_submissions_per_author: 64,
+            waiting_days: 30,
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod clock;
 pub mod config;
+pub mod directory;
 pub mod ratelimit;
 pub mod server;
 pub mod service;

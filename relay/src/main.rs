@@ -28,6 +28,10 @@ enum Command {
         /// Data directory to create.
         #[arg(long, env = "POCNET_RELAY_DATA")]
         data: PathBuf,
+        /// The Secretariat's directory key, as `pocnet secretariat genesis` prints it
+        /// (`<origin>+<key id>+<key>`): the relay stores only the log it signs.
+        #[arg(long)]
+        directory: String,
         /// Read the key passphrase from this file (first line).
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
@@ -54,24 +58,9 @@ enum Command {
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
     },
-    /// Issue a one-time, expiring enrolment code for a POC.
-    Invite {
-        #[arg(long, env = "POCNET_RELAY_DATA")]
-        data: PathBuf,
-        /// ISO 3166-1 alpha-2 code of the member state, e.g. CL.
-        #[arg(long)]
-        state: String,
-        /// primary, alternate or further.
-        #[arg(long)]
-        role: String,
-        /// The POC's name as the Secretariat records it.
-        #[arg(long)]
-        name: String,
-        /// Hours until the code expires.
-        #[arg(long, default_value_t = 72)]
-        valid_hours: u64,
-    },
-    /// Cut a key off: refused at the next handshake, its handle freed for a new key.
+    /// Block a key at this relay: refused from its next handshake, whatever the directory
+    /// says. The lasting remedy is a revocation in the directory log (by its national
+    /// authority or the Secretariat); this is the operator's emergency brake.
     Revoke {
         #[arg(long, env = "POCNET_RELAY_DATA")]
         data: PathBuf,
@@ -119,16 +108,20 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Init { data, passphrase_file } => {
+        Command::Init {
+            data,
+            directory,
+            passphrase_file,
+        } => {
             let p = passphrase(passphrase_file.as_deref(), true)?;
             if p.is_empty() {
                 anyhow::bail!("the relay key passphrase must not be empty");
             }
-            let id = admin::init(&data, p.as_bytes())?;
+            let id = admin::init(&data, p.as_bytes(), &directory)?;
             println!("relay initialised in {}", data.display());
             println!("fingerprint: {}", id.fingerprint());
             println!(
-                "clients pin it with: pocnet enrol --relay HOST:PORT --relay-key {}",
+                "clients pin it with: pocnet enrol --relay HOST:PORT --relay-key {} --directory VKEY",
                 id.fingerprint()
             );
         }
@@ -173,24 +166,9 @@ fn main() -> anyhow::Result<()> {
                 anyhow::Ok(())
             })?;
         }
-        Command::Invite {
-            data,
-            state,
-            role,
-            name,
-            valid_hours,
-        } => {
-            let code = admin::invite(&data, &state, &role, &name, valid_hours * 3600)?;
-            println!("{code}");
-            eprintln!(
-                "one-time code for {}.{} ({name}), valid {valid_hours} h",
-                state.to_ascii_uppercase(),
-                role
-            );
-        }
         Command::Revoke { data, who } => {
             let what = admin::revoke(&data, &who)?;
-            println!("revoked {what}");
+            println!("blocked {what}");
         }
         Command::Members { data } => {
             for (handle, name, fp, revoked) in admin::members(&data)? {

@@ -200,8 +200,10 @@ pub async fn start_with<S: Store, C: Clock>(
     let addr = endpoint.local_addr()?;
     let max_connections = cfg.max_connections;
     let sweep_every = Duration::from_secs(cfg.sweep_interval_secs.max(1));
+    let svc = Service::new(store, clock, cfg, Arc::new(identity));
+    svc.load_directory().await?;
     let edge = Arc::new(Edge {
-        svc: Service::new(store, clock, cfg, Arc::new(identity)),
+        svc,
         blobs,
         stopping: AtomicBool::new(false),
         inflight: Arc::new(AtomicUsize::new(0)),

@@ -19,9 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::ratelimit::RateLimiter;
-use crate::store::{
-    BlobLimits, Conflict, InviteProblem, Item, NewEnvelope, Quota, Store, StoreError, Subscription, UploadStart,
-};
+use crate::directory::RelayLog;
+use crate::store::{BlobLimits, Conflict, Item, NewEnvelope, Quota, Store, StoreError, Subscription, UploadStart};
 
 /// Request kinds, each with its own rate limit per key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,6 +45,18 @@ pub enum Kind {
     GetBlob,
     /// `Pipeline`.
     Pipeline,
+    /// `LogCheckpoint`, `LogLeaves`, `LogProof`.
+    LogRead,
+    /// `LogAppend`.
+    LogAppend,
+    /// `LogCosign`.
+    LogCosign,
+    /// `Register`.
+    Register,
+    /// `Submit`.
+    Submit,
+    /// `Registration`, `Submissions`, `Dismiss` (the Secretariat's).
+    Secretariat,
 }
 
 impl Kind {
@@ -62,6 +73,12 @@ impl Kind {
             Request::PutBlob { .. } => Kind::PutBlob,
             Request::GetBlob { .. } => Kind::GetBlob,
             Request::Pipeline => Kind::Pipeline,
+            Request::LogCheckpoint | Request::LogLeaves { .. } | Request::LogProof { .. } => Kind::LogRead,
+            Request::LogAppend { .. } => Kind::LogAppend,
+            Request::LogCosign { .. } => Kind::LogCosign,
+            Request::Register { .. } => Kind::Register,
+            Request::Submit { .. } => Kind::Submit,
+            Request::Registration { .. } | Request::Submissions { .. } | Request::Dismiss { .. } => Kind::Secretariat,
         }
     }
     /// Whether this request opens a stream of its own (and so cannot travel on a session
@@ -70,9 +87,13 @@ impl Kind {
         matches!(self, Kind::Watch | Kind::PutBlob | Kind::GetBlob | Kind::Pipeline)
     }
     /// What a key that is not enrolled may ask (on a session stream too, where each
-    /// request is admitted again).
+    /// request is admitted again): say hello, offer its public identity for the
+    /// Secretariat, and — the Secretariat's key only, checked when handled — begin the log.
     pub fn open_to_unenrolled(self) -> bool {
-        matches!(self, Kind::Hello | Kind::Enrol | Kind::Pipeline)
+        matches!(
+            self,
+            Kind::Hello | Kind::Enrol | Kind::Pipeline | Kind::Register | Kind::LogAppend
+        )
     }
 }
 
@@ -100,18 +121,8 @@ pub fn store_err(e: StoreError) -> Response {
                 "the relay's storage is full; nothing was stored. Retry later; the operator has been told",
             )
         }
-        StoreError::Invite(InviteProblem::Unknown) => err(
-            ErrorCode::BadInvite,
-            "invite code not recognised; check it with the relay operator",
-        ),
-        StoreError::Invite(InviteProblem::Expired) => err(
-            ErrorCode::InviteExpired,
-            "invite code expired; ask the relay operator for a new one",
-        ),
-        StoreError::Invite(InviteProblem::Used) => err(
-            ErrorCode::InviteUsed,
-            "invite code already used; each code enrols one key",
-        ),
+        StoreError::Quota(Quota::Waiting(_)) => err(ErrorCode::LimitReached, e.to_string()),
+        StoreError::Conflict(Conflict::LogMoved(_)) => err(ErrorCode::LogMoved, e.to_string()),
         StoreError::Conflict(_) => err(ErrorCode::Forbidden, e.to_string()),
         StoreError::Unavailable(_) => {
             tracing::error!("{e}");
@@ -162,6 +173,11 @@ impl GroupSigner {
     }
 }
 
+/// Most leaves in one `Leaves` answer.
+pub const LOG_PAGE_LEAVES: u32 = 512;
+/// Leaf bytes after which a `Leaves` answer ends (well inside one frame).
+pub const LOG_PAGE_BYTES: usize = 768 * 1024;
+
 /// The per-member and relay-wide limits, from the configuration.
 struct Limiters {
     per_kind: RateLimiter<(Key, Kind)>,
@@ -187,6 +203,7 @@ pub struct Service<S: Store, C: Clock> {
     cfg: Config,
     signer: GroupSigner,
     limits: Mutex<Limiters>,
+    log: RelayLog,
 }
 
 impl<S: Store, C: Clock> Service<S, C> {
@@ -201,8 +218,20 @@ impl<S: Store, C: Clock> Service<S, C> {
             clock,
             signer: GroupSigner::start(identity),
             limits: Mutex::new(limits),
+            log: RelayLog::new(&cfg.directory),
             cfg,
         }
+    }
+
+    /// Reads and re-verifies the stored directory log. Call once before serving: a log
+    /// that no longer verifies (edited on disk) stops the relay rather than being served.
+    pub async fn load_directory(&self) -> anyhow::Result<()> {
+        self.log.load(&self.store).await
+    }
+
+    /// The verified directory log.
+    pub fn log(&self) -> &RelayLog {
+        &self.log
     }
 
     /// The store.
@@ -270,7 +299,8 @@ impl<S: Store, C: Clock> Service<S, C> {
                 if !kind.open_to_unenrolled() {
                     return Err(err(
                         ErrorCode::NotEnrolled,
-                        "this key is not enrolled; run `pocnet enrol` with an invite code",
+                        "this key is not in the directory yet: your national authority nominates you \
+                         and the Secretariat approves after a phone call; then run `pocnet enrol` again",
                     ));
                 }
             }
@@ -311,10 +341,11 @@ impl<S: Store, C: Clock> Service<S, C> {
                     member,
                 }
             }
-            Request::Enrol {
-                invite,
-                public_identity,
-            } => self.enrol(peer, invite, public_identity, now).await,
+            Request::Enrol { .. } => err(
+                ErrorCode::Forbidden,
+                "invite codes are gone (protocol 3): the Secretariat lists your key in the directory \
+                 after a voice check; run `pocnet enrol --directory ...`",
+            ),
             Request::Lookup { query } => {
                 if query.len() > 256 {
                     return err(ErrorCode::TooLarge, "lookup query longer than 256 bytes");
@@ -349,36 +380,110 @@ impl<S: Store, C: Clock> Service<S, C> {
             Request::Watch { .. } | Request::PutBlob { .. } | Request::GetBlob { .. } | Request::Pipeline => {
                 err(ErrorCode::Malformed, "this request opens its own stream")
             }
-        }
-    }
-
-    async fn enrol(&self, peer: &IdentityKey, invite: String, public_identity: Vec<u8>, now: u64) -> Response {
-        if invite.len() > 128 {
-            return err(ErrorCode::BadInvite, "invite code too long");
-        }
-        let pi = match pocnet_crypto::PublicIdentity::from_bytes(&public_identity) {
-            Ok(pi) => pi,
-            Err(e) => return err(ErrorCode::Malformed, format!("public identity rejected: {e}")),
-        };
-        if pi.key() != peer {
-            return err(
-                ErrorCode::Forbidden,
-                "the public identity must be the connection's own key",
-            );
-        }
-        match self
-            .store
-            .enrol(
-                invite,
-                *peer.as_bytes(),
-                peer.fingerprint().to_hex(),
-                public_identity,
-                now,
-            )
-            .await
-        {
-            Ok(member) => Response::Enrolled { member },
-            Err(e) => store_err(e),
+            Request::LogCheckpoint => match self.store.log_checkpoint().await {
+                Ok(Some(cp)) => Response::Checkpoint {
+                    note: crate::directory::with_cosignatures(&cp.note, &cp.cosignatures),
+                },
+                Ok(None) => err(ErrorCode::NotFound, "the Secretariat has not begun the directory log yet"),
+                Err(e) => store_err(e),
+            },
+            Request::LogLeaves { from, limit } => {
+                match self
+                    .store
+                    .log_leaves(from, limit.min(LOG_PAGE_LEAVES), LOG_PAGE_BYTES)
+                    .await
+                {
+                    Ok(leaves) => Response::Leaves { from, leaves },
+                    Err(e) => store_err(e),
+                }
+            }
+            Request::LogProof { old_size, new_size } => match self.log.consistency(old_size, new_size) {
+                Ok(hashes) => Response::Proof { hashes },
+                Err(m) => err(ErrorCode::NotFound, m),
+            },
+            Request::LogAppend { leaves, checkpoint } => {
+                if member.is_none() && !self.log.is_anchor(peer) {
+                    return err(ErrorCode::NotEnrolled, "only the Secretariat's key may begin the log");
+                }
+                self.log.append(&self.store, peer, leaves, checkpoint, now).await
+            }
+            Request::LogCosign { size, cosignature } => {
+                let witness = match self.log.check_cosignature(peer, size, &cosignature) {
+                    Ok(w) => w,
+                    Err(m) => return err(ErrorCode::BadDirectory, m),
+                };
+                match self.store.log_cosign(size, witness, cosignature).await {
+                    Ok(true) => Response::Done,
+                    Ok(false) => err(
+                        ErrorCode::LogMoved,
+                        "the log has a newer checkpoint; verify and cosign that one",
+                    ),
+                    Err(e) => store_err(e),
+                }
+            }
+            Request::Register { public_identity } => {
+                if member.is_some() {
+                    return err(ErrorCode::Forbidden, "this key is listed already");
+                }
+                match pocnet_crypto::PublicIdentity::from_bytes(&public_identity) {
+                    Ok(pi) if pi.key() == peer => {}
+                    Ok(_) => return err(ErrorCode::Forbidden, "register your own key only"),
+                    Err(e) => return err(ErrorCode::Malformed, format!("public identity rejected: {e}")),
+                }
+                match self
+                    .store
+                    .register(
+                        *peer.as_bytes(),
+                        peer.fingerprint().to_hex(),
+                        public_identity,
+                        now,
+                        self.cfg.max_registrations,
+                    )
+                    .await
+                {
+                    Ok(()) => Response::Done,
+                    Err(e) => store_err(e),
+                }
+            }
+            Request::Submit { statement } => {
+                if let Err(m) = self.log.check_submission(peer, &statement) {
+                    return err(ErrorCode::BadDirectory, m);
+                }
+                match self
+                    .store
+                    .submit(*peer.as_bytes(), statement, now, self.cfg.max_submissions_per_author)
+                    .await
+                {
+                    Ok(_) => Response::Done,
+                    Err(e) => store_err(e),
+                }
+            }
+            Request::Registration { .. } | Request::Submissions { .. } | Request::Dismiss { .. }
+                if !self.log.is_secretariat(peer) =>
+            {
+                err(ErrorCode::Forbidden, "only the Secretariat reads what waits for it")
+            }
+            Request::Registration { fingerprint } => match self.store.registration(fingerprint).await {
+                Ok(Some(public_identity)) => Response::Registered { public_identity },
+                Ok(None) => err(
+                    ErrorCode::NotFound,
+                    "no key with this fingerprint has registered: the POC runs `pocnet enrol` first",
+                ),
+                Err(e) => store_err(e),
+            },
+            Request::Submissions { after } => match self.store.submissions(after, 64).await {
+                Ok(items) => Response::Submitted { items },
+                Err(e) => store_err(e),
+            },
+            Request::Dismiss { ids } => {
+                if ids.len() > 1024 {
+                    return err(ErrorCode::TooLarge, "at most 1024 ids per Dismiss");
+                }
+                match self.store.dismiss(ids).await {
+                    Ok(()) => Response::Done,
+                    Err(e) => store_err(e),
+                }
+            }
         }
     }
 
@@ -660,6 +765,10 @@ impl<S: Store, C: Clock> Service<S, C> {
             Ok(n) if n > 0 => tracing::info!("expired {n} undelivered items"),
             Ok(_) => {}
             Err(e) => tracing::error!("expiry sweep failed: {e}"),
+        }
+        let waited = self.cfg.waiting_days.saturating_mul(86_400_000);
+        if let Err(e) = self.store.expire_waiting(now.saturating_sub(waited)).await {
+            tracing::error!("sweep of registrations and submissions failed: {e}");
         }
         match self.store.expire_blobs(now.saturating_sub(self.ttl_ms())).await {
             Ok(ids) => ids,

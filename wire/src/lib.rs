@@ -16,9 +16,9 @@ pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
 pub use messages::*;
 
 /// QUIC ALPN protocol id; the version is part of it.
-pub const ALPN: &[u8] = b"pocnet/2";
+pub const ALPN: &[u8] = b"pocnet/3";
 /// Protocol version carried in `Hello`.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// TLS server name clients present (the relay is authenticated by its pinned key, not a name).
 pub const SERVER_NAME: &str = "pocnet-relay";
 

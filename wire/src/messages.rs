@@ -17,7 +17,8 @@ pub type MessageId = [u8; 16];
 pub enum Request {
     /// First call on every connection; the relay says whether the key is enrolled.
     Hello { protocol: u16 },
-    /// Enrol the connection's key with a one-time invite code.
+    /// Protocol 2's invite enrolment. Refused since protocol 3: the directory log is
+    /// the only admission (kept so the variant numbers below stay put).
     Enrol { invite: String, public_identity: Vec<u8> },
     /// Look up members by handle (`CL.primary`), state (`CL`), fingerprint prefix or `*`.
     Lookup { query: String },
@@ -40,6 +41,40 @@ pub enum Request {
     GetBlob { message_id: MessageId, offset: u64 },
     /// Open a pipelined session channel on this stream (protocol 2).
     Pipeline,
+    /// The directory log's latest checkpoint, with the cosignatures the relay holds.
+    LogCheckpoint,
+    /// Directory log leaves from index `from` (at most `limit`; fewer if a frame fills).
+    LogLeaves { from: u64, limit: u32 },
+    /// A consistency proof between two tree sizes of the directory log.
+    LogProof { old_size: u64, new_size: u64 },
+    /// Append leaves to the directory log with the Secretariat's checkpoint over the new
+    /// tree. The relay checks every leaf and the signature; it can sign nothing itself.
+    LogAppend { leaves: Vec<Vec<u8>>, checkpoint: String },
+    /// A witness's cosignature line for the checkpoint of tree size `size`.
+    LogCosign { size: u64, cosignature: String },
+    /// A key that is not listed yet offers its public identity, so the Secretariat can
+    /// put it in the log after the voice check (open to keys that are not enrolled).
+    Register { public_identity: Vec<u8> },
+    /// The public identity a key registered, by full fingerprint (hex).
+    Registration { fingerprint: String },
+    /// Offer a signed directory statement (a nomination, removal, rank change, key
+    /// rotation, revocation or contact update) for the Secretariat to publish.
+    Submit { statement: Vec<u8> },
+    /// Submitted statements after id `after` (for the Secretariat).
+    Submissions { after: u64 },
+    /// Drop submitted statements (the Secretariat published or refused them).
+    Dismiss { ids: Vec<u64> },
+}
+
+/// A statement waiting for the Secretariat.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Submission {
+    /// The relay's id for it.
+    pub id: u64,
+    /// The signed statement bytes.
+    pub statement: Vec<u8>,
+    /// When it arrived, Unix ms.
+    pub received_ms: u64,
 }
 
 /// A request or response on a pipelined stream, matched by `id` (chosen by the client,
@@ -137,6 +172,10 @@ pub enum ErrorCode {
     Unavailable,
     /// A per-member limit other than rate (watchers, upload storage).
     LimitReached,
+    /// A directory statement, leaf or checkpoint was refused (the message says why).
+    BadDirectory,
+    /// The directory log moved on while this append was prepared: fetch and retry.
+    LogMoved,
 }
 
 /// Relay to client.
@@ -169,4 +208,14 @@ pub enum Response {
     Blob { total_len: u64 },
     /// The request failed; nothing was stored.
     Error { code: ErrorCode, message: String },
+    /// Answer to `LogCheckpoint`: a C2SP signed note, cosignature lines included.
+    Checkpoint { note: String },
+    /// Answer to `LogLeaves`.
+    Leaves { from: u64, leaves: Vec<Vec<u8>> },
+    /// Answer to `LogProof`: the RFC 9162 consistency proof.
+    Proof { hashes: Vec<[u8; 32]> },
+    /// Answer to `Registration`.
+    Registered { public_identity: Vec<u8> },
+    /// Answer to `Submissions`.
+    Submitted { items: Vec<Submission> },
 }

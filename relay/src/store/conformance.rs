@@ -8,10 +8,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{
-    invite_hash, BlobLimits, Conflict, InviteProblem, Item, NewEnvelope, NewInvite, Quota, Store, StoreError,
-    UploadStart,
-};
+use pocnet_wire::Member;
+
+use super::{BlobLimits, Conflict, Item, Listed, LogAppend, NewEnvelope, Quota, Store, StoreError, UploadStart};
 
 /// How a test wants its store opened.
 #[derive(Clone, Copy, Debug)]
@@ -60,8 +59,10 @@ macro_rules! store_conformance_tests {
             watchers_hear_only_committed_items_of_their_own_before_the_answer,
             watchers_are_bounded_per_key_and_deliveries_shared,
             pending_pages_in_order_after_a_sequence_number,
-            invites_enrol_once_within_their_time_and_handles_stay_unique,
-            revocation_is_visible_at_once_and_lookups_skip_revoked,
+            log_appends_only_at_its_size_and_lists_members_in_the_same_commit,
+            cosignatures_belong_to_the_latest_checkpoint,
+            blocks_are_visible_at_once_and_lookups_skip_them,
+            registrations_and_submissions_are_bounded_and_cleared,
             uploads_reserve_quota_and_cap_before_bytes_and_are_owned,
             uploads_and_attachments_expire_by_age,
             a_full_store_refuses_cleanly_keeps_what_it_accepted_and_recovers,
@@ -308,74 +309,98 @@ pub async fn pending_pages_in_order_after_a_sequence_number<S: Store>(open: Open
     );
 }
 
-fn invite(code: &str, state: &str, role: &str, expires_at_ms: u64) -> NewInvite {
-    NewInvite {
-        code_hash: invite_hash(code),
-        state: state.into(),
-        role: role.into(),
-        name: format!("{state} {role}"),
-        created_at_ms: 0,
-        expires_at_ms,
+fn listed(key: u8, handle: &str) -> (Key, Option<Listed>) {
+    let (state, role) = handle.split_once('.').unwrap_or(("", handle));
+    (
+        [key; 32],
+        Some(Listed {
+            key: [key; 32],
+            member: Member {
+                handle: handle.into(),
+                state: state.into(),
+                role: role.into(),
+                name: format!("member {key}"),
+                public_identity: vec![key],
+                revoked: false,
+            },
+        }),
+    )
+}
+
+fn append(first: u64, leaves: &[&str], members: Vec<(Key, Option<Listed>)>) -> LogAppend {
+    let size = first + leaves.len() as u64;
+    LogAppend {
+        first,
+        leaves: leaves.iter().map(|l| l.as_bytes().to_vec()).collect(),
+        checkpoint: format!("checkpoint {size}"),
+        members,
+        published: Vec::new(),
+        now_ms: 1_000,
     }
 }
 
-/// Invite codes: once, before expiry; one active key per handle; one handle per key.
-pub async fn invites_enrol_once_within_their_time_and_handles_stay_unique<S: Store>(open: Open<'_, S>, dir: &Path) {
+type Key = pocnet_wire::Key;
+
+/// The log grows only at its end, exactly where the append says; the admission list
+/// changes in the same commit (a handle can move between keys in one append), and all
+/// of it survives a reopen.
+pub async fn log_appends_only_at_its_size_and_lists_members_in_the_same_commit<S: Store>(
+    open: Open<'_, S>,
+    dir: &Path,
+) {
+    {
+        let store = open(dir, Opts::default());
+        assert!(store.log_checkpoint().await.unwrap().is_none());
+        store
+            .log_append(append(0, &["g", "a"], vec![listed(1, "CL.primary"), listed(2, "CL.alternate")]))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.log_append(append(1, &["x"], vec![])).await.unwrap_err(),
+            StoreError::Conflict(Conflict::LogMoved(2)),
+            "an append prepared for an older size is refused whole"
+        );
+        assert!(store.member([9; 32]).await.unwrap().is_none(), "nothing of it was listed");
+        // Swap ranks and unlist nobody: 1 becomes alternate, 2 primary, in one commit.
+        let swap = vec![listed(1, "CL.alternate"), listed(2, "CL.primary")];
+        store.log_append(append(2, &["swap"], swap)).await.unwrap();
+        // Removal: 2 leaves the list.
+        store.log_append(append(3, &["rm"], vec![([2; 32], None)])).await.unwrap();
+    }
     let store = open(dir, Opts::default());
-    store
-        .create_invite(invite("aaaa-1111", "CL", "primary", 1_000))
-        .await
-        .unwrap();
-    store
-        .create_invite(invite("bbbb-2222", "CL", "primary", 1_000))
-        .await
-        .unwrap();
-    store
-        .create_invite(invite("cccc-3333", "MX", "primary", 1_000))
-        .await
-        .unwrap();
-    let e = |code: &str, key: u8, now| store.enrol(code.into(), [key; 32], format!("{key:02x}"), vec![key], now);
-    assert_eq!(
-        e("nope", 1, 0).await.unwrap_err(),
-        StoreError::Invite(InviteProblem::Unknown)
-    );
-    assert_eq!(
-        e("aaaa-1111", 1, 1_000).await.unwrap_err(),
-        StoreError::Invite(InviteProblem::Expired)
-    );
-    // Codes are matched ignoring case and separators.
-    let m = e("AAAA 1111", 1, 999).await.unwrap();
-    assert_eq!((m.handle.as_str(), m.revoked), ("CL.primary", false));
-    assert_eq!(
-        e("aaaa-1111", 2, 0).await.unwrap_err(),
-        StoreError::Invite(InviteProblem::Used)
-    );
-    assert_eq!(
-        e("bbbb-2222", 2, 0).await.unwrap_err(),
-        StoreError::Conflict(Conflict::HandleTaken("CL.primary".into()))
-    );
-    assert_eq!(
-        e("cccc-3333", 1, 0).await.unwrap_err(),
-        StoreError::Conflict(Conflict::AlreadyEnrolled("CL.primary".into()))
-    );
-    assert_eq!(store.member([1; 32]).await.unwrap().unwrap().handle, "CL.primary");
-    assert!(store.member([2; 32]).await.unwrap().is_none());
+    let cp = store.log_checkpoint().await.unwrap().unwrap();
+    assert_eq!((cp.size, cp.note.as_str()), (4, "checkpoint 4"));
+    let leaves = store.log_leaves(0, 10, 1 << 20).await.unwrap();
+    assert_eq!(leaves, vec![b"g".to_vec(), b"a".to_vec(), b"swap".to_vec(), b"rm".to_vec()]);
+    assert_eq!(store.log_leaves(1, 2, 1 << 20).await.unwrap().len(), 2);
+    assert_eq!(store.log_leaves(0, 10, 1).await.unwrap().len(), 1, "bytes bound, at least one");
+    assert_eq!(store.member([1; 32]).await.unwrap().unwrap().handle, "CL.alternate");
+    assert!(store.member([2; 32]).await.unwrap().unwrap().revoked, "unlisted keys are refused");
+    assert!(store.is_revoked_now(&[2; 32]).unwrap());
+    assert_eq!(store.lookup("CL".into()).await.unwrap().len(), 1);
 }
 
-/// Revocation: seen at once by the handshake check and by lookups.
-pub async fn revocation_is_visible_at_once_and_lookups_skip_revoked<S: Store>(open: Open<'_, S>, dir: &Path) {
+/// Witnesses cosign the latest checkpoint only; a new checkpoint starts with none.
+pub async fn cosignatures_belong_to_the_latest_checkpoint<S: Store>(open: Open<'_, S>, dir: &Path) {
+    let store = open(dir, Opts::default());
+    store.log_append(append(0, &["g"], vec![])).await.unwrap();
+    assert!(!store.log_cosign(2, [7; 32], "old".into()).await.unwrap());
+    assert!(store.log_cosign(1, [7; 32], "w7 first".into()).await.unwrap());
+    assert!(store.log_cosign(1, [7; 32], "w7".into()).await.unwrap(), "one line per witness");
+    assert!(store.log_cosign(1, [8; 32], "w8".into()).await.unwrap());
+    assert_eq!(store.log_checkpoint().await.unwrap().unwrap().cosignatures, vec!["w7", "w8"]);
+    store.log_append(append(1, &["b"], vec![])).await.unwrap();
+    assert!(store.log_checkpoint().await.unwrap().unwrap().cosignatures.is_empty());
+}
+
+/// The operator's block: seen at once by the handshake check and by lookups, and kept
+/// when the log lists the key again.
+pub async fn blocks_are_visible_at_once_and_lookups_skip_them<S: Store>(open: Open<'_, S>, dir: &Path) {
     let store = open(dir, Opts::default());
     store
-        .create_invite(invite("k1", "CL", "primary", u64::MAX / 2))
+        .log_append(append(0, &["g"], vec![listed(1, "CL.primary"), listed(2, "CL.alternate")]))
         .await
         .unwrap();
-    store
-        .create_invite(invite("k2", "CL", "alternate", u64::MAX / 2))
-        .await
-        .unwrap();
-    let fp = |k: u8| format!("{:02x}", k).repeat(32);
-    store.enrol("k1".into(), [1; 32], fp(1), vec![1], 0).await.unwrap();
-    store.enrol("k2".into(), [2; 32], fp(2), vec![2], 0).await.unwrap();
     assert_eq!(store.lookup("CL".into()).await.unwrap().len(), 2);
     assert_eq!(store.lookup("cl".into()).await.unwrap().len(), 2);
     assert_eq!(
@@ -393,7 +418,54 @@ pub async fn revocation_is_visible_at_once_and_lookups_skip_revoked<S: Store>(op
     assert!(store.is_revoked_now(&[1; 32]).unwrap());
     assert!(store.member([1; 32]).await.unwrap().unwrap().revoked);
     assert_eq!(store.lookup("*".into()).await.unwrap().len(), 1);
+    store
+        .log_append(append(1, &["update"], vec![listed(1, "CL.primary")]))
+        .await
+        .unwrap();
+    assert!(store.is_revoked_now(&[1; 32]).unwrap(), "a log change does not lift the block");
     assert_eq!(store.members().await.unwrap().len(), 2, "the operator still sees both");
+}
+
+/// What waits for the Secretariat is bounded, deduplicated, and cleared when published.
+pub async fn registrations_and_submissions_are_bounded_and_cleared<S: Store>(open: Open<'_, S>, dir: &Path) {
+    let store = open(dir, Opts::default());
+    let fp = |k: u8| format!("{:02x}", k).repeat(32);
+    store.register([1; 32], fp(1), vec![1], 10, 2).await.unwrap();
+    store.register([1; 32], fp(1), vec![1, 1], 11, 2).await.unwrap();
+    store.register([2; 32], fp(2), vec![2], 12, 2).await.unwrap();
+    assert!(matches!(
+        store.register([3; 32], fp(3), vec![3], 13, 2).await.unwrap_err(),
+        StoreError::Quota(Quota::Waiting(_))
+    ));
+    assert_eq!(store.registration(fp(1)).await.unwrap(), Some(vec![1, 1]), "refreshed");
+    assert_eq!(store.registration(fp(1).to_uppercase()).await.unwrap(), Some(vec![1, 1]));
+    assert_eq!(store.registration(fp(3)).await.unwrap(), None);
+
+    let a = store.submit([5; 32], b"s1".to_vec(), 20, 2).await.unwrap();
+    let b = store.submit([5; 32], b"s2".to_vec(), 21, 2).await.unwrap();
+    assert_eq!(
+        store.submit([6; 32], b"s1".to_vec(), 22, 2).await.unwrap_err(),
+        StoreError::Conflict(Conflict::Duplicate)
+    );
+    assert!(matches!(
+        store.submit([5; 32], b"s3".to_vec(), 22, 2).await.unwrap_err(),
+        StoreError::Quota(Quota::Waiting(_))
+    ));
+    let c = store.submit([6; 32], b"s4".to_vec(), 23, 2).await.unwrap();
+    assert!(a < b && b < c);
+    let all = store.submissions(0, 10).await.unwrap();
+    assert_eq!(all.iter().map(|s| s.id).collect::<Vec<_>>(), vec![a, b, c]);
+    assert_eq!(store.submissions(a, 1).await.unwrap()[0].statement, b"s2");
+    store.dismiss(vec![a]).await.unwrap();
+    // Publishing s2 clears it, and listing key 1 clears its registration.
+    use sha2::Digest;
+    let mut ap = append(0, &["g"], vec![listed(1, "CL.primary")]);
+    ap.published = vec![sha2::Sha256::digest(b"s2").into()];
+    store.log_append(ap).await.unwrap();
+    assert_eq!(store.submissions(0, 10).await.unwrap().iter().map(|s| s.id).collect::<Vec<_>>(), vec![c]);
+    assert_eq!(store.registration(fp(1)).await.unwrap(), None);
+    assert_eq!(store.expire_waiting(13).await.unwrap(), 1, "registration of key 2");
+    assert_eq!(store.expire_waiting(24).await.unwrap(), 1, "submission s4");
 }
 
 /// Upload space is reserved when an upload starts: per member and in all; ids are owned.

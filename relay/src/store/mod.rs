@@ -1,7 +1,7 @@
 //! The relay's store interface: what the service needs from durable storage, with
 //! backend-neutral types and errors.
 //!
-//! Three traits — [`Queue`], [`Members`], [`Blobs`] — and the live-delivery
+//! Four traits — [`Queue`], [`Members`], [`Log`], [`Blobs`] — and the live-delivery
 //! [`Notifier`], which a backend shared by several relays implements with its own
 //! signalling (PostgreSQL's LISTEN/NOTIFY). [`Store`] is all four. The SQLite backend
 //! ([`sqlite::SqliteStore`]) is the only one today; [`conformance`] holds the tests any
@@ -37,9 +37,6 @@ pub enum StoreError {
     /// The call contradicts what is stored.
     #[error("{0}")]
     Conflict(Conflict),
-    /// An invite code cannot be used.
-    #[error("{0}")]
-    Invite(InviteProblem),
     /// The storage (or its configured cap) is full.
     #[error("the relay's storage is full")]
     Full,
@@ -67,6 +64,10 @@ pub enum Quota {
     /// The recipient already has this many live watchers.
     #[error("this key already has {0} live watch streams")]
     Watchers(usize),
+    /// A table of things waiting for the Secretariat (registrations, submissions) is full,
+    /// for this author or for everyone.
+    #[error("{0}")]
+    Waiting(&'static str),
 }
 
 /// What a write contradicts.
@@ -87,20 +88,12 @@ pub enum Conflict {
     /// A partial upload of this id exists with another length.
     #[error("an upload of this attachment id is under way with another length; use a new id")]
     UploadLength,
-}
-
-/// Why an invite code cannot be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum InviteProblem {
-    /// Not known.
-    #[error("invite code not recognised")]
-    Unknown,
-    /// Past its expiry.
-    #[error("invite code expired")]
-    Expired,
-    /// Already used.
-    #[error("invite code already used")]
-    Used,
+    /// The directory log no longer has the size the append was prepared for.
+    #[error("the directory log holds {0} leaves now; fetch them and prepare the append again")]
+    LogMoved(u64),
+    /// This statement was submitted already.
+    #[error("this statement was submitted already")]
+    Duplicate,
 }
 
 /// An envelope to store for its recipients.
@@ -156,21 +149,41 @@ impl Item {
     }
 }
 
-/// A one-time invite as the operator issues it (the code itself is never stored).
+/// A member as the directory log lists it: what the relay admits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// Identity key.
+    pub key: Key,
+    /// Its member record (`revoked` false).
+    pub member: Member,
+}
+
+/// The latest checkpoint the relay holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Tree size.
+    pub size: u64,
+    /// The Secretariat's signed note.
+    pub note: String,
+    /// Witness cosignature lines for this checkpoint.
+    pub cosignatures: Vec<String>,
+}
+
+/// An append to the directory log, with what it changes in the relay's admission list.
 #[derive(Clone, Debug)]
-pub struct NewInvite {
-    /// SHA-256 of the normalised code ([`invite_hash`]).
-    pub code_hash: [u8; 32],
-    /// ISO 3166-1 alpha-2 state.
-    pub state: String,
-    /// Role.
-    pub role: String,
-    /// Display name.
-    pub name: String,
-    /// Issued, Unix ms.
-    pub created_at_ms: u64,
-    /// Expires, Unix ms.
-    pub expires_at_ms: u64,
+pub struct LogAppend {
+    /// Index of the first new leaf: the log must hold exactly this many.
+    pub first: u64,
+    /// The leaves, exact bytes.
+    pub leaves: Vec<Vec<u8>>,
+    /// The Secretariat's checkpoint over the new tree.
+    pub checkpoint: String,
+    /// Keys whose listing changed: `Some` is listed now (as given), `None` no longer.
+    pub members: Vec<(Key, Option<Listed>)>,
+    /// SHA-256 of submitted statements now in the log (dropped from the waiting list).
+    pub published: Vec<[u8; 32]>,
+    /// Now, Unix ms.
+    pub now_ms: u64,
 }
 
 /// A member as the operator lists it.
@@ -256,25 +269,16 @@ pub trait Queue: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
-/// The enrolment list and invites.
+/// The admission list: the members the directory log lists, as the relay last applied it,
+/// plus the operator's local blocks.
 pub trait Members: Send + Sync {
     /// The member record of `key`, revoked ones included.
     fn member(&self, key: Key) -> impl Future<Output = Result<Option<Member>, StoreError>> + Send;
     /// Active members matching `*`, a state code, a handle or a fingerprint prefix (≥ 8 hex).
     fn lookup(&self, query: String) -> impl Future<Output = Result<Vec<Member>, StoreError>> + Send;
-    /// Enrols `key` with a one-time invite code.
-    fn enrol(
-        &self,
-        code: String,
-        key: Key,
-        fingerprint: String,
-        public_identity: Vec<u8>,
-        now_ms: u64,
-    ) -> impl Future<Output = Result<Member, StoreError>> + Send;
-    /// Records an invite.
-    fn create_invite(&self, invite: NewInvite) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Revokes the active member holding handle `who` or whose fingerprint starts with it
-    /// (≥ 8 hex digits). `Ok(None)` if none matches; `Ok(Some(n))` with n > 1 matches
+    /// Blocks at this relay the active member holding handle `who` or whose fingerprint
+    /// starts with it (≥ 8 hex digits), whatever the log says, until unblocked by the
+    /// operator (the durable remedy is a revocation in the log). `Ok(None)` if none matches; `Ok(Some(n))` with n > 1 matches
     /// revokes nothing.
     fn revoke(
         &self,
@@ -286,6 +290,60 @@ pub trait Members: Send + Sync {
     /// Whether `key` is revoked, answered at once (the TLS handshake asks, and cannot wait
     /// on I/O): a networked backend answers from a cache it keeps current.
     fn is_revoked_now(&self, key: &Key) -> Result<bool, StoreError>;
+}
+
+/// The directory log as stored (the relay checks everything before it stores it; see
+/// `directory.rs`), and what waits for the Secretariat: registrations of keys not yet
+/// listed and submitted statements. One writer appends at a time: an append names the
+/// size it extends and fails with `Conflict::LogMoved` if another got there first.
+pub trait Log: Send + Sync {
+    /// Leaves from `from`: at most `limit`, and no more once their bytes pass `max_bytes`
+    /// (at least one if any).
+    fn log_leaves(
+        &self,
+        from: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>, StoreError>> + Send;
+    /// The latest checkpoint, if the log has begun.
+    fn log_checkpoint(&self) -> impl Future<Output = Result<Option<StoredCheckpoint>, StoreError>> + Send;
+    /// Appends leaves, replaces the checkpoint and applies the admission changes, in one
+    /// commit.
+    fn log_append(&self, append: LogAppend) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Adds (or replaces) `witness`'s cosignature of the checkpoint of `size`; `Ok(false)`
+    /// if the latest checkpoint has another size.
+    fn log_cosign(&self, size: u64, witness: Key, line: String) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Records (or refreshes) a key's public identity for the Secretariat; at most `max`
+    /// registrations wait at once.
+    fn register(
+        &self,
+        key: Key,
+        fingerprint: String,
+        public_identity: Vec<u8>,
+        now_ms: u64,
+        max: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A registered public identity by full fingerprint (hex).
+    fn registration(&self, fingerprint: String) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+    /// Stores a statement for the Secretariat (at most `per_author` waiting per author);
+    /// returns its id. The same statement twice is `Conflict::Duplicate`.
+    fn submit(
+        &self,
+        author: Key,
+        statement: Vec<u8>,
+        now_ms: u64,
+        per_author: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Waiting statements after id `after`, oldest first, at most `limit`.
+    fn submissions(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<pocnet_wire::Submission>, StoreError>> + Send;
+    /// Drops waiting statements.
+    fn dismiss(&self, ids: Vec<u64>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Forgets registrations and submissions older than `before_ms`.
+    fn expire_waiting(&self, before_ms: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// Attachment records (the bytes live beside the store, named by message id).
@@ -343,8 +401,8 @@ impl Subscription {
 }
 
 /// Everything the relay service needs.
-pub trait Store: Queue + Members + Blobs + Notifier + Clone + 'static {}
-impl<T: Queue + Members + Blobs + Notifier + Clone + 'static> Store for T {}
+pub trait Store: Queue + Members + Log + Blobs + Notifier + Clone + 'static {}
+impl<T: Queue + Members + Log + Blobs + Notifier + Clone + 'static> Store for T {}
 
 /// Envelope bytes after which a [`Queue::pending`] page ends.
 pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -396,15 +454,4 @@ impl Hub {
             .get(recipient)
             .is_some_and(|l| l.iter().any(|tx| !tx.is_closed()))
     }
-}
-
-/// SHA-256 of an invite code as stored: ASCII letters and digits only, lower-cased.
-pub fn invite_hash(code: &str) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let normal: String = code
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect::<String>()
-        .to_ascii_lowercase();
-    Sha256::digest(normal.as_bytes()).into()
 }

@@ -19,8 +19,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::oneshot;
 
 use super::{
-    invite_hash, Accepted, BlobInfo, BlobLimits, Conflict, Hub, InviteProblem, Item, MemberRecord, NewEnvelope,
-    NewInvite, Quota, StoreError, Subscription, UploadStart,
+    Accepted, BlobInfo, BlobLimits, Conflict, Hub, Item, LogAppend, MemberRecord, NewEnvelope, Quota, StoreError,
+    StoredCheckpoint, Subscription, UploadStart,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is how many have run.
@@ -60,6 +60,22 @@ CREATE INDEX blobs_by_sender ON blobs(sender);
     // 3: acks look up whether any queue row still needs an envelope.
     "
 CREATE INDEX queue_by_envelope ON queue(envelope_id);
+",
+    // 4 (protocol 3): the directory log is the only admission. Invite enrolments end (their
+    // members must be listed in the log); the operator's blocks get their own column.
+    "
+DROP TABLE invites;
+DELETE FROM members;
+ALTER TABLE members ADD COLUMN blocked_at INTEGER;
+CREATE TABLE log_leaves(idx INTEGER PRIMARY KEY, leaf BLOB NOT NULL);
+CREATE TABLE log_checkpoint(id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL, note TEXT NOT NULL);
+CREATE TABLE log_cosignatures(size INTEGER NOT NULL, witness BLOB NOT NULL, line TEXT NOT NULL,
+    PRIMARY KEY(size, witness));
+CREATE TABLE registrations(key BLOB PRIMARY KEY, fingerprint TEXT NOT NULL UNIQUE,
+    public_identity BLOB NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE submissions(id INTEGER PRIMARY KEY AUTOINCREMENT, author BLOB NOT NULL,
+    statement BLOB NOT NULL, hash BLOB NOT NULL UNIQUE, at INTEGER NOT NULL);
+CREATE INDEX submissions_by_author ON submissions(author);
 ",
 ];
 
@@ -310,7 +326,8 @@ impl super::Queue for SqliteStore {
     }
 }
 
-const MEMBER_COLS: &str = "handle, state, role, name, public_identity, revoked_at IS NOT NULL, key, fingerprint";
+const MEMBER_COLS: &str =
+    "handle, state, role, name, public_identity, revoked_at IS NOT NULL OR blocked_at IS NOT NULL, key, fingerprint";
 
 fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRecord> {
     Ok(MemberRecord {
@@ -340,12 +357,12 @@ impl super::Members for SqliteStore {
     async fn lookup(&self, query: String) -> Result<Vec<Member>, StoreError> {
         let q = query.trim();
         let (sql, arg) = if q == "*" {
-            ("revoked_at IS NULL AND ?1 = ?1 ORDER BY handle", String::new())
+            ("revoked_at IS NULL AND blocked_at IS NULL AND ?1 = ?1 ORDER BY handle", String::new())
         } else if q.contains('.') {
-            ("revoked_at IS NULL AND handle = ?1", q.to_string())
+            ("revoked_at IS NULL AND blocked_at IS NULL AND handle = ?1", q.to_string())
         } else if q.len() == 2 && q.chars().all(|c| c.is_ascii_alphabetic()) {
             (
-                "revoked_at IS NULL AND state = ?1 ORDER BY handle",
+                "revoked_at IS NULL AND blocked_at IS NULL AND state = ?1 ORDER BY handle",
                 q.to_ascii_uppercase(),
             )
         } else {
@@ -357,7 +374,7 @@ impl super::Members for SqliteStore {
             if hex.len() < 8 {
                 return Ok(Vec::new());
             }
-            ("fingerprint LIKE ?1 || '%'", hex)
+            ("revoked_at IS NULL AND blocked_at IS NULL AND fingerprint LIKE ?1 || '%'", hex)
         };
         self.read(|c| {
             let mut stmt = c.prepare_cached(&format!("SELECT {MEMBER_COLS} FROM members WHERE {sql}"))?;
@@ -365,39 +382,11 @@ impl super::Members for SqliteStore {
             Ok(rows.map(|r| r.map(|m| m.member)).collect::<Result<Vec<_>, _>>()?)
         })
     }
-    async fn enrol(
-        &self,
-        code: String,
-        key: Key,
-        fingerprint: String,
-        public_identity: Vec<u8>,
-        now_ms: u64,
-    ) -> Result<Member, StoreError> {
-        self.write_value(move |tx| enrol(tx, &code, &key, &fingerprint, &public_identity, now_ms))
-            .await
-    }
-    async fn create_invite(&self, i: NewInvite) -> Result<(), StoreError> {
-        self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO invites(code_hash, state, role, name, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    i.code_hash.as_slice(),
-                    i.state,
-                    i.role,
-                    i.name,
-                    i.created_at_ms as i64,
-                    i.expires_at_ms as i64
-                ],
-            )?;
-            Ok(())
-        })
-        .await
-    }
     async fn revoke(&self, who: String, now_ms: u64) -> Result<Result<MemberRecord, usize>, StoreError> {
         self.write_value(move |tx| {
             let matches: Vec<MemberRecord> = {
                 let mut stmt = tx.prepare(&format!(
-                    "SELECT {MEMBER_COLS} FROM members WHERE revoked_at IS NULL AND (handle = ?1 OR (length(?2) >= 8 AND fingerprint LIKE ?2 || '%'))"
+                    "SELECT {MEMBER_COLS} FROM members WHERE revoked_at IS NULL AND blocked_at IS NULL AND (handle = ?1 OR (length(?2) >= 8 AND fingerprint LIKE ?2 || '%'))"
                 ))?;
                 let rows = stmt.query_map(params![who, who.to_ascii_lowercase()], member_row)?;
                 rows.collect::<Result<_, _>>()?
@@ -407,7 +396,7 @@ impl super::Members for SqliteStore {
             }
             let mut m = matches.into_iter().next().expect("one");
             tx.execute(
-                "UPDATE members SET revoked_at = ?1 WHERE key = ?2",
+                "UPDATE members SET blocked_at = ?1 WHERE key = ?2",
                 params![now_ms as i64, m.key.as_slice()],
             )?;
             m.member.revoked = true;
@@ -418,7 +407,7 @@ impl super::Members for SqliteStore {
     fn is_revoked_now(&self, key: &Key) -> Result<bool, StoreError> {
         self.read(|c| {
             let r = c
-                .prepare_cached("SELECT revoked_at IS NOT NULL FROM members WHERE key = ?1")?
+                .prepare_cached("SELECT revoked_at IS NOT NULL OR blocked_at IS NOT NULL FROM members WHERE key = ?1")?
                 .query_row([key.as_slice()], |r| r.get::<_, bool>(0))
                 .optional()?;
             Ok(r.unwrap_or(false))
@@ -432,6 +421,216 @@ impl super::Members for SqliteStore {
             let rows = stmt.query_map([], member_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
+    }
+}
+
+impl super::Log for SqliteStore {
+    async fn log_leaves(&self, from: u64, limit: u32, max_bytes: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT leaf FROM log_leaves WHERE idx >= ?1 ORDER BY idx LIMIT ?2")?;
+            let mut rows = stmt.query(params![from as i64, limit as i64])?;
+            let (mut out, mut bytes) = (Vec::new(), 0usize);
+            while let Some(r) = rows.next()? {
+                let leaf: Vec<u8> = r.get(0)?;
+                bytes += leaf.len();
+                if !out.is_empty() && bytes > max_bytes {
+                    break;
+                }
+                out.push(leaf);
+            }
+            Ok(out)
+        })
+    }
+    async fn log_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.read(|c| {
+            let cp: Option<(i64, String)> = c
+                .prepare_cached("SELECT size, note FROM log_checkpoint WHERE id = 1")?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((size, note)) = cp else { return Ok(None) };
+            let mut stmt = c.prepare_cached("SELECT line FROM log_cosignatures WHERE size = ?1 ORDER BY witness")?;
+            let cosignatures = stmt
+                .query_map([size], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(StoredCheckpoint {
+                size: size as u64,
+                note,
+                cosignatures,
+            }))
+        })
+    }
+    async fn log_append(&self, a: LogAppend) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            let have: i64 = tx.query_row("SELECT count(*) FROM log_leaves", [], |r| r.get(0))?;
+            if have as u64 != a.first {
+                return Err(StoreError::Conflict(Conflict::LogMoved(have as u64)).into());
+            }
+            {
+                let mut ins = tx.prepare_cached("INSERT INTO log_leaves(idx, leaf) VALUES (?1, ?2)")?;
+                for (i, leaf) in a.leaves.iter().enumerate() {
+                    ins.execute(params![(a.first + i as u64) as i64, leaf])?;
+                }
+            }
+            let size = a.first + a.leaves.len() as u64;
+            tx.execute(
+                "INSERT INTO log_checkpoint(id, size, note) VALUES (1, ?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET size = excluded.size, note = excluded.note",
+                params![size as i64, a.checkpoint],
+            )?;
+            tx.execute("DELETE FROM log_cosignatures WHERE size < ?1", [size as i64])?;
+            // Unlist every changed key first, then list the current ones: a handle moving
+            // between keys never meets itself in the unique index.
+            let now = a.now_ms as i64;
+            for (key, _) in &a.members {
+                tx.execute(
+                    "UPDATE members SET revoked_at = ?1 WHERE key = ?2 AND revoked_at IS NULL",
+                    params![now, key.as_slice()],
+                )?;
+            }
+            for (key, listed) in &a.members {
+                let Some(l) = listed else { continue };
+                let m = &l.member;
+                tx.execute(
+                    "INSERT INTO members(key, fingerprint, handle, state, role, name, public_identity, enrolled_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT(key) DO UPDATE SET handle = excluded.handle, state = excluded.state,
+                       role = excluded.role, name = excluded.name, public_identity = excluded.public_identity,
+                       revoked_at = NULL",
+                    params![
+                        key.as_slice(),
+                        pocnet_crypto::IdentityKey::from_bytes(key)
+                            .map(|k| k.fingerprint().to_hex())
+                            .unwrap_or_default(),
+                        m.handle,
+                        m.state,
+                        m.role,
+                        m.name,
+                        m.public_identity,
+                        now
+                    ],
+                )?;
+                tx.execute("DELETE FROM registrations WHERE key = ?1", [key.as_slice()])?;
+            }
+            for h in &a.published {
+                tx.execute("DELETE FROM submissions WHERE hash = ?1", [h.as_slice()])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+    async fn log_cosign(&self, size: u64, witness: Key, line: String) -> Result<bool, StoreError> {
+        self.write_value(move |tx| {
+            let current: Option<i64> = tx
+                .query_row("SELECT size FROM log_checkpoint WHERE id = 1", [], |r| r.get(0))
+                .optional()?;
+            if current != Some(size as i64) {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO log_cosignatures(size, witness, line) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(size, witness) DO UPDATE SET line = excluded.line",
+                params![size as i64, witness.as_slice(), line],
+            )?;
+            Ok(true)
+        })
+        .await
+    }
+    async fn register(
+        &self,
+        key: Key,
+        fingerprint: String,
+        public_identity: Vec<u8>,
+        now_ms: u64,
+        max: u64,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            let known: Option<i64> = tx
+                .query_row("SELECT 1 FROM registrations WHERE key = ?1", [key.as_slice()], |r| r.get(0))
+                .optional()?;
+            if known.is_none() {
+                let n: i64 = tx.query_row("SELECT count(*) FROM registrations", [], |r| r.get(0))?;
+                if n as u64 >= max {
+                    return Err(StoreError::Quota(Quota::Waiting(
+                        "the relay holds as many registrations as it allows; the Secretariat must clear some first",
+                    ))
+                    .into());
+                }
+            }
+            tx.execute(
+                "INSERT INTO registrations(key, fingerprint, public_identity, at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(key) DO UPDATE SET public_identity = excluded.public_identity, at = excluded.at",
+                params![key.as_slice(), fingerprint, public_identity, now_ms as i64],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+    async fn registration(&self, fingerprint: String) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT public_identity FROM registrations WHERE fingerprint = ?1")?
+                .query_row([fingerprint.to_ascii_lowercase()], |r| r.get(0))
+                .optional()?)
+        })
+    }
+    async fn submit(&self, author: Key, statement: Vec<u8>, now_ms: u64, per_author: u64) -> Result<u64, StoreError> {
+        use sha2::{Digest, Sha256};
+        let hash: [u8; 32] = Sha256::digest(&statement).into();
+        self.write_value(move |tx| {
+            let dup: Option<i64> = tx
+                .query_row("SELECT 1 FROM submissions WHERE hash = ?1", [hash.as_slice()], |r| r.get(0))
+                .optional()?;
+            if dup.is_some() {
+                return Err(StoreError::Conflict(Conflict::Duplicate).into());
+            }
+            let n: i64 = tx.query_row(
+                "SELECT count(*) FROM submissions WHERE author = ?1",
+                [author.as_slice()],
+                |r| r.get(0),
+            )?;
+            if n as u64 >= per_author {
+                return Err(StoreError::Quota(Quota::Waiting(
+                    "this key already has as many statements waiting for the Secretariat as the relay allows",
+                ))
+                .into());
+            }
+            tx.execute(
+                "INSERT INTO submissions(author, statement, hash, at) VALUES (?1, ?2, ?3, ?4)",
+                params![author.as_slice(), statement, hash.as_slice(), now_ms as i64],
+            )?;
+            Ok(tx.last_insert_rowid() as u64)
+        })
+        .await
+    }
+    async fn submissions(&self, after: u64, limit: u32) -> Result<Vec<pocnet_wire::Submission>, StoreError> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT id, statement, at FROM submissions WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+            let rows = stmt.query_map(params![after as i64, limit as i64], |r| {
+                Ok(pocnet_wire::Submission {
+                    id: r.get::<_, i64>(0)? as u64,
+                    statement: r.get(1)?,
+                    received_ms: r.get::<_, i64>(2)? as u64,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+    async fn dismiss(&self, ids: Vec<u64>) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            for id in ids {
+                tx.execute("DELETE FROM submissions WHERE id = ?1", [id as i64])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+    async fn expire_waiting(&self, before_ms: u64) -> Result<u64, StoreError> {
+        self.write_value(move |tx| {
+            let a = tx.execute("DELETE FROM registrations WHERE at < ?1", [before_ms as i64])?;
+            let b = tx.execute("DELETE FROM submissions WHERE at < ?1", [before_ms as i64])?;
+            Ok((a + b) as u64)
+        })
+        .await
     }
 }
 
@@ -1066,64 +1265,4 @@ fn expire(
     }
     tx.execute("DELETE FROM envelopes WHERE expires_at <= ?1 AND id NOT IN (SELECT envelope_id FROM queue WHERE envelope_id IS NOT NULL)", [now_ms as i64])?;
     Ok(expired.len() as u64)
-}
-
-fn enrol(
-    tx: &Transaction<'_>,
-    code: &str,
-    key: &Key,
-    fingerprint: &str,
-    public_identity: &[u8],
-    now_ms: u64,
-) -> R<Member> {
-    let code_hash = invite_hash(code);
-    let inv: Option<(String, String, String, i64, Option<i64>)> = tx
-        .query_row(
-            "SELECT state, role, name, expires_at, used_at FROM invites WHERE code_hash = ?1",
-            [code_hash.as_slice()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .optional()?;
-    let (state, role, name, expires_at, used_at) = inv.ok_or(StoreError::Invite(InviteProblem::Unknown))?;
-    if used_at.is_some() {
-        return Err(StoreError::Invite(InviteProblem::Used).into());
-    }
-    if (expires_at as u64) <= now_ms {
-        return Err(StoreError::Invite(InviteProblem::Expired).into());
-    }
-    if let Some(h) = tx
-        .query_row("SELECT handle FROM members WHERE key = ?1", [key.as_slice()], |r| {
-            r.get::<_, String>(0)
-        })
-        .optional()?
-    {
-        return Err(StoreError::Conflict(Conflict::AlreadyEnrolled(h)).into());
-    }
-    let handle = format!("{state}.{role}");
-    let taken: Option<i64> = tx
-        .query_row(
-            "SELECT 1 FROM members WHERE handle = ?1 AND revoked_at IS NULL",
-            [&handle],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if taken.is_some() {
-        return Err(StoreError::Conflict(Conflict::HandleTaken(handle)).into());
-    }
-    tx.execute(
-        "INSERT INTO members(key, fingerprint, handle, state, role, name, public_identity, enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![key.as_slice(), fingerprint, handle, state, role, name, public_identity, now_ms as i64],
-    )?;
-    tx.execute(
-        "UPDATE invites SET used_at = ?1, used_by = ?2 WHERE code_hash = ?3",
-        params![now_ms as i64, key.as_slice(), code_hash.as_slice()],
-    )?;
-    Ok(Member {
-        handle,
-        state,
-        role,
-        name,
-        public_identity: public_identity.to_vec(),
-        revoked: false,
-    })
 }
