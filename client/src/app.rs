@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use pocnet_crypto::{Fingerprint, Identity};
-use pocnet_wire::{Member, Request, Response};
+use pocnet_wire::{Request, Response};
 
 use crate::db::{Store, StoredMessage};
 use crate::error::{Error, Result};
@@ -16,6 +16,22 @@ use crate::types::Direction;
 pub use crate::ops::attachments::SavedAttachment;
 pub use crate::ops::messaging::{Outgoing, Sent, SyncStats};
 pub use crate::ops::status::{RecipientStatus, Status};
+
+/// Where `enrol` left this key.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Enrolment {
+    /// Listed in the verified directory under this handle.
+    Listed {
+        /// Our handle.
+        handle: String,
+    },
+    /// Offered to the Secretariat; not listed yet. Read the voice code to the Secretariat.
+    Waiting {
+        /// Our key's voice code.
+        voice_code: String,
+    },
+}
 
 /// An unlocked profile with its store.
 pub struct Client {
@@ -54,33 +70,78 @@ impl Client {
         Ok(s)
     }
 
-    /// Enrols at a relay with an invite; pins the relay's key.
-    pub async fn enrol(&mut self, address: &str, fingerprint: &str, invite: &str) -> Result<Member> {
+    /// Enrols at a relay: pins its key and the directory's key, offers our public
+    /// identity for the Secretariat if the directory does not list us yet, and once it
+    /// does, verifies the whole log and finds our own entry. The Secretariat's first
+    /// enrolment publishes the log's genesis (made by `secretariat genesis`).
+    pub async fn enrol(&mut self, address: &str, fingerprint: &str, directory: Option<&str>) -> Result<Enrolment> {
         let pin = Fingerprint::parse(fingerprint)
             .map_err(|_| Error::Usage("--relay-key must be the relay's 64-hex-digit fingerprint".into()))?;
-        let s = Session::connect(&self.identity, address, pin).await?;
-        let member = match &s.member {
-            Some(m) => m.clone(),
-            None => match s
-                .request(&Request::Enrol {
-                    invite: invite.trim().to_string(),
-                    public_identity: self.identity.public().to_bytes(),
-                })
-                .await?
-            {
-                Response::Enrolled { member } => member,
-                other => return Err(Error::Protocol(format!("unexpected answer to Enrol: {other:?}"))),
-            },
-        };
+        if let Some(d) = directory {
+            pocnet_crypto::note::NoteVerifier::parse_vkey(d.trim()).map_err(|e| {
+                Error::Usage(format!(
+                    "--directory must be the Secretariat's directory key (<origin>+<key id>+<key>): {e}"
+                ))
+            })?;
+            if let Some(old) = &self.profile.config.directory {
+                if old != d.trim() {
+                    return Err(Error::Usage(
+                        "this profile already trusts another directory key; use a new profile (--home) for another directory"
+                            .into(),
+                    ));
+                }
+            }
+            self.profile.config.directory = Some(d.trim().to_string());
+        }
+        if self.profile.config.directory.is_none() {
+            return Err(Error::Usage(
+                "give --directory: the Secretariat's directory key, as the Secretariat gave it to you".into(),
+            ));
+        }
+        let mut s = Session::connect(&self.identity, address, pin).await?;
         self.profile.config.relay = Some(crate::profile::RelayPin {
             address: address.to_string(),
             fingerprint: pin.to_hex(),
             key: Some(pocnet_crypto::to_hex(s.relay_key.as_bytes())),
         });
-        self.profile.config.handle = Some(member.handle.clone());
+        self.profile.save()?;
+        if s.member.is_none() && self.anchor()?.key == *self.identity.public_key() {
+            // The Secretariat's genesis, made offline, goes to the relay first.
+            self.publish_genesis(&s).await?;
+            s.close().await;
+            s = Session::connect(&self.identity, address, pin).await?;
+        }
+        if s.member.is_none() {
+            match s
+                .request(&Request::Register {
+                    public_identity: self.identity.public().to_bytes(),
+                })
+                .await?
+            {
+                Response::Done => {}
+                other => return Err(Error::Protocol(format!("unexpected answer to Register: {other:?}"))),
+            }
+            s.close().await;
+            return Ok(Enrolment::Waiting {
+                voice_code: self.identity.public_key().voice_code().to_string(),
+            });
+        }
+        if s.member.as_ref().is_some_and(|m| m.revoked) {
+            return Err(Error::Revoked);
+        }
+        self.sync_directory(&s).await?;
+        let log = self.log()?;
+        let handle = log
+            .directory()
+            .handle_of(self.identity.public_key())
+            .map(|h| h.to_string())
+            .ok_or_else(|| {
+                Error::RelayLied("the relay admits this key but the verified directory does not list it".into())
+            })?;
+        self.profile.config.handle = Some(handle.clone());
         self.profile.save()?;
         s.close().await;
-        Ok(member)
+        Ok(Enrolment::Listed { handle })
     }
 
     /// Stored messages of one direction, newest first (no network).

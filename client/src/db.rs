@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::types::{receipt_kind_code, receipt_kind_from_code, Direction, EnvelopeHash, MessageId, Peer};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// HKDF info (and AAD prefix) for the store key.
 const STORE_LABEL: &[u8] = b"pocnet/v1/client-store";
@@ -135,7 +135,11 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS contacts(
         message_id BLOB NOT NULL, signer BLOB NOT NULL, kind INTEGER NOT NULL, at INTEGER NOT NULL,
         bytes BLOB NOT NULL, PRIMARY KEY(message_id, signer, kind));
      CREATE TABLE IF NOT EXISTS expired(message_id BLOB NOT NULL, recipient BLOB NOT NULL, at INTEGER NOT NULL,
-        PRIMARY KEY(message_id, recipient));";
+        PRIMARY KEY(message_id, recipient));
+     CREATE TABLE IF NOT EXISTS log_leaves(idx INTEGER PRIMARY KEY, leaf BLOB NOT NULL);
+     CREATE TABLE IF NOT EXISTS log_checkpoint(id INTEGER PRIMARY KEY CHECK (id = 1), note TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS forks(id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,
+        how TEXT NOT NULL, ours TEXT NOT NULL, theirs TEXT NOT NULL, UNIQUE(ours, theirs));";
 
 /// An attachment as the store records it (inside the sealed `attachments` column).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,7 +319,7 @@ impl Store {
         )? > 0;
         let tx = self.conn.unchecked_transaction()?;
         tx.execute_batch(SCHEMA)?;
-        if had_messages {
+        if had_messages && version == 0 {
             // Version 0: subject, body and attachments in plaintext. Seal them in place.
             let mut rows = Vec::new();
             {
@@ -378,7 +382,7 @@ impl Store {
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
-        if had_messages {
+        if had_messages && version == 0 {
             // Rewrite the file so no page of the plaintext version survives, then empty the WAL.
             self.conn.execute_batch("VACUUM")?;
             self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
@@ -680,6 +684,90 @@ impl Store {
             params![key.as_bytes().as_slice(), handle, name, public_identity, now as i64],
         )?;
         Ok(())
+    }
+}
+
+/// A recorded directory fork: two signed views that cannot both be true.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ForkRecord {
+    /// When it was detected (Unix ms).
+    pub at: u64,
+    /// How it was detected.
+    pub how: String,
+    /// Our verified checkpoint (a signed note).
+    pub ours: String,
+    /// The other view: a signed checkpoint, or the signed envelope header that named it.
+    pub theirs: String,
+}
+
+impl Store {
+    /// Every stored directory log leaf, in order.
+    pub fn log_leaves(&self) -> Result<Vec<Vec<u8>>> {
+        let mut stmt = self.conn.prepare("SELECT leaf FROM log_leaves ORDER BY idx")?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    /// The last verified checkpoint (a signed note with its cosignatures).
+    pub fn log_checkpoint(&self) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT note FROM log_checkpoint WHERE id = 1", [], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Stores newly verified leaves (from index `first`) and the checkpoint that covers
+    /// them, in one transaction.
+    pub fn log_save(&self, first: u64, leaves: &[Vec<u8>], note: &str) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute("DELETE FROM log_leaves WHERE idx >= ?1", [first as i64])?;
+        for (i, leaf) in leaves.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO log_leaves(idx, leaf) VALUES (?1, ?2)",
+                params![(first + i as u64) as i64, leaf],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO log_checkpoint(id, note) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET note = excluded.note",
+            [note],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Keeps fork evidence; `true` if it is new.
+    pub fn record_fork(&self, how: &str, ours: &str, theirs: &str, now: u64) -> Result<bool> {
+        Ok(self.conn.execute(
+            "INSERT OR IGNORE INTO forks(at, how, ours, theirs) VALUES (?1, ?2, ?3, ?4)",
+            params![now as i64, how, ours, theirs],
+        )? > 0)
+    }
+
+    /// Every recorded fork, oldest first.
+    pub fn forks(&self) -> Result<Vec<ForkRecord>> {
+        let mut stmt = self.conn.prepare("SELECT at, how, ours, theirs FROM forks ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ForkRecord {
+                at: r.get::<_, i64>(0)? as u64,
+                how: r.get(1)?,
+                ours: r.get(2)?,
+                theirs: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    /// Whether `key` was verified by voice (its safety number compared).
+    pub fn is_verified(&self, key: &IdentityKey) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT verified_at IS NOT NULL FROM contacts WHERE key = ?1",
+                [key.as_bytes().as_slice()],
+                |r| r.get::<_, bool>(0),
+            )
+            .optional()?
+            .unwrap_or(false))
     }
 }
 

@@ -23,12 +23,31 @@ pub enum Error {
     Protocol(String),
     /// This profile has no relay pinned yet.
     #[error(
-        "this profile is not enrolled yet: run `pocnet enrol --relay HOST:PORT --relay-key FINGERPRINT --invite-file PATH`"
+        "this profile is not enrolled yet: run `pocnet enrol --relay HOST:PORT --relay-key FINGERPRINT --directory VKEY` \
+         with the values the Secretariat gave you"
     )]
     NotEnrolledHere,
-    /// The relay does not know this key.
-    #[error("this key is not enrolled at the relay: run `pocnet enrol` with an invite code")]
+    /// The directory does not list this key (yet).
+    #[error(
+        "this key is not in the directory yet: your national authority nominates you, the Secretariat phones you \
+         to hear your voice code (`pocnet whoami`), then `pocnet enrol` again"
+    )]
     NotEnrolled,
+    /// Two signed views of the directory that cannot both be true.
+    #[error(
+        "DIRECTORY FORK DETECTED ({how}). Someone is showing different directories to different POCs. The evidence \
+         is kept (`pocnet directory forks`); tell the Secretariat and your national authority by phone now"
+    )]
+    DirectoryFork {
+        /// How it was found.
+        how: String,
+    },
+    /// The relay answered something the verified directory contradicts.
+    #[error("the relay's answer contradicts the verified directory: {0}. Nothing was used from it; report this relay")]
+    RelayLied(String),
+    /// A directory statement or action was refused (rules, voice check).
+    #[error("{0}")]
+    DirectoryRefused(String),
     /// The relay refused this key as revoked.
     #[error("the relay refused this key at the handshake: it has been revoked; contact the Secretariat")]
     Revoked,
@@ -53,12 +72,13 @@ pub enum Error {
 
     /// The key now behind a handle is not the one pinned for it: sending is blocked.
     #[error(
-        "the key for {handle} has CHANGED since you first saw it (was {}, now {}). Do not send until you have \
-         confirmed the new key by voice: `pocnet verify {handle}` shows the safety number, and \
-         `pocnet verify {handle} --accept` pins the new key once it matches.",
-        was.short(), now.short()
+        "{handle}'s key changed{} (was {}, now {}). Sending is blocked: compare safety numbers by phone \
+         (`pocnet verify {handle}` shows yours), then run `pocnet verify {handle} --accept <number>`",
+        since.as_deref().map(|s| format!(" on {s}")).unwrap_or_default(), was.short(), now.short()
     )]
     ContactChanged {
+        /// When and where the log changed it ("2026-11-30 (log entry 418)"), if known.
+        since: Option<String>,
         /// The handle.
         handle: String,
         /// The pinned key.
@@ -215,6 +235,9 @@ impl Error {
             Error::RelayUnreachable(_) | Error::Connection(_) | Error::Incomplete(_) => 7,
             Error::Relay { .. } | Error::Protocol(_) => 8,
             Error::ContactChanged { .. } => 9,
+            Error::DirectoryFork { .. } => 12,
+            Error::RelayLied(_) => 6,
+            Error::DirectoryRefused(_) => 13,
             Error::UnknownContact { .. }
             | Error::AmbiguousContact { .. }
             | Error::NoRecipients

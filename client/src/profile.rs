@@ -27,6 +27,9 @@ pub struct ProfileConfig {
     pub relay: Option<RelayPin>,
     /// Our handle, once enrolled.
     pub handle: Option<String>,
+    /// The directory this profile trusts: the Secretariat's C2SP verifier key
+    /// (`<origin>+<key id>+<key>`), as the Secretariat gave it.
+    pub directory: Option<String>,
 }
 
 /// An opened profile directory.

@@ -1,134 +1,116 @@
-//! Contacts: look POCs up at the relay, pin the first key seen per handle (trust on first
-//! use), refuse a changed key until a person accepts it, and show senders by pinned handle.
+//! Contacts: resolved from the verified directory log, cross-checked against the relay's
+//! answer, and held to the trust ladder (attested, voice-verified by me, changed). A
+//! handle whose key is not the one this user knew blocks sending until the user compares
+//! safety numbers and accepts the number they compared.
 
-use pocnet_crypto::{IdentityKey, PublicIdentity};
-use pocnet_wire::{Member, Request, Response};
+use pocnet_core::directory::{Directory, Poc};
+use pocnet_crypto::{safety_number, IdentityKey, PublicIdentity};
 
 use crate::app::Client;
 use crate::error::{Error, Result};
 use crate::net::Session;
 use crate::now_ms;
+use crate::ops::directory::{date, Trust};
 use crate::types::Peer;
 
+/// When and where the log gave `p` its current key, for the "changed" message.
+fn since(p: &Poc) -> String {
+    format!("{} (log entry {})", date(p.enrolled_ms), p.enrolled_index)
+}
+
 impl Client {
-    /// Looks members up at the relay, without the pin check (for `verify`).
-    pub async fn lookup(&self, s: &Session, query: &str) -> Result<Vec<(Member, PublicIdentity)>> {
-        let members = match s
-            .request(&Request::Lookup {
-                query: query.to_string(),
-            })
-            .await?
-        {
-            Response::Directory { members } => members,
-            other => return Err(Error::Protocol(format!("unexpected answer to Lookup: {other:?}"))),
-        };
-        if members.is_empty() {
-            return Err(Error::UnknownContact {
-                query: query.to_string(),
-            });
-        }
-        members
-            .into_iter()
-            .map(|m| {
-                let pi = PublicIdentity::from_bytes(&m.public_identity).map_err(|e| {
-                    Error::BadEnvelope(format!("the relay's record for {} does not verify: {e}", m.handle))
-                })?;
-                Ok((m, pi))
-            })
-            .collect()
-    }
-
-    /// The key pinned for `handle`, if it is not `key`.
-    pub(crate) fn pinned_other(&self, handle: &str, key: &IdentityKey) -> Result<Option<IdentityKey>> {
-        Ok(self.store.key_for_handle(handle)?.filter(|k| k != key))
-    }
-
     /// Resolves an address (`CL.primary`, `CL` for every POC of a state, or a fingerprint
-    /// prefix) to members, checking each key against the one pinned for that handle.
-    pub async fn resolve(&self, s: &Session, to: &str) -> Result<Vec<(Member, PublicIdentity)>> {
-        let found = self.lookup(s, to).await?;
-        for (m, pi) in &found {
-            if let Some(old) = self.pinned_other(&m.handle, pi.key())? {
+    /// prefix) to POCs from the verified directory, after syncing it; the relay's own
+    /// answer must agree, and a changed key blocks.
+    pub async fn resolve(&self, s: &Session, to: &str) -> Result<Vec<Poc>> {
+        self.sync_directory(s).await?;
+        let log = self.log()?;
+        let found = Self::directory_lookup(log.directory(), to)?;
+        self.cross_check(s, to.trim(), &found).await?;
+        for p in &found {
+            if self.trust(log.directory(), p)? == Trust::Changed {
+                let was = self
+                    .store
+                    .key_for_handle(&p.handle_text())?
+                    .map(|k| k.fingerprint())
+                    .unwrap_or_else(|| p.key.fingerprint());
                 return Err(Error::ContactChanged {
-                    handle: m.handle.clone(),
-                    was: old.fingerprint(),
-                    now: pi.fingerprint(),
+                    handle: p.handle_text(),
+                    since: Some(since(p)),
+                    was,
+                    now: p.key.fingerprint(),
                 });
             }
         }
-        for (m, pi) in &found {
+        for p in &found {
             self.store
-                .remember(pi.key(), &m.handle, &m.name, &m.public_identity, now_ms())?;
+                .remember(&p.key, &p.handle_text(), &p.contact.name, &p.public.to_bytes(), now_ms())?;
         }
         Ok(found)
     }
 
-    /// For `verify`: the member, its key, the key pinned before if it differs; with
-    /// `accept`, pins the current key as verified by voice.
+    /// For `verify`: the POC, its safety number with us, and the key we knew before if it
+    /// differs. With `accept`, the number the user compared must be this one; then the
+    /// key is marked voice-verified (and replaces the one known before).
     pub async fn verify_contact(
         &self,
         s: &Session,
         handle: &str,
-        accept: bool,
-    ) -> Result<(Member, PublicIdentity, Option<IdentityKey>)> {
-        let found = self.lookup(s, handle).await?;
-        let [(m, pi)] = found.as_slice() else {
+        accept: Option<&str>,
+    ) -> Result<(Poc, Option<IdentityKey>, Trust)> {
+        self.sync_directory(s).await?;
+        let log = self.log()?;
+        let found = Self::directory_lookup(log.directory(), handle)?;
+        let [p] = found.as_slice() else {
             return Err(Error::AmbiguousContact {
                 query: handle.to_string(),
                 count: found.len(),
             });
         };
-        let previous = self.pinned_other(&m.handle, pi.key())?;
-        if accept {
+        self.cross_check(s, handle.trim(), &found).await?;
+        let previous = self.store.key_for_handle(&p.handle_text())?.filter(|k| *k != p.key);
+        if let Some(number) = accept {
+            let expected = safety_number(self.identity.public_key(), &p.key);
+            let heard: String = number.chars().filter(|c| c.is_ascii_digit()).collect();
+            if heard != expected.digits() {
+                return Err(Error::DirectoryRefused(format!(
+                    "the number you gave is not the safety number for {} and you; nothing was pinned. \
+                     Compare again by phone: `pocnet verify {}` shows it",
+                    p.handle_text(),
+                    p.handle_text()
+                )));
+            }
             self.store
-                .repin(pi.key(), &m.handle, &m.name, &m.public_identity, now_ms())?;
+                .repin(&p.key, &p.handle_text(), &p.contact.name, &p.public.to_bytes(), now_ms())?;
         }
-        Ok((m.clone(), pi.clone(), previous))
+        let trust = self.trust(log.directory(), p)?;
+        Ok((p.clone(), previous, trust))
     }
 
-    /// How to show a key: its pinned handle, or a warning when the directory's handle for
-    /// it is pinned to another key (never silently re-pinned).
-    pub(crate) async fn peer_of(&self, s: &Session, key: &IdentityKey) -> Peer {
-        let unverified = |claims: String| Peer::Unverified {
-            fingerprint: key.fingerprint().short(),
-            claims,
-        };
-        if let Ok(Some(c)) = self.store.contact(key) {
-            return match self.pinned_other(&c.handle, key) {
-                Ok(None) => Peer::Known { handle: c.handle },
-                _ => unverified(c.handle),
+    /// How to show a key: its directory handle (and whether the key is still listed),
+    /// never a name only the relay vouches for.
+    pub(crate) fn peer_in(&self, dir: &Directory, key: &IdentityKey) -> Peer {
+        if let Some(p) = dir.by_key(key) {
+            return match self.trust(dir, p) {
+                Ok(Trust::Changed) | Err(_) => Peer::Unverified {
+                    fingerprint: key.fingerprint().short(),
+                    claims: p.handle_text(),
+                },
+                Ok(_) => Peer::Known {
+                    handle: p.handle_text(),
+                },
             };
         }
-        if let Ok(Response::Directory { members }) = s
-            .request(&Request::Lookup {
-                query: key.fingerprint().to_hex(),
-            })
-            .await
-        {
-            if let Some(m) = members.into_iter().next() {
-                if PublicIdentity::from_bytes(&m.public_identity)
-                    .map(|p| p.key() == key)
-                    .unwrap_or(false)
-                {
-                    if let Ok(Some(_)) = self.pinned_other(&m.handle, key) {
-                        return unverified(m.handle);
-                    }
-                    if let Err(e) = self
-                        .store
-                        .remember(key, &m.handle, &m.name, &m.public_identity, now_ms())
-                    {
-                        tracing::warn!(
-                            "contact {} not remembered: {}",
-                            crate::render::line(&m.handle),
-                            crate::render::line(&e.to_string())
-                        );
-                    }
-                    return Peer::Known { handle: m.handle };
-                }
-            }
+        if let Some(h) = dir.handle_of(key) {
+            return Peer::Known { handle: h.to_string() };
         }
         Peer::Unknown {
             fingerprint: key.fingerprint().short(),
         }
+    }
+
+    /// The public identities of `pocs`, for sealing.
+    pub fn publics(pocs: &[Poc]) -> Vec<PublicIdentity> {
+        pocs.iter().map(|p| p.public.clone()).collect()
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use pocnet_crypto::{ContentType, HeaderFields, IdentityKey, PublicIdentity, Receipt, ReceiptKind, Suite, Tlp};
 use pocnet_wire::content::MessageBody;
-use pocnet_wire::{Delivery, Member, Request, Response};
+use pocnet_wire::{Delivery, Request, Response};
 use serde::Serialize;
 
 use crate::app::Client;
@@ -61,20 +61,22 @@ impl Client {
     /// Seals and sends a message (and its attachments) to everyone `to` names.
     pub async fn send(&self, s: &Session, to: &[String], msg: &Outgoing) -> Result<Sent> {
         s.require_member()?;
-        let mut recipients: Vec<(Member, PublicIdentity)> = Vec::new();
+        let mut recipients: Vec<pocnet_core::directory::Poc> = Vec::new();
         for t in to {
             for r in self.resolve(s, t).await? {
-                if !recipients.iter().any(|(m, _)| m.handle == r.0.handle) && r.1.key() != self.identity.public_key() {
+                if !recipients.iter().any(|m| m.key == r.key) && &r.key != self.identity.public_key() {
                     recipients.push(r);
                 }
             }
         }
-        let Some((_, first)) = recipients.first() else {
+        let Some(first) = recipients.first() else {
             return Err(Error::NoRecipients);
         };
-        let first = *first.key();
-        let pubs: Vec<PublicIdentity> = recipients.iter().map(|(_, p)| p.clone()).collect();
-        let handles: Vec<String> = recipients.iter().map(|(m, _)| m.handle.clone()).collect();
+        let first = first.key;
+        let pubs: Vec<PublicIdentity> = Client::publics(&recipients);
+        let handles: Vec<String> = recipients.iter().map(|m| m.handle_text()).collect();
+        // Every envelope carries our log head: a recipient shown another directory finds out.
+        let log_head = Some(self.log()?.head());
         let now = now_ms();
         let mut refs = Vec::new();
         for path in &msg.attachments {
@@ -90,6 +92,7 @@ impl Client {
             suite: Suite::XWing,
             tlp: msg.tlp,
             incident_id: msg.incident_id.clone(),
+            log_head,
             ..HeaderFields::message(now)
         };
         let sealed = pocnet_crypto::seal(&mut pocnet_crypto::os_rng(), &self.identity, &pubs, &fields, &plaintext)?;
@@ -294,7 +297,36 @@ impl Client {
         };
         // Sizes and counts the sender chose are checked before anything is allocated or fetched.
         check_body_limits(&body)?;
-        let peer = self.peer_of(s, &sender).await;
+        // The sender must be listed in the verified directory (sync once if it is new to us):
+        // revoked and removed keys are refused here, not only at the relay.
+        let mut log = self.log()?;
+        if !log.directory().is_member(&sender) && log.directory().handle_of(&sender).is_none() {
+            self.sync_directory(s).await?;
+            log = self.log()?;
+        }
+        let dir = log.directory();
+        if !dir.is_member(&sender) && dir.handle_of(&sender).is_none() {
+            let why = match dir.former().iter().rev().find(|f| f.key == sender) {
+                Some(f) if f.revoked => format!(
+                    "the sender's key ({} as {}) was revoked in the directory (log entry {})",
+                    sender.fingerprint().short(),
+                    f.handle,
+                    f.index
+                ),
+                Some(f) => format!(
+                    "the sender ({} as {}) was removed from the directory (log entry {})",
+                    sender.fingerprint().short(),
+                    f.handle,
+                    f.index
+                ),
+                None => format!("the sender {} is not in the directory", sender.fingerprint().short()),
+            };
+            return Err(Error::BadEnvelope(why));
+        }
+        self.check_head(s, &sender, h.log_head).await?;
+        let log = self.log()?;
+        let dir = log.directory();
+        let peer = self.peer_in(dir, &sender);
         let mut attachments = Vec::new();
         for a in &body.attachments {
             let state = match self.fetch_attachment(s, &sender, a).await {
@@ -317,7 +349,7 @@ impl Client {
                 self.handle().unwrap_or("me").to_string()
             } else {
                 match IdentityKey::from_bytes(&r.key) {
-                    Ok(k) => self.peer_of(s, &k).await.to_stored(),
+                    Ok(k) => self.peer_in(dir, &k).to_stored(),
                     Err(_) => pocnet_crypto::to_hex(&r.key[..8]),
                 }
             });

@@ -3,5 +3,7 @@
 
 pub mod attachments;
 pub mod contacts;
+pub mod directory;
+pub mod governance;
 pub mod messaging;
 pub mod status;
