@@ -48,3 +48,5 @@ pub(crate) const PAYLOAD_INFO: &[u8] = b"pocnet/v1/payload\0";
 pub(crate) const FINGERPRINT: &[u8] = b"pocnet/v1/fingerprint\0";
 /// Safety number hash prefix.
 pub(crate) const SAFETY: &[u8] = b"pocnet/v1/safety-number\0";
+/// Voice code hash prefix.
+pub(crate) const VOICE_CODE: &[u8] = b"pocnet/v1/voice-code\0";

@@ -75,6 +75,18 @@ pub enum Error {
     #[error("key derivation failed: {0}")]
     Kdf(String),
 
+    /// A Merkle inclusion or consistency proof does not verify, or was asked for outside
+    /// the tree.
+    #[error("Merkle proof refused: {0}")]
+    Proof(&'static str),
+    /// Signed-note text (or a checkpoint, verifier key or signature line in it) is not in
+    /// its one strict form.
+    #[error("malformed signed note: {0}")]
+    Note(&'static str),
+    /// The note carries no signature line with this signer's name and key id.
+    #[error("note carries no signature by {0}")]
+    NotSignedBy(String),
+
     /// Reading or writing a stream failed.
     #[error("I/O error while streaming: {0}")]
     Io(#[from] std::io::Error),

@@ -76,6 +76,67 @@ impl IdentityKey {
             .verify_strict(&msg, &sig)
             .map_err(|_| Error::BadSignature(what))
     }
+    /// Verifies a raw Ed25519 signature (no pocnet context) over C2SP signed-note bytes,
+    /// with `verify_strict`. See [`Identity::sign_note`] for why this is safe; a `message`
+    /// containing a NUL byte is refused, as it cannot be note text.
+    pub fn verify_note(&self, message: &[u8], signature: &[u8; 64], what: &'static str) -> Result<()> {
+        if message.contains(&0) {
+            return Err(Error::BadSignature(what));
+        }
+        self.key
+            .verify_strict(message, &Signature::from_bytes(signature))
+            .map_err(|_| Error::BadSignature(what))
+    }
+    /// The 30-digit code read aloud to confirm this key over the telephone (PROTOCOL.md §11.4).
+    pub fn voice_code(&self) -> VoiceCode {
+        let mut h = Sha512::new();
+        h.update(context::VOICE_CODE);
+        h.update(self.bytes);
+        let digest = h.finalize();
+        let mut out = String::with_capacity(VOICE_CODE_DIGITS);
+        for chunk in digest[..30].chunks(5) {
+            let v = chunk.iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b));
+            out.push_str(&format!("{:05}", v % 100_000));
+        }
+        VoiceCode(out)
+    }
+}
+
+/// Number of digits in a [`VoiceCode`].
+pub const VOICE_CODE_DIGITS: usize = 30;
+
+/// Thirty decimal digits derived from one identity key, for reading the key aloud
+/// (language-neutral, unlike word lists). Displayed as six groups of five digits.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct VoiceCode(String);
+
+impl VoiceCode {
+    /// The 30 digits with no separators.
+    pub fn digits(&self) -> &str {
+        &self.0
+    }
+    /// Whether `heard` is this code: spaces (any whitespace), dashes and dots are ignored;
+    /// every one of the 30 digits must be present and equal, and nothing else is allowed.
+    pub fn matches(&self, heard: &str) -> bool {
+        let mut digits = String::with_capacity(VOICE_CODE_DIGITS);
+        for c in heard.chars() {
+            match c {
+                '0'..='9' => digits.push(c),
+                '-' | '.' => {}
+                c if c.is_whitespace() => {}
+                _ => return false,
+            }
+        }
+        digits == self.0
+    }
+}
+
+impl fmt::Display for VoiceCode {
+    /// Six groups of five digits separated by spaces.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let groups: Vec<&str> = (0..6).map(|i| &self.0[i * 5..i * 5 + 5]).collect();
+        f.write_str(&groups.join(" "))
+    }
 }
 
 impl fmt::Debug for IdentityKey {
@@ -357,7 +418,7 @@ impl Identity {
         Ok(id)
     }
 
-    fn from_signing_seed(seed: &[u8; 32]) -> Result<Self> {
+    pub(crate) fn from_signing_seed(seed: &[u8; 32]) -> Result<Self> {
         let signing = SigningKey::from_bytes(seed);
         let public = IdentityKey::from_bytes(&signing.verifying_key().to_bytes())?;
         Ok(Identity {
@@ -452,6 +513,23 @@ impl Identity {
     pub(crate) fn sign_parts(&self, ctx: SigningContext, parts: &[&[u8]]) -> [u8; 64] {
         use ed25519_dalek::Signer;
         self.signing.sign(&ctx.message(parts)).to_bytes()
+    }
+
+    /// Signs `message` with raw Ed25519 and **no** pocnet context, as the C2SP signed-note
+    /// and tlog-cosignature formats require (see [`crate::note`]).
+    ///
+    /// Why this cannot be replayed as another pocnet signature: every [`SigningContext`]
+    /// ends in a NUL byte, and so does the TLS 1.3 CertificateVerify prefix the identity
+    /// key may also sign; note text cannot contain NUL (no control characters), so no note
+    /// message is ever a message this key signs under a context, nor the reverse.
+    ///
+    /// # Panics
+    /// If `message` contains a NUL byte: that would break the argument above, and no
+    /// valid note text contains one (a programming error, not an input error).
+    pub fn sign_note(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        assert!(!message.contains(&0), "signed-note text must not contain a NUL byte");
+        self.signing.sign(message).to_bytes()
     }
 
     /// The 32-byte Ed25519 seed, for transports that authenticate the identity key

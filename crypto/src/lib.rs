@@ -1,7 +1,7 @@
 //! # pocnet-crypto
 //!
-//! Identities, sealed and signed envelopes, receipts and passphrase-encrypted key
-//! files for pocnet. Pure: no sockets, no files, no clock — callers pass time and
+//! Identities, sealed and signed envelopes, receipts, passphrase-encrypted key
+//! files, and the Merkle log and signed-note primitives of the directory, for pocnet. Pure: no sockets, no files, no clock — callers pass time and
 //! randomness in, so every function is deterministic under a fixed RNG.
 //!
 //! The byte formats are specified in `PROTOCOL.md` at the repository root.
@@ -14,8 +14,10 @@ pub mod envelope;
 mod error;
 pub mod identity;
 pub mod keyfile;
+pub mod note;
 pub mod receipt;
 pub mod stream;
+pub mod tlog;
 
 pub use envelope::{
     claimed_sender, open, open_stream, seal, seal_stream, trim_for_recipient, verify, verify_from, verify_stream,
@@ -23,9 +25,10 @@ pub use envelope::{
 };
 pub use error::{Error, Result};
 pub use identity::{
-    safety_number, EncryptionKeyRecord, Fingerprint, Identity, IdentityKey, PublicIdentity, SafetyNumber,
+    safety_number, EncryptionKeyRecord, Fingerprint, Identity, IdentityKey, PublicIdentity, SafetyNumber, VoiceCode,
 };
 pub use keyfile::KdfParams;
+pub use note::{cosign, sign_note, Checkpoint, NoteSignature, NoteVerifier, SignedNote, Witness};
 pub use receipt::{Receipt, ReceiptKind};
 
 /// Re-exported so callers name the same RNG traits.
