@@ -95,6 +95,15 @@ impl World {
     }
 
     pub fn with_secretariat(sec: Identity) -> Self {
+        Self::build(sec, vec![], 0)
+    }
+
+    /// Genesis with this witness policy.
+    pub fn with_witnesses(witnesses: Vec<pocnet_core::directory::WitnessKey>, quorum: u32) -> Self {
+        Self::build(identity("secretariat"), witnesses, quorum)
+    }
+
+    fn build(sec: Identity, witnesses: Vec<pocnet_core::directory::WitnessKey>, quorum: u32) -> Self {
         let mut w = World {
             dir: Directory::new(ORIGIN, *sec.public_key()),
             sec,
@@ -103,7 +112,7 @@ impl World {
             leaves: Vec::new(),
             t: T0,
         };
-        let g = Author::new(&w.sec, ORIGIN).genesis(w.t, vec![], 0).unwrap();
+        let g = Author::new(&w.sec, ORIGIN).genesis(w.t, witnesses, quorum).unwrap();
         w.push(g).unwrap();
         let t = w.tick();
         let cl = Author::new(&w.sec, ORIGIN)
@@ -176,4 +185,46 @@ impl Default for World {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The RFC 9162 root over these leaves.
+pub fn root_of(leaves: &[Vec<u8>]) -> pocnet_crypto::tlog::Hash {
+    let h: Vec<_> = leaves.iter().map(|l| pocnet_crypto::tlog::leaf_hash(l)).collect();
+    pocnet_crypto::tlog::root(&h)
+}
+
+/// A checkpoint over `leaves` signed by `signer` as the log's key (name = origin).
+pub fn checkpoint(signer: &Identity, origin: &str, leaves: &[Vec<u8>]) -> pocnet_crypto::note::SignedNote {
+    let cp = pocnet_crypto::note::Checkpoint {
+        origin: origin.into(),
+        size: leaves.len() as u64,
+        root: root_of(leaves),
+    };
+    let body = cp.body();
+    let sig = pocnet_crypto::note::sign_note(&body, origin, signer);
+    pocnet_crypto::note::SignedNote {
+        body,
+        signatures: vec![sig],
+    }
+}
+
+/// Adds a witness cosignature to `note`.
+pub fn cosigned(mut note: pocnet_crypto::note::SignedNote, name: &str, witness: &Identity) -> pocnet_crypto::note::SignedNote {
+    let sig = pocnet_crypto::note::cosign(&note.body, name, witness, NOW);
+    note.signatures.push(sig);
+    note
+}
+
+/// The anchor for `World`'s log.
+pub fn anchor(sec: &Identity) -> pocnet_core::directory::Anchor {
+    pocnet_core::directory::Anchor {
+        origin: ORIGIN.into(),
+        key: *sec.public_key(),
+    }
+}
+
+/// Consistency proof from `old` leaves to all of `leaves`.
+pub fn proof(leaves: &[Vec<u8>], old: u64) -> Vec<pocnet_crypto::tlog::Hash> {
+    let h: Vec<_> = leaves.iter().map(|l| pocnet_crypto::tlog::leaf_hash(l)).collect();
+    pocnet_crypto::tlog::consistency_proof(&h, old).unwrap()
 }
