@@ -1,12 +1,17 @@
-//! The POC directory: statements ([`entry`]), the state they build ([`state`]) and the
-//! verified log that carries them ([`log`]).
+//! The POC directory: statements ([`entry`]), the state they build ([`state`]), the
+//! verified log that carries them ([`log`]) and the Secretariat's side that writes it
+//! ([`publish`]).
 
 pub mod entry;
+pub mod log;
 pub mod publish;
 pub mod state;
 
 pub use entry::{
     Action, ActionKind, Author, Category, Contact, EntryError, Handle, Rank, Statement, StatementBody, WitnessKey,
 };
+pub use log::{Anchor, ForkEvidence, HeadCheck, LogError, LogState};
 pub use publish::{vkey, Publisher};
-pub use state::{Applied, Authority, Directory, DirectoryError, Former, LookupError, Poc, Refusal, WitnessPolicy};
+pub use state::{
+    Applied, Authority, Directory, DirectoryError, Former, LookupError, Poc, Refusal, WitnessPolicy, STALE_AFTER_MS,
+};
