@@ -5,7 +5,11 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
-use pocnet_client::app::{Client, Outgoing};
+
+mod commands;
+use commands::cli_ctx;
+use pocnet_client::app::{Client, Enrolment, Outgoing};
+use pocnet_core::directory::Contact;
 use pocnet_client::db::StoredMessage;
 use pocnet_client::profile::{default_home, passphrase, Profile};
 use pocnet_client::render::{self, InboxView, MessageView, SavedView, SentView, StatusView, VerifyView};
@@ -25,7 +29,9 @@ use zeroize::Zeroizing;
 /// file, 4 no or damaged profile / not enrolled here, 5 key not enrolled or revoked at the
 /// relay, 6 relay key or signature wrong, 7 relay unreachable or transfer interrupted,
 /// 8 relay refused or broke the protocol, 9 a contact's key CHANGED, 10 no such contact
-/// or message, 11 refused as too large or failing verification.
+/// or message, 11 refused as too large or failing verification, 12 DIRECTORY FORK
+/// detected (evidence kept: `pocnet directory forks`), 13 refused by the directory rules
+/// or the voice check (nothing was signed or published).
 #[derive(Parser)]
 #[command(name = "pocnet", version)]
 struct Cli {
@@ -46,7 +52,9 @@ struct Cli {
 enum Command {
     /// Create your identity and print its fingerprint (read it to the Secretariat).
     Init,
-    /// Enrol at a relay with a one-time invite code; pins the relay's key.
+    /// Join: pin the relay and the directory; offer your key to the Secretariat if the
+    /// directory does not list you yet (then read your voice code to the Secretariat on
+    /// the phone, and run this again once approved).
     Enrol {
         /// Relay address, HOST:PORT.
         #[arg(long)]
@@ -54,14 +62,10 @@ enum Command {
         /// The relay's fingerprint, as its operator gave it to you.
         #[arg(long)]
         relay_key: String,
-        /// The one-time invite code, or `-` to read it from standard input. Note that
-        /// command-line arguments are visible to other local users (ps, /proc): prefer
-        /// `--invite -` or `--invite-file`.
-        #[arg(long, conflicts_with = "invite_file", required_unless_present = "invite_file")]
-        invite: Option<String>,
-        /// Read the invite code from this file (first line).
+        /// The directory key, as the Secretariat gave it to you (<origin>+<id>+<key>).
+        /// Not needed by the Secretariat itself after `secretariat genesis`.
         #[arg(long)]
-        invite_file: Option<PathBuf>,
+        directory: Option<String>,
     },
     /// Send a message. TO is a handle (CL.primary), a state code (CL: all its POCs)
     /// or a fingerprint prefix. The body is --message, --text-file or standard input.
@@ -113,38 +117,249 @@ enum Command {
     },
     /// Delivery status of a message you sent: stored at relay, delivered, read.
     Status { id: String },
-    /// Show the safety number to compare by voice with a contact; with --accept, pin
-    /// the contact's current key as verified (also after a key change).
+    /// Show the safety number to compare by voice with a contact. With --accept NUMBER
+    /// (the number you both read), mark the contact's current key voice-verified (also
+    /// after a key change, which blocks sending until then).
     Verify {
         handle: String,
-        /// The numbers matched on the call: pin this key.
-        #[arg(long)]
-        accept: bool,
+        /// The safety number you compared on the call.
+        #[arg(long, value_name = "NUMBER")]
+        accept: Option<String>,
     },
-    /// Print your handle and fingerprint.
+    /// Print your handle, fingerprint and voice code (read the voice code to the
+    /// Secretariat when it phones you).
     Whoami,
+    /// The POC directory: list, show and search (from the verified log), sync, audit.
+    Directory {
+        #[command(subcommand)]
+        what: Option<DirCmd>,
+    },
+    /// For the Secretariat: begin the directory, enrol national authorities, approve
+    /// nominations after a voice check, publish updates.
+    Secretariat {
+        #[command(subcommand)]
+        what: SecCmd,
+    },
+    /// For a national authority: nominate, remove, re-rank and revoke your state's POCs.
+    National {
+        #[command(subcommand)]
+        what: NatCmd,
+    },
+    /// Rotate your encryption key: publishes the new one; run again after the
+    /// Secretariat publishes it to delete the old private key.
+    Rotate,
+}
+
+#[derive(Subcommand)]
+enum DirCmd {
+    /// List POCs (all, or matching a handle, state code, fingerprint prefix or name).
+    List { query: Option<String> },
+    /// Everything the directory says about one POC.
+    Show { handle: String },
+    /// Fetch and verify new directory entries.
+    Sync,
+    /// Re-verify the whole log from the first entry, as fetched again from the relay.
+    Audit,
+    /// Show recorded fork evidence.
+    Forks,
+    /// Confirm your directory details are still correct (the yearly update).
+    Confirm,
+    /// Publish new contact details (fields not given stay as they are).
+    Update {
+        #[command(flatten)]
+        contact: ContactArgs,
+    },
+    /// Witness: cosign the directory's latest checkpoint after verifying it.
+    Witness {
+        /// Your witness name, as in the key you gave the Secretariat.
+        #[arg(long)]
+        name: String,
+    },
+    /// Print your witness key (for the Secretariat's witness list).
+    WitnessKey {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(clap::Args, Default)]
+struct ContactArgs {
+    /// Full name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Position held.
+    #[arg(long)]
+    position: Option<String>,
+    /// Institution.
+    #[arg(long)]
+    institution: Option<String>,
+    /// E-mail for out-of-band contact.
+    #[arg(long)]
+    email: Option<String>,
+    /// Phone number (repeatable; most preferred first).
+    #[arg(long = "phone")]
+    phones: Vec<String>,
+    /// Language, BCP 47 (repeatable: es, en, fr, pt-BR).
+    #[arg(long = "language")]
+    languages: Vec<String>,
+    /// Time zone (IANA), e.g. America/Santiago.
+    #[arg(long)]
+    time_zone: Option<String>,
+    /// Working hours, e.g. "Mon-Fri 09:00-18:00".
+    #[arg(long)]
+    hours: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum SecCmd {
+    /// Begin the directory log (once, offline) and print the directory key to give to
+    /// the relay operator and every member.
+    Genesis {
+        /// The log's name, e.g. oas.example/cicte-poc.
+        #[arg(long)]
+        origin: String,
+        /// A witness key (repeatable), as `pocnet directory witness-key` prints it.
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
+        /// How many witnesses must cosign each checkpoint before clients accept it.
+        #[arg(long, default_value_t = 0)]
+        quorum: u32,
+    },
+    /// Enrol a state's national authority after phoning it and hearing its voice code.
+    Authority {
+        /// ISO 3166-1 alpha-2 code.
+        #[arg(long)]
+        state: String,
+        /// The authority key's fingerprint (from its `pocnet init`).
+        #[arg(long)]
+        fingerprint: String,
+        /// Name of the authority.
+        #[arg(long)]
+        name: String,
+        /// Its institution.
+        #[arg(long)]
+        institution: String,
+        /// The voice code you heard (otherwise you are asked for it).
+        #[arg(long)]
+        heard: Option<String>,
+    },
+    /// List what waits for you: nominations (approve after a phone call) and updates.
+    Pending,
+    /// Approve nomination ID: phone the nominee, ask them to read the voice code that
+    /// `pocnet whoami` shows, and type the digits you heard.
+    Approve {
+        id: u64,
+        /// The voice code you heard (otherwise you are asked for it).
+        #[arg(long)]
+        heard: Option<String>,
+    },
+    /// Publish every waiting update that needs no phone call (removals, rank changes,
+    /// revocations, key rotations, contact updates, confirmations).
+    Publish,
+    /// Refuse a waiting statement.
+    Dismiss { id: u64 },
+    /// Revoke a POC's key at once (lost or compromised).
+    Revoke {
+        handle: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum NatCmd {
+    /// Nominate a POC of your state (the Secretariat then phones them).
+    Nominate {
+        /// The POC's key fingerprint (64 hex digits from their `pocnet init`).
+        #[arg(long)]
+        fingerprint: String,
+        /// cyber (cyber policy contact) or foreign (foreign affairs contact).
+        #[arg(long)]
+        category: String,
+        /// primary, alternate, or further1..further9.
+        #[arg(long)]
+        rank: String,
+        #[command(flatten)]
+        contact: ContactArgs,
+    },
+    /// Remove one of your state's POCs.
+    Remove {
+        handle: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Give one of your state's POCs another rank (or category).
+    Rank {
+        handle: String,
+        #[arg(long)]
+        rank: String,
+        #[arg(long)]
+        category: Option<String>,
+    },
+    /// Revoke the key of one of your state's POCs (lost or compromised).
+    Revoke {
+        handle: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Your state's POCs, with records not confirmed for a year flagged.
+    Status,
+}
+
+impl ContactArgs {
+    fn merge(self, base: Option<Contact>) -> Contact {
+        let b = base.unwrap_or(Contact {
+            name: String::new(),
+            position: String::new(),
+            institution: String::new(),
+            email: String::new(),
+            phones: Vec::new(),
+            languages: Vec::new(),
+            time_zone: String::new(),
+            working_hours: String::new(),
+        });
+        Contact {
+            name: self.name.unwrap_or(b.name),
+            position: self.position.unwrap_or(b.position),
+            institution: self.institution.unwrap_or(b.institution),
+            email: self.email.unwrap_or(b.email),
+            phones: if self.phones.is_empty() { b.phones } else { self.phones },
+            languages: if self.languages.is_empty() { b.languages } else { self.languages },
+            time_zone: self.time_zone.unwrap_or(b.time_zone),
+            working_hours: self.hours.unwrap_or(b.working_hours),
+        }
+    }
+}
+
+/// Asks for the voice code heard on the phone (or takes --heard).
+fn ask_heard(given: Option<String>, who: &str, phones: &[String]) -> Result<String, Error> {
+    if let Some(h) = given {
+        return Ok(h);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage("give --heard DIGITS (no terminal to ask on)".into()));
+    }
+    eprintln!("Voice check for {}.", render::line(who));
+    if !phones.is_empty() {
+        eprintln!(
+            "1. Phone them on a number you already trust: {}",
+            phones.iter().map(|p| render::line(p)).collect::<Vec<_>>().join(", ")
+        );
+    } else {
+        eprintln!("1. Phone them on a number you already trust.");
+    }
+    eprintln!("2. Ask them to run `pocnet whoami` and read you the 30-digit voice code.");
+    eprintln!("3. Type the digits you heard, then press Enter:");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).map_err(|e| Error::Io {
+        context: "cannot read what you heard".into(),
+        source: e,
+    })?;
+    Ok(line)
 }
 
 fn print_json<T: Serialize>(v: &T) {
     println!("{}", render::json(v, true));
-}
-
-/// The first line of a file, or of standard input for `-`.
-fn first_line(source: &Path, what: &str) -> Result<Zeroizing<String>, Error> {
-    let mut text = Zeroizing::new(String::new());
-    let read = if source == Path::new("-") {
-        if std::io::stdin().is_terminal() {
-            eprintln!("Paste the {what} and press Enter, then Ctrl-D.");
-        }
-        std::io::stdin().read_to_string(&mut text)
-    } else {
-        std::fs::File::open(source).and_then(|mut f| f.read_to_string(&mut text))
-    };
-    read.map_err(|e| Error::Io {
-        context: format!("cannot read the {what} from {}", source.display()),
-        source: e,
-    })?;
-    Ok(Zeroizing::new(text.lines().next().unwrap_or("").trim().to_string()))
 }
 
 /// Runs a `--exec` hook for one message. The hook gets the fields in variables
@@ -186,39 +401,34 @@ async fn run(cli: Cli) -> Result<(), Error> {
             } else {
                 println!("identity created in {}", home.display());
                 println!("fingerprint: {}", id.fingerprint().grouped());
-                println!("Read this fingerprint to the Secretariat, then: pocnet enrol --relay HOST:PORT --relay-key RELAY_FINGERPRINT --invite-file FILE");
+                println!("voice code:  {}", id.public_key().voice_code());
+                println!("Give the fingerprint to your national authority; read the voice code to the Secretariat when it");
+                println!("phones you. Then: pocnet enrol --relay HOST:PORT --relay-key RELAY_FINGERPRINT --directory DIRECTORY_KEY");
             }
         }
         Command::Enrol {
             relay,
             relay_key,
-            invite,
-            invite_file,
+            directory,
         } => {
-            let code = match (invite, invite_file) {
-                (Some(c), None) if c == "-" => first_line(Path::new("-"), "invite code")?,
-                (Some(c), None) => Zeroizing::new(c),
-                (None, Some(f)) => first_line(&f, "invite code")?,
-                _ => {
-                    return Err(Error::Usage(
-                        "give the invite with --invite CODE, --invite - or --invite-file PATH".into(),
-                    ))
-                }
-            };
-            if code.is_empty() {
-                return Err(Error::Usage("the invite code is empty".into()));
-            }
             let mut c = Client::open(&home, pass()?.as_bytes())?;
-            let m = c.enrol(&relay, &relay_key, &code).await?;
+            let e = c.enrol(&relay, &relay_key, directory.as_deref()).await?;
             if cli.json {
-                print_json(&m.handle);
+                print_json(&e);
             } else {
-                println!(
-                    "enrolled as {} ({}) at {}",
-                    render::line(&m.handle),
-                    render::line(&m.name),
-                    render::line(&relay)
-                );
+                match e {
+                    Enrolment::Listed { handle } => {
+                        println!("enrolled: the directory lists you as {}", render::line(&handle))
+                    }
+                    Enrolment::Waiting { voice_code } => {
+                        println!("Your key is offered to the Secretariat; the directory does not list you yet.");
+                        println!("1. Your national authority nominates you (give it your fingerprint:");
+                        println!("   {}).", c.identity.fingerprint().grouped());
+                        println!("2. The Secretariat phones you. Read it your voice code:");
+                        println!("   {voice_code}");
+                        println!("3. Once approved, run this command again.");
+                    }
+                }
             }
         }
         Command::Send {
@@ -280,7 +490,16 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 let s = c.connect().await?;
                 let r = c.sync(&s, false, None, |_, _| {}).await;
                 s.close().await;
+                if r.is_err() {
+                    commands::alarm(&c);
+                }
                 fetched = Some(r?);
+            }
+            commands::alarm(&c);
+            if let Ok(Some(me)) = c.own_record() {
+                if me.is_stale(pocnet_client::now_ms()) && !cli.json {
+                    eprintln!("{}", render::stale_reminder(&me));
+                }
             }
             let view = InboxView {
                 fetched,
@@ -330,6 +549,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Watch { exec, count } => {
             let c = Client::open(&home, pass()?.as_bytes())?;
+            commands::alarm(&c);
             let s = c.connect().await?;
             let json = cli.json;
             let result = {
@@ -383,19 +603,20 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Verify { handle, accept } => {
             let c = Client::open(&home, pass()?.as_bytes())?;
             let s = c.connect().await?;
-            let found = c.verify_contact(&s, &handle, accept).await;
+            let found = c.verify_contact(&s, &handle, accept.as_deref()).await;
             s.close().await;
-            let (m, pi, previous) = found?;
-            let sn = safety_number(c.identity.public_key(), pi.key());
+            let (p, previous, trust) = found?;
+            let sn = safety_number(c.identity.public_key(), &p.key);
             let view = VerifyView {
-                handle: m.handle,
-                name: m.name,
-                fingerprint: pi.fingerprint().to_hex(),
-                fingerprint_grouped: pi.fingerprint().grouped(),
+                handle: p.handle_text(),
+                name: p.contact.name.clone(),
+                fingerprint: p.key.fingerprint().to_hex(),
+                fingerprint_grouped: p.key.fingerprint().grouped(),
                 safety_number: sn.digits().to_string(),
                 key_changed_from: previous.map(|k| k.fingerprint().to_hex()),
                 key_changed_from_grouped: previous.map(|k| k.fingerprint().grouped()),
-                accepted: accept,
+                accepted: accept.is_some(),
+                trust: trust.label().to_string(),
             };
             if cli.json {
                 print_json(&view);
@@ -406,12 +627,28 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Whoami => {
             let c = Client::open(&home, pass()?.as_bytes())?;
             let handle = c.handle().unwrap_or("(not enrolled)").to_string();
+            let voice = c.identity.public_key().voice_code().to_string();
             if cli.json {
-                print_json(&serde_json::json!({ "handle": handle, "fingerprint": c.identity.fingerprint().to_hex() }));
+                print_json(&serde_json::json!({
+                    "handle": handle,
+                    "fingerprint": c.identity.fingerprint().to_hex(),
+                    "voice_code": voice,
+                }));
             } else {
-                println!("{}\n{}", render::line(&handle), c.identity.fingerprint().grouped());
+                println!("handle:      {}", render::line(&handle));
+                println!("fingerprint: {}", c.identity.fingerprint().grouped());
+                println!("voice code:  {voice}   (read this aloud when the Secretariat phones you)");
+                if let Ok(Some(me)) = c.own_record() {
+                    if me.is_stale(pocnet_client::now_ms()) {
+                        println!("{}", render::stale_reminder(&me));
+                    }
+                }
             }
         }
+        Command::Directory { what } => commands::directory(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref()), what).await?,
+        Command::Secretariat { what } => commands::secretariat(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref()), what).await?,
+        Command::National { what } => commands::national(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref()), what).await?,
+        Command::Rotate => commands::rotate(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref())).await?,
     }
     Ok(())
 }

@@ -376,6 +376,8 @@ pub struct VerifyView {
     pub key_changed_from_grouped: Option<String>,
     /// Whether this run pinned the key.
     pub accepted: bool,
+    /// Where the contact stands on the trust ladder.
+    pub trust: String,
 }
 
 impl VerifyView {
@@ -388,17 +390,19 @@ impl VerifyView {
         }
         let _ = writeln!(
             o,
-            "{h} ({})\nfingerprint:   {}\nsafety number: {}",
+            "{h} ({})\ntrust:         {}\nfingerprint:   {}\nsafety number: {}",
             line(&self.name),
+            self.trust,
             self.fingerprint_grouped,
             grouped_digits(&self.safety_number)
         );
         if self.accepted {
-            let _ = writeln!(o, "Pinned this key for {h} as verified.");
+            let _ = writeln!(o, "Marked this key for {h} as voice-verified by you.");
         } else {
             let _ = writeln!(
                 o,
-                "Read the safety number aloud on a call with {h}; if it matches theirs exactly, run `pocnet verify {h} --accept`."
+                "Read the safety number aloud on a call with {h}; if it matches theirs exactly, run \
+                 `pocnet verify {h} --accept <the number>`."
             );
         }
         o
@@ -529,4 +533,19 @@ mod tests {
         assert_eq!(back["subject"], "s\u{9b}\u{202e}\u{7f}");
         assert_eq!(back["body"], "b\u{1b}");
     }
+}
+
+/// Other-party text of several lines (a signed note, evidence), each line neutralised.
+pub fn block(s: &str) -> String {
+    s.lines().map(|l| format!("| {}", line(l))).collect::<Vec<_>>().join("\n")
+}
+
+/// The yearly reminder for one's own stale directory record.
+pub fn stale_reminder(p: &pocnet_core::directory::Poc) -> String {
+    format!(
+        "reminder: your directory record was last confirmed on {}, over a year ago. Check it with \
+         `pocnet directory show {}`, then run `pocnet directory confirm` (or `pocnet directory update ...`)",
+        crate::ops::directory::date(p.confirmed_ms),
+        p.handle_text()
+    )
 }

@@ -479,6 +479,21 @@ impl Identity {
         before - self.enc.len()
     }
 
+    /// Deletes the private halves of every encryption key but the newest (once the newest
+    /// is published and nothing sealed to the older ones is still on its way); returns how
+    /// many were deleted.
+    pub fn retire_superseded(&mut self) -> usize {
+        let newest = self.enc.iter().map(|e| e.record.serial()).max();
+        let before = self.enc.len();
+        self.enc.retain(|e| Some(e.record.serial()) == newest);
+        before - self.enc.len()
+    }
+
+    /// How many encryption private keys this identity holds.
+    pub fn encryption_key_count(&self) -> usize {
+        self.enc.len()
+    }
+
     /// The identity key.
     pub fn public_key(&self) -> &IdentityKey {
         &self.public

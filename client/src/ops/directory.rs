@@ -191,7 +191,7 @@ impl Client {
                 awaiting_witnesses: None,
             });
         };
-        let ours = st.checkpoint().to_text();
+        let ours = st.note().to_text();
         let have = st.size();
         if cp.size < have {
             // An older checkpoint: fine if it is a prefix of ours (a lagging relay), a fork if not.
@@ -236,7 +236,18 @@ impl Client {
             Vec::new()
         };
         match st.extend(&new_leaves, &theirs, &proof) {
-            Ok(()) => {
+            Err(LogError::NotNewer { .. }) => {
+                // Same checkpoint: keep the copy with more cosignatures.
+                if theirs.signatures.len() > st.note().signatures.len() {
+                    self.store.log_save(have, &[], &note_text)?;
+                }
+                Ok(DirSync {
+                    size: have,
+                    added: 0,
+                    awaiting_witnesses: None,
+                })
+            }
+            Ok(_) => {
                 self.store.log_save(have, &new_leaves, &note_text)?;
                 Ok(DirSync {
                     size: st.size(),
@@ -266,12 +277,12 @@ impl Client {
         for attempt in 0..2 {
             match st.check_head(head) {
                 HeadCheck::Same | HeadCheck::Older => return Ok(()),
-                HeadCheck::Ahead(size) if attempt == 0 => {
+                HeadCheck::Behind(size) if attempt == 0 => {
                     tracing::info!("a sender's directory is at {size} entries; syncing");
                     self.sync_directory(s).await?;
                     st = self.log()?;
                 }
-                HeadCheck::Ahead(size) => {
+                HeadCheck::Behind(size) => {
                     tracing::warn!(
                         "the sender's directory has {size} entries; the relay gives us {}: it may be withholding entries",
                         st.size()
@@ -287,7 +298,7 @@ impl Client {
                     );
                     return Err(self.fork(
                         "a message's sender sees a directory that contradicts ours (split view)",
-                        &st.checkpoint().to_text(),
+                        &st.note().to_text(),
                         &theirs,
                     ));
                 }

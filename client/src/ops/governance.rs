@@ -451,11 +451,12 @@ impl Client {
     fn own_poc(&self, handle: &str) -> Result<pocnet_core::directory::Poc> {
         let log = self.log()?;
         let dir = log.directory();
-        let p = dir
+        let p: pocnet_core::directory::Poc = dir
             .by_handle(handle.trim())
             .cloned()
             .ok_or_else(|| Error::UnknownContact { query: handle.to_string() })?;
-        match dir.authorities().find(|a| &a.key == self.identity.public_key()) {
+        let me = dir.authorities().find(|a| &a.key == self.identity.public_key()).cloned();
+        match me {
             Some(a) if a.state == p.state() => Ok(p),
             Some(a) => Err(Error::Usage(format!(
                 "you are {}'s national authority; {} belongs to {}",

@@ -6,4 +6,5 @@ pub mod contacts;
 pub mod directory;
 pub mod governance;
 pub mod messaging;
+pub mod rotation;
 pub mod status;

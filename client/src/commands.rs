@@ -1,0 +1,495 @@
+//! The directory, Secretariat, national-authority and rotation commands.
+
+use std::path::{Path, PathBuf};
+
+use pocnet_client::app::Client;
+use pocnet_client::ops::directory::{date, Trust};
+use pocnet_client::ops::governance::{parse_category, parse_rank, Pending};
+use pocnet_client::profile::passphrase;
+use pocnet_client::render::{self, line};
+use pocnet_client::{now_ms, Error};
+use pocnet_core::directory::Poc;
+use serde::Serialize;
+
+use crate::{ask_heard, print_json, DirCmd, NatCmd, SecCmd};
+
+/// What every command here needs from the command line.
+pub struct Ctx {
+    home: PathBuf,
+    json: bool,
+    passphrase_file: Option<PathBuf>,
+}
+
+/// Builds the context.
+pub fn cli_ctx(home: &Path, json: bool, passphrase_file: Option<&Path>) -> Ctx {
+    Ctx {
+        home: home.to_path_buf(),
+        json,
+        passphrase_file: passphrase_file.map(Path::to_path_buf),
+    }
+}
+
+impl Ctx {
+    fn open(&self) -> Result<Client, Error> {
+        let p = passphrase(self.passphrase_file.as_deref(), false)?;
+        Client::open(&self.home, p.as_bytes())
+    }
+}
+
+/// The fork alarm: one line on every listing while evidence is on record.
+pub fn alarm(c: &Client) {
+    if let Ok(forks) = c.store.forks() {
+        if let Some(f) = forks.last() {
+            eprintln!(
+                "!! DIRECTORY FORK DETECTED on {} ({}). Someone shows different directories to different POCs. \
+                 Phone the Secretariat. Evidence: `pocnet directory forks`",
+                date(f.at),
+                line(&f.how)
+            );
+        }
+    }
+}
+
+/// One directory row, as listed.
+#[derive(Serialize)]
+struct Row {
+    handle: String,
+    name: String,
+    position: String,
+    institution: String,
+    email: String,
+    phones: Vec<String>,
+    languages: Vec<String>,
+    time_zone: String,
+    working_hours: String,
+    fingerprint: String,
+    trust: Trust,
+    stale: bool,
+    confirmed: String,
+    log_entry: u64,
+}
+
+fn row(c: &Client, p: &Poc, now: u64) -> Row {
+    let log = c.local_log().ok().flatten();
+    let trust = log
+        .as_ref()
+        .and_then(|l| c.trust(l.directory(), p).ok())
+        .unwrap_or(Trust::Attested);
+    Row {
+        handle: p.handle_text(),
+        name: p.contact.name.clone(),
+        position: p.contact.position.clone(),
+        institution: p.contact.institution.clone(),
+        email: p.contact.email.clone(),
+        phones: p.contact.phones.clone(),
+        languages: p.contact.languages.clone(),
+        time_zone: p.contact.time_zone.clone(),
+        working_hours: p.contact.working_hours.clone(),
+        fingerprint: p.key.fingerprint().to_hex(),
+        trust,
+        stale: p.is_stale(now),
+        confirmed: date(p.confirmed_ms),
+        log_entry: p.updated_index,
+    }
+}
+
+fn print_rows(rows: &[Row]) {
+    for r in rows {
+        println!(
+            "{:<16} {:<28} {:<22} {}{}",
+            line(&r.handle),
+            line(&r.name),
+            r.trust_label(),
+            &r.fingerprint[..16],
+            if r.stale {
+                format!("  STALE: not confirmed since {}", r.confirmed)
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+impl Row {
+    fn trust_label(&self) -> &'static str {
+        self.trust.label()
+    }
+}
+
+fn show(r: &Row) {
+    println!("{}  ({})", line(&r.handle), r.trust_label());
+    println!("  name:         {}", line(&r.name));
+    println!("  position:     {}", line(&r.position));
+    println!("  institution:  {}", line(&r.institution));
+    println!("  e-mail:       {}", line(&r.email));
+    println!(
+        "  phones:       {}",
+        r.phones.iter().map(|p| line(p)).collect::<Vec<_>>().join(", ")
+    );
+    println!(
+        "  languages:    {}",
+        r.languages.iter().map(|p| line(p)).collect::<Vec<_>>().join(", ")
+    );
+    println!("  time zone:    {}", line(&r.time_zone));
+    println!("  hours:        {}", line(&r.working_hours));
+    println!("  fingerprint:  {}", r.fingerprint);
+    println!(
+        "  confirmed:    {}{}",
+        r.confirmed,
+        if r.stale { "  (STALE: over a year ago; the POC and its national authority are reminded)" } else { "" }
+    );
+    println!("  log entry:    {}", r.log_entry);
+}
+
+/// `pocnet directory ...`
+pub async fn directory(ctx: &Ctx, what: Option<DirCmd>) -> Result<(), Error> {
+    let c = ctx.open()?;
+    let what = what.unwrap_or(DirCmd::List { query: None });
+    let now = now_ms();
+    match what {
+        DirCmd::Sync => {
+            let s = c.connect().await?;
+            let r = c.sync_directory(&s).await;
+            s.close().await;
+            let r = r?;
+            alarm(&c);
+            if ctx.json {
+                print_json(&r);
+            } else {
+                println!("directory verified: {} entries ({} new)", r.size, r.added);
+                if let Some(n) = r.awaiting_witnesses {
+                    println!("a newer checkpoint ({n} entries) waits for witness cosignatures");
+                }
+            }
+        }
+        DirCmd::Audit => {
+            // From scratch: forget nothing locally, fetch everything again, verify from entry 0,
+            // and compare with what we had verified.
+            let s = c.connect().await?;
+            let before = c.local_log()?;
+            let r = c.audit(&s).await;
+            s.close().await;
+            let size = r?;
+            alarm(&c);
+            if ctx.json {
+                print_json(&serde_json::json!({ "verified_entries": size, "ok": true }));
+            } else {
+                println!(
+                    "audit: all {size} entries re-verified from the first; consistent with the {} entries verified before",
+                    before.map(|l| l.size()).unwrap_or(0)
+                );
+            }
+        }
+        DirCmd::Forks => {
+            let forks = c.store.forks()?;
+            if ctx.json {
+                print_json(&forks);
+            } else if forks.is_empty() {
+                println!("no fork on record");
+            } else {
+                for f in forks {
+                    println!("== {} {}", date(f.at), line(&f.how));
+                    println!("-- our checkpoint --\n{}", render::block(&f.ours));
+                    println!("-- the other view --\n{}", render::block(&f.theirs));
+                }
+            }
+        }
+        DirCmd::List { query } => {
+            if let Ok(s) = c.connect().await {
+                if let Err(e) = c.sync_directory(&s).await {
+                    s.close().await;
+                    alarm(&c);
+                    return Err(e);
+                }
+                s.close().await;
+            }
+            let log = c.log()?;
+            let dir = log.directory();
+            let mut pocs: Vec<Poc> = dir.members().into_iter().cloned().collect();
+            if let Some(q) = query {
+                let ql = q.to_lowercase();
+                pocs.retain(|p| {
+                    p.handle_text() == q
+                        || p.state() == q
+                        || p.key.fingerprint().to_hex().starts_with(&ql)
+                        || p.contact.name.to_lowercase().contains(&ql)
+                        || p.contact.institution.to_lowercase().contains(&ql)
+                });
+            }
+            let rows: Vec<Row> = pocs.iter().map(|p| row(&c, p, now)).collect();
+            alarm(&c);
+            if ctx.json {
+                print_json(&rows);
+            } else {
+                println!("{} POCs in the verified directory ({} entries)", rows.len(), log.size());
+                print_rows(&rows);
+                if let Some(me) = dir.by_key(c.identity.public_key()) {
+                    if me.is_stale(now) {
+                        println!("{}", render::stale_reminder(me));
+                    }
+                }
+            }
+        }
+        DirCmd::Show { handle } => {
+            let log = c.log()?;
+            let found = Client::directory_lookup(log.directory(), &handle)?;
+            let rows: Vec<Row> = found.iter().map(|p| row(&c, p, now)).collect();
+            alarm(&c);
+            if ctx.json {
+                print_json(&rows);
+            } else {
+                for r in &rows {
+                    show(r);
+                }
+            }
+        }
+        DirCmd::Confirm => {
+            let s = c.connect().await?;
+            let r = c.confirm_details(&s).await;
+            s.close().await;
+            r?;
+            println!("confirmation sent; the Secretariat publishes it");
+        }
+        DirCmd::Update { contact } => {
+            let base = c.own_record()?.map(|p| p.contact);
+            let contact = contact.merge(base);
+            let s = c.connect().await?;
+            let r = c.update_details(&s, contact).await;
+            s.close().await;
+            r?;
+            println!("new details sent; the Secretariat publishes them");
+        }
+        DirCmd::Witness { name } => {
+            let s = c.connect().await?;
+            let r = c.cosign(&s, &name).await;
+            s.close().await;
+            let size = r?;
+            println!("cosigned the checkpoint of {size} entries as witness {}", line(&name));
+        }
+        DirCmd::WitnessKey { name } => {
+            let w = pocnet_crypto::note::Witness {
+                name: name.clone(),
+                key: *c.identity.public_key(),
+            };
+            println!("{}", w.vkey());
+        }
+    }
+    Ok(())
+}
+
+fn print_pending(items: &[Pending]) {
+    for p in items {
+        println!(
+            "[{}] {} by {}: {}{}",
+            p.id,
+            p.kind,
+            line(&p.author),
+            line(&p.summary),
+            p.problem
+                .as_ref()
+                .map(|x| format!("  (REFUSED BY THE RULES: {})", line(x)))
+                .unwrap_or_default()
+        );
+        if let Some(n) = &p.nominee {
+            println!(
+                "      phone {} | e-mail {} | fingerprint {}",
+                n.contact.phones.iter().map(|p| line(p)).collect::<Vec<_>>().join(", "),
+                line(&n.contact.email),
+                n.fingerprint
+            );
+            println!("      approve after the voice check: pocnet secretariat approve {}", p.id);
+        }
+    }
+}
+
+/// `pocnet secretariat ...`
+pub async fn secretariat(ctx: &Ctx, what: SecCmd) -> Result<(), Error> {
+    let mut c = ctx.open()?;
+    match what {
+        SecCmd::Genesis {
+            origin,
+            witnesses,
+            quorum,
+        } => {
+            let vkey = c.secretariat_genesis(&origin, &witnesses, quorum)?;
+            if ctx.json {
+                print_json(&serde_json::json!({ "directory": vkey }));
+            } else {
+                println!("directory key (give it to the relay operator and to every member):");
+                println!("{vkey}");
+                println!("then: pocnet-relay init --directory '{vkey}' ..., and pocnet enrol --relay HOST:PORT --relay-key RELAY_FINGERPRINT");
+            }
+        }
+        SecCmd::Authority {
+            state,
+            fingerprint,
+            name,
+            institution,
+            heard,
+        } => {
+            let s = c.connect().await?;
+            let r = c
+                .enrol_authority(&s, &state, &fingerprint, &name, &institution, |who| ask_heard(heard, who, &[]))
+                .await;
+            s.close().await;
+            let size = r?;
+            println!(
+                "{} national authority enrolled (directory now {size} entries)",
+                line(&state.to_ascii_uppercase())
+            );
+        }
+        SecCmd::Pending => {
+            let s = c.connect().await?;
+            let r = c.pending(&s).await;
+            s.close().await;
+            let items: Vec<Pending> = r?.into_iter().map(|(p, _)| p).collect();
+            alarm(&c);
+            if ctx.json {
+                print_json(&items);
+            } else if items.is_empty() {
+                println!("nothing waits");
+            } else {
+                print_pending(&items);
+            }
+        }
+        SecCmd::Approve { id, heard } => {
+            let s = c.connect().await?;
+            let r = c
+                .approve(&s, id, |n| {
+                    ask_heard(heard, &format!("{} ({})", n.contact.name, n.handle), &n.contact.phones)
+                })
+                .await;
+            s.close().await;
+            let handle = r?;
+            println!("approved: the directory now lists {}", line(&handle));
+        }
+        SecCmd::Publish => {
+            let s = c.connect().await?;
+            let r = c.publish_pending(&s).await;
+            s.close().await;
+            let (ok, bad) = r?;
+            if ctx.json {
+                print_json(&serde_json::json!({ "published": ok, "refused": bad }));
+            } else {
+                println!("published {} update(s)", ok.len());
+                print_pending(&ok);
+                if !bad.is_empty() {
+                    println!("refused and dismissed {}:", bad.len());
+                    print_pending(&bad);
+                }
+            }
+        }
+        SecCmd::Dismiss { id } => {
+            let s = c.connect().await?;
+            let r = c.dismiss(&s, id).await;
+            s.close().await;
+            r?;
+            println!("dismissed {id}");
+        }
+        SecCmd::Revoke { handle, reason } => {
+            let s = c.connect().await?;
+            let r = c.revoke_poc(&s, &handle, &reason).await;
+            s.close().await;
+            r?;
+            println!("revoked {}'s key", line(&handle));
+        }
+    }
+    let _ = &mut c;
+    Ok(())
+}
+
+/// `pocnet national ...`
+pub async fn national(ctx: &Ctx, what: NatCmd) -> Result<(), Error> {
+    let c = ctx.open()?;
+    let s = c.connect().await?;
+    let r = national_on(ctx, &c, &s, what).await;
+    s.close().await;
+    alarm(&c);
+    r
+}
+
+async fn national_on(ctx: &Ctx, c: &Client, s: &pocnet_client::net::Session, what: NatCmd) -> Result<(), Error> {
+    match what {
+        NatCmd::Nominate {
+            fingerprint,
+            category,
+            rank,
+            contact,
+        } => {
+            let contact = contact.merge(None);
+            let handle = c
+                .nominate(s, parse_category(&category)?, parse_rank(&rank)?, contact, &fingerprint)
+                .await?;
+            println!(
+                "nomination for {} sent; the Secretariat will phone the nominee to hear their voice code",
+                line(&handle)
+            );
+        }
+        NatCmd::Remove { handle, reason } => {
+            c.remove_poc(s, &handle, &reason).await?;
+            println!("removal of {} sent; the Secretariat publishes it", line(&handle));
+        }
+        NatCmd::Rank { handle, rank, category } => {
+            let log = c.log()?;
+            let p = Client::directory_lookup(log.directory(), &handle)?;
+            let cat = match category {
+                Some(cat) => parse_category(&cat)?,
+                None => p[0].category_rank().0,
+            };
+            c.rerank(s, &handle, cat, parse_rank(&rank)?).await?;
+            println!("rank change for {} sent; the Secretariat publishes it", line(&handle));
+        }
+        NatCmd::Revoke { handle, reason } => {
+            c.revoke_poc(s, &handle, &reason).await?;
+            println!("revocation of {}'s key sent; the Secretariat publishes it", line(&handle));
+        }
+        NatCmd::Status => {
+            c.sync_directory(s).await?;
+            let log = c.log()?;
+            let dir = log.directory();
+            let me = dir
+                .authorities()
+                .find(|a| &a.key == c.identity.public_key())
+                .map(|a| a.state.clone())
+                .ok_or_else(|| Error::Usage("your key is not a national authority".into()))?;
+            let now = now_ms();
+            let rows: Vec<Row> = dir.by_state(&me).into_iter().map(|p| row(c, p, now)).collect();
+            if ctx.json {
+                print_json(&rows);
+            } else {
+                println!("{me}: {} POCs", rows.len());
+                print_rows(&rows);
+                let stale = rows.iter().filter(|r| r.stale).count();
+                if stale > 0 {
+                    println!(
+                        "reminder: {stale} record(s) not confirmed for a year; ask those POCs to run `pocnet directory confirm`"
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `pocnet rotate`: a new encryption key, published through the Secretariat; once the
+/// directory lists it (and the inbox is drained), the old private keys are deleted.
+pub async fn rotate(ctx: &Ctx) -> Result<(), Error> {
+    let pass = passphrase(ctx.passphrase_file.as_deref(), false)?;
+    let mut c = Client::open(&ctx.home, pass.as_bytes())?;
+    let s = c.connect().await?;
+    let r = c.rotate(&s, pass.as_bytes()).await;
+    s.close().await;
+    match r? {
+        pocnet_client::ops::rotation::Rotation::Published { serial } => println!(
+            "new encryption key {serial} sent; the Secretariat publishes it. Run `pocnet rotate` again afterwards \
+             to delete the old private key"
+        ),
+        pocnet_client::ops::rotation::Rotation::Retired { removed } => {
+            println!("the directory lists your new key; {removed} old private key(s) deleted")
+        }
+        pocnet_client::ops::rotation::Rotation::Waiting => {
+            println!("your new key is not published yet; the Secretariat must run `pocnet secretariat publish`")
+        }
+    }
+    Ok(())
+}
