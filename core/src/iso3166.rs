@@ -295,7 +295,23 @@ mod tests {
         assert_eq!(name("GB"), Some("United Kingdom"));
         assert_eq!(name("AX"), Some("Åland Islands"));
         assert!(is_assigned("US") && is_assigned("ZW") && is_assigned("AD"));
-        for bad in ["XX", "UK", "EU", "mx", "Mx", "", "M", "MEX", "ZZ", "AA", "QM", "EZ", "UN", "AN", "M\u{0425}"] {
+        for bad in [
+            "XX",
+            "UK",
+            "EU",
+            "mx",
+            "Mx",
+            "",
+            "M",
+            "MEX",
+            "ZZ",
+            "AA",
+            "QM",
+            "EZ",
+            "UN",
+            "AN",
+            "M\u{0425}",
+        ] {
             assert!(!is_assigned(bad), "{bad}");
         }
     }

@@ -15,7 +15,10 @@ use Rank::{Alternate, Further, Primary};
 fn refusal(r: Result<pocnet_core::directory::Applied, DirectoryError>) -> (u64, Refusal) {
     let e = r.expect_err("must be refused");
     // Every message names the entry.
-    assert!(e.to_string().starts_with(&format!("log entry {} refused: ", e.index)), "{e}");
+    assert!(
+        e.to_string().starts_with(&format!("log entry {} refused: ", e.index)),
+        "{e}"
+    );
     (e.index, e.refusal)
 }
 
@@ -28,7 +31,10 @@ fn enrolment_happy_path_and_report() {
     assert_eq!(a.kind, ActionKind::Approve);
     assert_eq!(a.added, vec![*ana.public_key()]);
     assert!(a.removed.is_empty());
-    assert_eq!(a.handle_moves, vec![("CL.primary".to_string(), Some(*ana.public_key()))]);
+    assert_eq!(
+        a.handle_moves,
+        vec![("CL.primary".to_string(), Some(*ana.public_key()))]
+    );
     let p = w.dir.by_handle("CL.primary").expect("listed");
     assert_eq!(&p.key, ana.public_key());
     assert_eq!(p.enrolled_ms, a.time_ms);
@@ -38,7 +44,10 @@ fn enrolment_happy_path_and_report() {
     assert_eq!(p.state(), "CL");
     assert_eq!(w.dir.size(), 4);
     assert_eq!(w.dir.handle_of(ana.public_key()), Some("CL.primary".parse().unwrap()));
-    assert_eq!(w.dir.handle_of(w.cl.public_key()), Some(Handle::Authority { state: "CL".into() }));
+    assert_eq!(
+        w.dir.handle_of(w.cl.public_key()),
+        Some(Handle::Authority { state: "CL".into() })
+    );
     assert_eq!(w.dir.handle_of(w.sec.public_key()), Some(Handle::Secretariat));
     assert!(w.dir.is_member(ana.public_key()));
     assert!(!w.dir.is_member(w.cl.public_key()));
@@ -53,10 +62,22 @@ fn first_entry_must_be_genesis_by_the_anchor_key() {
     let g = Author::new(&other, ORIGIN).genesis(T0, vec![], 0).unwrap();
     let e = d.apply(g.as_bytes()).unwrap_err();
     assert_eq!(e.index, 0);
-    assert!(matches!(e.refusal, Refusal::WrongAuthor { action: ActionKind::Genesis, .. }), "{e}");
+    assert!(
+        matches!(
+            e.refusal,
+            Refusal::WrongAuthor {
+                action: ActionKind::Genesis,
+                ..
+            }
+        ),
+        "{e}"
+    );
     // Something other than Genesis first.
     let c = Author::new(&sec, ORIGIN).confirm(T0).unwrap();
-    assert!(matches!(d.apply(c.as_bytes()).unwrap_err().refusal, Refusal::NotGenesis(ActionKind::Confirm)));
+    assert!(matches!(
+        d.apply(c.as_bytes()).unwrap_err().refusal,
+        Refusal::NotGenesis(ActionKind::Confirm)
+    ));
     // Genesis with another key name.
     let g = Author::new(&sec, ORIGIN)
         .sign(
@@ -68,7 +89,10 @@ fn first_entry_must_be_genesis_by_the_anchor_key() {
             },
         )
         .unwrap();
-    assert!(matches!(d.apply(g.as_bytes()).unwrap_err().refusal, Refusal::KeyName { .. }));
+    assert!(matches!(
+        d.apply(g.as_bytes()).unwrap_err().refusal,
+        Refusal::KeyName { .. }
+    ));
     assert_eq!(d.size(), 0);
     // A second Genesis later.
     let mut w = World::new();
@@ -87,7 +111,16 @@ fn entry_signed_by_the_wrong_key_is_refused() {
     let st = Author::new(&w.cl, ORIGIN).approve(t, &n, &ana.public(), t).unwrap();
     let (i, r) = refusal(w.push(st));
     assert_eq!(i, 3);
-    assert!(matches!(r, Refusal::WrongAuthor { action: ActionKind::Approve, .. }), "{r}");
+    assert!(
+        matches!(
+            r,
+            Refusal::WrongAuthor {
+                action: ActionKind::Approve,
+                ..
+            }
+        ),
+        "{r}"
+    );
     // A POC tries to enrol an authority.
     w.enrol(&ana, "CL", CyberPolicy, Primary);
     let t = w.tick();
@@ -98,7 +131,13 @@ fn entry_signed_by_the_wrong_key_is_refused() {
     // The Secretariat tries to remove a POC (only its authority may).
     let t = w.tick();
     let st = w.sec().remove(t, "CL.primary", "no").unwrap();
-    assert!(matches!(refusal(w.push(st)).1, Refusal::WrongAuthor { action: ActionKind::Remove, .. }));
+    assert!(matches!(
+        refusal(w.push(st)).1,
+        Refusal::WrongAuthor {
+            action: ActionKind::Remove,
+            ..
+        }
+    ));
     // A stranger confirms.
     let t = w.tick();
     let st = Author::new(&identity("stranger"), ORIGIN).confirm(t).unwrap();
@@ -132,7 +171,10 @@ fn nomination_by_another_states_authority_is_refused() {
     // A state with no authority.
     let t = w.tick();
     let n = nominate_at(&w.cl, t, "AR", CyberPolicy, Primary, &identity("bob"));
-    assert_eq!(refusal(w.approve(&n, &identity("bob"))).1, Refusal::NoAuthority("AR".into()));
+    assert_eq!(
+        refusal(w.approve(&n, &identity("bob"))).1,
+        Refusal::NoAuthority("AR".into())
+    );
     // A removed authority no longer nominates.
     let t = w.tick();
     let st = w.sec().authority_remove(t, "MX").unwrap();
@@ -140,7 +182,10 @@ fn nomination_by_another_states_authority_is_refused() {
     assert_eq!(a.handle_moves, vec![("MX.authority".to_string(), None)]);
     let t = w.tick();
     let n = nominate_at(&w.mx, t, "MX", CyberPolicy, Primary, &identity("bob"));
-    assert_eq!(refusal(w.approve(&n, &identity("bob"))).1, Refusal::NoAuthority("MX".into()));
+    assert_eq!(
+        refusal(w.approve(&n, &identity("bob"))).1,
+        Refusal::NoAuthority("MX".into())
+    );
 }
 
 #[test]
@@ -148,9 +193,15 @@ fn authority_key_replacement_retires_the_old_key() {
     let mut w = World::new();
     let new_cl = identity("authority CL 2");
     let t = w.tick();
-    let st = w.sec().authority_enrol(t, "CL", new_cl.public_key(), "New office", "MINREL").unwrap();
+    let st = w
+        .sec()
+        .authority_enrol(t, "CL", new_cl.public_key(), "New office", "MINREL")
+        .unwrap();
     let a = w.push(st).unwrap();
-    assert_eq!(a.handle_moves, vec![("CL.authority".to_string(), Some(*new_cl.public_key()))]);
+    assert_eq!(
+        a.handle_moves,
+        vec![("CL.authority".to_string(), Some(*new_cl.public_key()))]
+    );
     let bob = identity("bob");
     let t = w.tick();
     let n = nominate_at(&w.cl, t, "CL", CyberPolicy, Primary, &bob);
@@ -244,7 +295,10 @@ fn handle_taken_and_key_already_listed() {
     w.enrol(&ana, "CL", CyberPolicy, Primary);
     let t = w.tick();
     let n = nominate_at(&w.cl, t, "CL", CyberPolicy, Primary, &bob);
-    assert_eq!(refusal(w.approve(&n, &bob)).1, Refusal::HandleTaken("CL.primary".into()));
+    assert_eq!(
+        refusal(w.approve(&n, &bob)).1,
+        Refusal::HandleTaken("CL.primary".into())
+    );
     // The same key for a second handle.
     let t = w.tick();
     let n = nominate_at(&w.cl, t, "CL", ForeignAffairs, Primary, &ana);
@@ -280,7 +334,9 @@ fn revoked_key_cannot_be_renominated() {
     let ana = identity("ana");
     w.enrol(&ana, "CL", CyberPolicy, Primary);
     let t = w.tick();
-    let st = Author::new(&ana, ORIGIN).revoke(t, ana.public_key(), "laptop lost").unwrap();
+    let st = Author::new(&ana, ORIGIN)
+        .revoke(t, ana.public_key(), "laptop lost")
+        .unwrap();
     let a = w.push(st).unwrap();
     assert_eq!(a.removed, vec![*ana.public_key()]);
     assert_eq!(a.handle_moves, vec![("CL.primary".to_string(), None)]);
@@ -320,7 +376,9 @@ fn who_may_revoke() {
     let st = Author::new(&w.mx, ORIGIN).revoke(t, ana.public_key(), "x").unwrap();
     assert!(matches!(refusal(w.push(st)).1, Refusal::WrongAuthor { .. }));
     // Its own authority, and the Secretariat: accepted.
-    let st = Author::new(&w.cl, ORIGIN).revoke(t, ana.public_key(), "reported lost").unwrap();
+    let st = Author::new(&w.cl, ORIGIN)
+        .revoke(t, ana.public_key(), "reported lost")
+        .unwrap();
     w.push(st).unwrap();
     let st = w.sec().revoke(t, carl.public_key(), "reported lost").unwrap();
     w.push(st).unwrap();
@@ -328,7 +386,10 @@ fn who_may_revoke() {
     let dan = identity("dan");
     let st = Author::new(&w.cl, ORIGIN).revoke(t, dan.public_key(), "x").unwrap();
     assert!(matches!(refusal(w.push(st)).1, Refusal::WrongAuthor { .. }));
-    let st = w.sec().revoke(t, dan.public_key(), "compromised before enrolment").unwrap();
+    let st = w
+        .sec()
+        .revoke(t, dan.public_key(), "compromised before enrolment")
+        .unwrap();
     let a = w.push(st).unwrap();
     assert!(a.removed.is_empty());
     // Authority and Secretariat keys are not revoked with Revoke.
@@ -376,12 +437,17 @@ fn remove_and_rank_change() {
     assert_eq!(&w.dir.by_handle("CL.fa-further2").unwrap().key, bob.public_key());
     // Remove frees the handle and records the POC as former.
     let t = w.tick();
-    let st = Author::new(&w.cl, ORIGIN).remove(t, "CL.primary", "changed post").unwrap();
+    let st = Author::new(&w.cl, ORIGIN)
+        .remove(t, "CL.primary", "changed post")
+        .unwrap();
     let a = w.push(st).unwrap();
     assert_eq!(a.removed, vec![*ana.public_key()]);
     assert!(w.dir.by_handle("CL.primary").is_none());
     let f = &w.dir.former()[0];
-    assert_eq!((f.index, f.reason.as_str(), f.revoked), (a.index, "changed post", false));
+    assert_eq!(
+        (f.index, f.reason.as_str(), f.revoked),
+        (a.index, "changed post", false)
+    );
     assert_eq!(f.handle.to_string(), "CL.primary");
     // A removed POC can no longer update, and removing it again finds nothing.
     let t = w.tick();
@@ -399,7 +465,8 @@ fn key_rotation_only_by_the_poc_itself() {
     let (mut ana, bob) = (identity("ana"), identity("bob"));
     w.enrol(&ana, "CL", CyberPolicy, Primary);
     w.enrol(&bob, "MX", CyberPolicy, Primary);
-    ana.rotate_encryption_key(&mut SeededRng::new("ana rotation"), NOW + 10, YEAR).unwrap();
+    ana.rotate_encryption_key(&mut SeededRng::new("ana rotation"), NOW + 10, YEAR)
+        .unwrap();
     let t = w.tick();
     // bob signs a rotation carrying ana's new identity.
     let st = Author::new(&bob, ORIGIN).key_rotation(t, &ana.public()).unwrap();
@@ -463,7 +530,10 @@ fn wrong_origin_is_refused() {
     let sec = identity("secretariat");
     let mut d = Directory::new(ORIGIN, *sec.public_key());
     let g = Author::new(&sec, "other.example/log").genesis(T0, vec![], 0).unwrap();
-    assert!(matches!(d.apply(g.as_bytes()).unwrap_err().refusal, Refusal::WrongOrigin { .. }));
+    assert!(matches!(
+        d.apply(g.as_bytes()).unwrap_err().refusal,
+        Refusal::WrongOrigin { .. }
+    ));
 }
 
 #[test]
@@ -473,7 +543,10 @@ fn secretariat_rotation_hands_over_the_role() {
     let t = w.tick();
     let st = w.sec().secretariat_rotate(t, new_sec.public_key()).unwrap();
     let a = w.push(st).unwrap();
-    assert_eq!(a.handle_moves, vec![("secretariat".to_string(), Some(*new_sec.public_key()))]);
+    assert_eq!(
+        a.handle_moves,
+        vec![("secretariat".to_string(), Some(*new_sec.public_key()))]
+    );
     assert_eq!(w.dir.secretariat(), new_sec.public_key());
     // The old key is no longer accepted...
     let ana = identity("ana");
@@ -486,9 +559,13 @@ fn secretariat_rotation_hands_over_the_role() {
     let st = Author::new(&new_sec, ORIGIN).approve(t, &n, &ana.public(), t).unwrap();
     w.push(st).unwrap();
     // Rotating to itself, or to a POC's key, is refused.
-    let st = Author::new(&new_sec, ORIGIN).secretariat_rotate(t, new_sec.public_key()).unwrap();
+    let st = Author::new(&new_sec, ORIGIN)
+        .secretariat_rotate(t, new_sec.public_key())
+        .unwrap();
     assert_eq!(refusal(w.push(st)).1, Refusal::SameSecretariatKey);
-    let st = Author::new(&new_sec, ORIGIN).secretariat_rotate(t, ana.public_key()).unwrap();
+    let st = Author::new(&new_sec, ORIGIN)
+        .secretariat_rotate(t, ana.public_key())
+        .unwrap();
     assert!(matches!(refusal(w.push(st)).1, Refusal::KeyListed { .. }));
 }
 
@@ -553,7 +630,15 @@ fn lookups_are_exact() {
     w.enrol(&dan, "MX", CyberPolicy, Further(3));
     assert!(w.dir.by_handle("CL.primary").is_some());
     // Cyrillic С (U+0421) for Latin C, Greek Ρ, lowercase, spaces, trailing dot: nothing.
-    for lookalike in ["\u{0421}L.primary", "CL.\u{0440}rimary", "cl.primary", "CL.Primary", " CL.primary", "CL.primary.", "CL.primary\0"] {
+    for lookalike in [
+        "\u{0421}L.primary",
+        "CL.\u{0440}rimary",
+        "cl.primary",
+        "CL.Primary",
+        " CL.primary",
+        "CL.primary.",
+        "CL.primary\0",
+    ] {
         assert!(w.dir.by_handle(lookalike).is_none(), "{lookalike:?}");
         assert!(lookalike.parse::<Handle>().is_err(), "{lookalike:?}");
     }
@@ -569,13 +654,38 @@ fn lookups_are_exact() {
     // Fingerprint prefixes.
     let fp = dan.fingerprint().to_hex();
     assert_eq!(&w.dir.by_fingerprint_prefix(&fp[..8]).unwrap().key, dan.public_key());
-    assert_eq!(&w.dir.by_fingerprint_prefix(&fp.to_uppercase()).unwrap().key, dan.public_key());
-    assert_eq!(&w.dir.by_fingerprint_prefix(&dan.fingerprint().grouped()[..14]).unwrap().key, dan.public_key());
-    assert!(matches!(w.dir.by_fingerprint_prefix(&fp[..7]), Err(LookupError::PrefixTooShort(_))));
-    assert!(matches!(w.dir.by_fingerprint_prefix(""), Err(LookupError::PrefixTooShort(_))));
-    assert!(matches!(w.dir.by_fingerprint_prefix("zzzzzzzzz"), Err(LookupError::NotHex(_))));
-    let none = if fp.starts_with('0') { "ffffffffff" } else { "0000000000" };
-    assert!(matches!(w.dir.by_fingerprint_prefix(none), Err(LookupError::NoMatch(_))));
+    assert_eq!(
+        &w.dir.by_fingerprint_prefix(&fp.to_uppercase()).unwrap().key,
+        dan.public_key()
+    );
+    assert_eq!(
+        &w.dir
+            .by_fingerprint_prefix(&dan.fingerprint().grouped()[..14])
+            .unwrap()
+            .key,
+        dan.public_key()
+    );
+    assert!(matches!(
+        w.dir.by_fingerprint_prefix(&fp[..7]),
+        Err(LookupError::PrefixTooShort(_))
+    ));
+    assert!(matches!(
+        w.dir.by_fingerprint_prefix(""),
+        Err(LookupError::PrefixTooShort(_))
+    ));
+    assert!(matches!(
+        w.dir.by_fingerprint_prefix("zzzzzzzzz"),
+        Err(LookupError::NotHex(_))
+    ));
+    let none = if fp.starts_with('0') {
+        "ffffffffff"
+    } else {
+        "0000000000"
+    };
+    assert!(matches!(
+        w.dir.by_fingerprint_prefix(none),
+        Err(LookupError::NoMatch(_))
+    ));
     // A former member is not found.
     let t = w.tick();
     let st = Author::new(&w.mx, ORIGIN).remove(t, "MX.further3", "left").unwrap();
@@ -598,7 +708,11 @@ fn fingerprint_prefix_ambiguity_is_an_error() {
     let mut w = World::new();
     w.enrol(&a, "CL", CyberPolicy, Primary);
     w.enrol(&b, "MX", CyberPolicy, Primary);
-    let e = w.dir.by_fingerprint_prefix(&fa[..8]).map(|p| p.handle_text()).unwrap_err();
+    let e = w
+        .dir
+        .by_fingerprint_prefix(&fa[..8])
+        .map(|p| p.handle_text())
+        .unwrap_err();
     assert_eq!(
         e,
         LookupError::Ambiguous {
@@ -617,6 +731,9 @@ fn malformed_leaf_is_refused_with_its_index() {
     let e = w.push_bytes(vec![1, 2, 3]).unwrap_err();
     assert_eq!(e.index, 3);
     assert!(matches!(e.refusal, Refusal::Malformed(EntryError::TooShort(3))));
-    assert_eq!(e.to_string(), "log entry 3 refused: statement is only 3 bytes, too short to be one");
+    assert_eq!(
+        e.to_string(),
+        "log entry 3 refused: statement is only 3 bytes, too short to be one"
+    );
     assert_eq!(w.dir.size(), 3);
 }

@@ -4,7 +4,9 @@ mod common;
 
 use common::*;
 use pocnet_core::directory::entry::{MAX_STATEMENT_LEN, STATEMENT_VERSION};
-use pocnet_core::directory::{Action, Author, Category, EntryError, Handle, Rank, Statement, StatementBody, WitnessKey};
+use pocnet_core::directory::{
+    Action, Author, Category, EntryError, Handle, Rank, Statement, StatementBody, WitnessKey,
+};
 use pocnet_core::iso3166;
 use pocnet_crypto::Identity;
 use proptest::prelude::*;
@@ -86,7 +88,10 @@ fn trailing_and_missing_bytes() {
     v2[0] = 2;
     assert_eq!(Statement::parse(&v2).unwrap_err(), EntryError::Version(2));
     let big = vec![1u8; MAX_STATEMENT_LEN + 1];
-    assert!(matches!(Statement::parse(&big).unwrap_err(), EntryError::TooLarge { .. }));
+    assert!(matches!(
+        Statement::parse(&big).unwrap_err(),
+        EntryError::TooLarge { .. }
+    ));
 }
 
 /// Re-signs arbitrary body bytes as `who`, so that only the body's syntax is under test.
@@ -122,7 +127,10 @@ fn non_canonical_encoding_is_refused_even_when_signed() {
     let last = unknown.len() - 1;
     assert_eq!(unknown[last], 12); // Confirm
     unknown[last] = 13;
-    assert!(matches!(Statement::parse(&sign_raw(ana(), &unknown)).unwrap_err(), EntryError::Decode(_)));
+    assert!(matches!(
+        Statement::parse(&sign_raw(ana(), &unknown)).unwrap_err(),
+        EntryError::Decode(_)
+    ));
 }
 
 fn signed(action: Action) -> Result<Statement, EntryError> {
@@ -274,10 +282,22 @@ fn field_syntax() {
 fn handles_parse_and_print() {
     let cases = [
         ("CL.primary", Handle::poc("CL", Category::CyberPolicy, Rank::Primary)),
-        ("CL.alternate", Handle::poc("CL", Category::CyberPolicy, Rank::Alternate)),
-        ("CL.further2", Handle::poc("CL", Category::CyberPolicy, Rank::Further(2))),
-        ("CL.fa-alternate", Handle::poc("CL", Category::ForeignAffairs, Rank::Alternate)),
-        ("MX.fa-further9", Handle::poc("MX", Category::ForeignAffairs, Rank::Further(9))),
+        (
+            "CL.alternate",
+            Handle::poc("CL", Category::CyberPolicy, Rank::Alternate),
+        ),
+        (
+            "CL.further2",
+            Handle::poc("CL", Category::CyberPolicy, Rank::Further(2)),
+        ),
+        (
+            "CL.fa-alternate",
+            Handle::poc("CL", Category::ForeignAffairs, Rank::Alternate),
+        ),
+        (
+            "MX.fa-further9",
+            Handle::poc("MX", Category::ForeignAffairs, Rank::Further(9)),
+        ),
         ("CL.authority", Handle::Authority { state: "CL".into() }),
         ("secretariat", Handle::Secretariat),
     ];

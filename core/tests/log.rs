@@ -58,13 +58,25 @@ fn verify_all_refusals() {
     // Another anchor key: Genesis is refused.
     let other = identity("other secretariat");
     let e = LogState::verify_all(&anchor(&other), &w.leaves, &note).unwrap_err();
-    assert!(matches!(e, LogError::Invalid { index: 0, reason: Refusal::WrongAuthor { .. } }), "{e}");
+    assert!(
+        matches!(
+            e,
+            LogError::Invalid {
+                index: 0,
+                reason: Refusal::WrongAuthor { .. }
+            }
+        ),
+        "{e}"
+    );
     // Another origin in the anchor.
     let a = Anchor {
         origin: "other.example/log".into(),
         key: *w.sec.public_key(),
     };
-    assert!(matches!(LogState::verify_all(&a, &w.leaves, &note), Err(LogError::BadCheckpoint(_))));
+    assert!(matches!(
+        LogState::verify_all(&a, &w.leaves, &note),
+        Err(LogError::BadCheckpoint(_))
+    ));
     // Fewer leaves than the checkpoint.
     let e = LogState::verify_all(&anchor(&w.sec), &w.leaves[..5], &note).unwrap_err();
     assert_eq!(e, LogError::LeafCount { need: 9, have: 5 });
@@ -79,7 +91,10 @@ fn verify_all_refusals() {
     assert!(matches!(e, LogError::BadCheckpoint(_)), "{e}");
     // The empty log.
     let empty = checkpoint(&w.sec, ORIGIN, &[]);
-    assert!(matches!(LogState::verify_all(&anchor(&w.sec), &[], &empty), Err(LogError::BadCheckpoint(_))));
+    assert!(matches!(
+        LogState::verify_all(&anchor(&w.sec), &[], &empty),
+        Err(LogError::BadCheckpoint(_))
+    ));
 }
 
 #[test]
@@ -87,7 +102,9 @@ fn a_log_containing_an_invalid_entry_is_refused_even_if_signed() {
     let mut w = world();
     // The Secretariat (or a broken server) appended an entry signed by the wrong key.
     let t = w.tick();
-    let bad = Author::new(&identity("bob"), ORIGIN).remove(t, "CL.primary", "x").unwrap();
+    let bad = Author::new(&identity("bob"), ORIGIN)
+        .remove(t, "CL.primary", "x")
+        .unwrap();
     w.leaves.push(bad.into_bytes());
     let note = checkpoint(&w.sec, ORIGIN, &w.leaves);
     let e = LogState::verify_all(&anchor(&w.sec), &w.leaves, &note).unwrap_err();
@@ -106,7 +123,9 @@ fn extend_with_consistency_proof() {
     let t = w.tick();
     w.push(Author::new(&dan, ORIGIN).confirm(t).unwrap()).unwrap();
     let note = checkpoint(&w.sec, ORIGIN, &w.leaves);
-    let applied = log.extend(&w.leaves[n0..], &note, &proof(&w.leaves, n0 as u64)).unwrap();
+    let applied = log
+        .extend(&w.leaves[n0..], &note, &proof(&w.leaves, n0 as u64))
+        .unwrap();
     assert_eq!(applied.len(), 2);
     assert_eq!(applied[0].added, vec![*dan.public_key()]);
     assert_eq!(log.size(), w.leaves.len() as u64);
@@ -139,7 +158,12 @@ fn extend_with_a_bad_consistency_proof_is_refused() {
     let good = proof(&w.leaves, n0 as u64);
     let mut bad = good.clone();
     bad[0][0] ^= 1;
-    for p in [bad, vec![], good[..good.len() - 1].to_vec(), [good.clone(), good.clone()].concat()] {
+    for p in [
+        bad,
+        vec![],
+        good[..good.len() - 1].to_vec(),
+        [good.clone(), good.clone()].concat(),
+    ] {
         let e = log.extend(&w.leaves[n0..], &note, &p).unwrap_err();
         assert!(matches!(e, LogError::BadProof { .. }), "{e}");
         assert_eq!(log.head(), before, "nothing changed");
@@ -178,13 +202,19 @@ fn rewritten_history_is_a_fork_with_both_notes() {
     assert_eq!(log.size(), n0 as u64, "nothing changed");
     // The same rewrite signed by someone else is merely invalid.
     let forged = checkpoint(&identity("mallory"), ORIGIN, &rewritten);
-    assert!(matches!(log.extend(&rewritten[n0..], &forged, &p), Err(LogError::BadCheckpoint(_))));
+    assert!(matches!(
+        log.extend(&rewritten[n0..], &forged, &p),
+        Err(LogError::BadCheckpoint(_))
+    ));
     // A rewritten tree of the same size is a fork too; and an older one.
     let mut same = w.leaves.clone();
     same[5] = rewritten[5].clone();
     let f = fork_of(log.extend(&[], &checkpoint(&w.sec, ORIGIN, &same), &[]).unwrap_err());
     assert_eq!(f.ours, ours_note.to_text());
-    let f = fork_of(log.extend(&[], &checkpoint(&w.sec, ORIGIN, &same[..7]), &[]).unwrap_err());
+    let f = fork_of(
+        log.extend(&[], &checkpoint(&w.sec, ORIGIN, &same[..7]), &[])
+            .unwrap_err(),
+    );
     assert!(f.theirs.starts_with(&format!("{ORIGIN}\n7\n")));
 }
 
@@ -227,7 +257,9 @@ fn checkpoint_signed_by_a_non_secretariat_key_is_invalid_on_extend() {
     w.enrol(&identity("dan"), "MX", CyberPolicy, Alternate);
     for signer in [&w.cl, &identity("mallory")] {
         let forged = checkpoint(signer, ORIGIN, &w.leaves);
-        let e = log.extend(&w.leaves[n0..], &forged, &proof(&w.leaves, n0 as u64)).unwrap_err();
+        let e = log
+            .extend(&w.leaves[n0..], &forged, &proof(&w.leaves, n0 as u64))
+            .unwrap_err();
         assert!(matches!(e, LogError::BadCheckpoint(_)), "{e}");
     }
     assert_eq!(log.size(), n0 as u64);
@@ -240,11 +272,15 @@ fn secretariat_rotation_changes_the_checkpoint_key() {
     let mut log = LogState::verify_all(&anchor(&w.sec), &w.leaves, &checkpoint(&w.sec, ORIGIN, &w.leaves)).unwrap();
     let sec2 = identity("secretariat 2");
     let t = w.tick();
-    w.push(w.sec().secretariat_rotate(t, sec2.public_key()).unwrap()).unwrap();
+    w.push(w.sec().secretariat_rotate(t, sec2.public_key()).unwrap())
+        .unwrap();
     let p = proof(&w.leaves, n0 as u64);
     // Signed with the old key after the rotation: refused.
     let old_signed = checkpoint(&w.sec, ORIGIN, &w.leaves);
-    assert!(matches!(log.extend(&w.leaves[n0..], &old_signed, &p), Err(LogError::BadCheckpoint(_))));
+    assert!(matches!(
+        log.extend(&w.leaves[n0..], &old_signed, &p),
+        Err(LogError::BadCheckpoint(_))
+    ));
     // With the new key: accepted.
     let new_signed = checkpoint(&sec2, ORIGIN, &w.leaves);
     log.extend(&w.leaves[n0..], &new_signed, &p).unwrap();
@@ -259,7 +295,10 @@ fn secretariat_rotation_changes_the_checkpoint_key() {
     let older = checkpoint(&w.sec, ORIGIN, &w.leaves[..n0]);
     assert!(matches!(log.extend(&[], &older, &[]), Err(LogError::NotNewer { .. })));
     let older_wrong_key = checkpoint(&sec2, ORIGIN, &w.leaves[..n0]);
-    assert!(matches!(log.extend(&[], &older_wrong_key, &[]), Err(LogError::BadCheckpoint(_))));
+    assert!(matches!(
+        log.extend(&[], &older_wrong_key, &[]),
+        Err(LogError::BadCheckpoint(_))
+    ));
 }
 
 #[test]
@@ -285,14 +324,23 @@ fn witness_quorum_one_of_two() {
     );
     // A cosignature by a witness not in the policy, or under another name, does not count.
     let by_stranger = cosigned(bare.clone(), "w3.example", &stranger);
-    assert!(matches!(LogState::verify_all(&a, &w.leaves, &by_stranger), Err(LogError::Quorum { have: 0, .. })));
+    assert!(matches!(
+        LogState::verify_all(&a, &w.leaves, &by_stranger),
+        Err(LogError::Quorum { have: 0, .. })
+    ));
     let misnamed = cosigned(bare.clone(), "w2.example", &w1);
-    assert!(matches!(LogState::verify_all(&a, &w.leaves, &misnamed), Err(LogError::Quorum { have: 0, .. })));
+    assert!(matches!(
+        LogState::verify_all(&a, &w.leaves, &misnamed),
+        Err(LogError::Quorum { have: 0, .. })
+    ));
     // A cosignature over another body does not count.
     let mut moved = cosigned(checkpoint(&w.sec, ORIGIN, &w.leaves[..3]), "w1.example", &w1);
     moved.body = bare.body.clone();
     moved.signatures[0] = bare.signatures[0].clone();
-    assert!(matches!(LogState::verify_all(&a, &w.leaves, &moved), Err(LogError::Quorum { have: 0, .. })));
+    assert!(matches!(
+        LogState::verify_all(&a, &w.leaves, &moved),
+        Err(LogError::Quorum { have: 0, .. })
+    ));
     // One real witness is enough.
     let one = cosigned(bare.clone(), "w2.example", &w2);
     let mut log = LogState::verify_all(&a, &w.leaves, &one).unwrap();
@@ -306,12 +354,14 @@ fn witness_quorum_one_of_two() {
         log.extend(&w.leaves[n0..], &bare, &p).unwrap_err(),
         LogError::Quorum { have: 0, need: 1 }
     );
-    log.extend(&w.leaves[n0..], &cosigned(bare, "w1.example", &w1), &p).unwrap();
+    log.extend(&w.leaves[n0..], &cosigned(bare, "w1.example", &w1), &p)
+        .unwrap();
     // Now the policy is 0-of-0: a bare checkpoint is accepted.
     let n1 = w.leaves.len();
     w.enrol(&identity("bob"), "MX", CyberPolicy, Primary);
     let bare = checkpoint(&w.sec, ORIGIN, &w.leaves);
-    log.extend(&w.leaves[n1..], &bare, &proof(&w.leaves, n1 as u64)).unwrap();
+    log.extend(&w.leaves[n1..], &bare, &proof(&w.leaves, n1 as u64))
+        .unwrap();
 }
 
 #[test]

@@ -485,7 +485,10 @@ fn state_code(s: &str) -> Result<(), EntryError> {
     if iso3166::is_assigned(s) {
         Ok(())
     } else {
-        Err(field("state", format!("{s:?} is not an assigned ISO 3166-1 alpha-2 code")))
+        Err(field(
+            "state",
+            format!("{s:?} is not an assigned ISO 3166-1 alpha-2 code"),
+        ))
     }
 }
 
@@ -508,7 +511,10 @@ fn witness_policy(witnesses: &[WitnessKey], quorum: u32) -> Result<(), EntryErro
         note_name("witness name", &w.name)?;
         key("witness key", &w.key)?;
         if witnesses[..i].iter().any(|o| o.name == w.name || o.key == w.key) {
-            return Err(field("witnesses", format!("{:?} is listed twice (by name or key)", w.name)));
+            return Err(field(
+                "witnesses",
+                format!("{:?} is listed twice (by name or key)", w.name),
+            ));
         }
     }
     if quorum as usize > witnesses.len() {
@@ -552,8 +558,8 @@ impl Statement {
         if bytes[0] != STATEMENT_VERSION {
             return Err(EntryError::Version(bytes[0]));
         }
-        let (body, rest) = postcard::take_from_bytes::<StatementBody>(&bytes[1..])
-            .map_err(|e| EntryError::Decode(e.to_string()))?;
+        let (body, rest) =
+            postcard::take_from_bytes::<StatementBody>(&bytes[1..]).map_err(|e| EntryError::Decode(e.to_string()))?;
         if rest.len() != TAIL_LEN {
             return Err(EntryError::Tail(rest.len()));
         }
@@ -874,7 +880,9 @@ impl FromStr for Handle {
     type Err = EntryError;
 
     fn from_str(s: &str) -> Result<Self, EntryError> {
-        let bad = || field("handle", format!("{s:?} is not a handle (like CL.primary, CL.fa-alternate, CL.further2, CL.authority or secretariat)"));
+        let bad = || {
+            field("handle", format!("{s:?} is not a handle (like CL.primary, CL.fa-alternate, CL.further2, CL.authority or secretariat)"))
+        };
         if s.len() > MAX_HANDLE || !s.is_ascii() {
             return Err(bad());
         }

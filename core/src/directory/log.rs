@@ -225,7 +225,9 @@ impl LogState {
     pub fn verify_all(anchor: &Anchor, leaves: &[Vec<u8>], note: &SignedNote) -> Result<Self, LogError> {
         let cp = parse_checkpoint(anchor, note)?;
         if cp.size == 0 {
-            return Err(LogError::BadCheckpoint("the log is empty; it must start with Genesis".into()));
+            return Err(LogError::BadCheckpoint(
+                "the log is empty; it must start with Genesis".into(),
+            ));
         }
         if cp.size != leaves.len() as u64 {
             return Err(LogError::LeafCount {

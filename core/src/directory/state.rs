@@ -305,11 +305,10 @@ impl Directory {
     /// Applies the next leaf. On refusal nothing changes.
     pub fn apply(&mut self, leaf: &[u8]) -> Result<Applied, DirectoryError> {
         let index = self.size;
-        let st = Statement::parse_with(leaf, |k| self.known_key(k))
-            .map_err(|e| DirectoryError {
-                index,
-                refusal: e.into(),
-            })?;
+        let st = Statement::parse_with(leaf, |k| self.known_key(k)).map_err(|e| DirectoryError {
+            index,
+            refusal: e.into(),
+        })?;
         self.apply_statement(&st)
     }
 
@@ -344,9 +343,7 @@ impl Directory {
         if let Some(p) = self.pocs.get(k) {
             return Some(format!("POC {}", p.handle));
         }
-        self.authority_keys
-            .get(k)
-            .map(|s| format!("{s}'s national authority"))
+        self.authority_keys.get(k).map(|s| format!("{s}'s national authority"))
     }
 
     /// The key may take a new role: not revoked, and no role now.
@@ -598,11 +595,7 @@ impl Directory {
                 out.removed.push(k);
                 out.handle_moves.push((handle.clone(), None));
             }
-            Action::RankChange {
-                handle,
-                category,
-                rank,
-            } => {
+            Action::RankChange { handle, category, rank } => {
                 let h: Handle = handle.parse()?;
                 let state = h.state().unwrap_or_default().to_string();
                 self.authority_only(kind, st.author(), &state)?;
@@ -676,11 +669,9 @@ impl Directory {
                 let author = st.author();
                 let allowed = author == &k
                     || author == &self.secretariat
-                    || listed.as_ref().is_some_and(|p| {
-                        self.authorities
-                            .get(p.state())
-                            .is_some_and(|a| &a.key == author)
-                    });
+                    || listed
+                        .as_ref()
+                        .is_some_and(|p| self.authorities.get(p.state()).is_some_and(|a| &a.key == author));
                 if !allowed {
                     return Err(Refusal::WrongAuthor {
                         action: kind,
@@ -792,7 +783,10 @@ impl Directory {
         if clean.len() < MIN_PREFIX_DIGITS {
             return Err(LookupError::PrefixTooShort(prefix.into()));
         }
-        let mut found = self.pocs.values().filter(|p| p.fingerprint().to_hex().starts_with(&clean));
+        let mut found = self
+            .pocs
+            .values()
+            .filter(|p| p.fingerprint().to_hex().starts_with(&clean));
         let first = found.next();
         let more = found.count();
         match first {

@@ -156,7 +156,14 @@ impl World {
     }
 
     /// A nomination of `poc` signed by `by` at the next tick.
-    pub fn nomination(&mut self, by: &Identity, state: &str, category: Category, rank: Rank, poc: &Identity) -> Statement {
+    pub fn nomination(
+        &mut self,
+        by: &Identity,
+        state: &str,
+        category: Category,
+        rank: Rank,
+        poc: &Identity,
+    ) -> Statement {
         let t = self.tick();
         nominate_at(by, t, state, category, rank, poc)
     }
@@ -209,7 +216,11 @@ pub fn checkpoint(signer: &Identity, origin: &str, leaves: &[Vec<u8>]) -> pocnet
 }
 
 /// Adds a witness cosignature to `note`.
-pub fn cosigned(mut note: pocnet_crypto::note::SignedNote, name: &str, witness: &Identity) -> pocnet_crypto::note::SignedNote {
+pub fn cosigned(
+    mut note: pocnet_crypto::note::SignedNote,
+    name: &str,
+    witness: &Identity,
+) -> pocnet_crypto::note::SignedNote {
     let sig = pocnet_crypto::note::cosign(&note.body, name, witness, NOW);
     note.signatures.push(sig);
     note
