@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use std::io::{IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -17,7 +17,6 @@ use pocnet_client::types::Direction;
 use pocnet_client::Error;
 use pocnet_crypto::{safety_number, ContentType, KdfParams, Tlp};
 use serde::Serialize;
-use zeroize::Zeroizing;
 
 /// pocnet: secure, acknowledged messages between cyber-policy Points of Contact.
 ///

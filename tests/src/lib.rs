@@ -24,7 +24,8 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// A relay process with its data directory.
+/// A relay process with its data directory, and the directory it serves: the
+/// Secretariat's profile (which began the log) and the national authorities enrolled so far.
 pub struct Relay {
     /// Data directory (kept across restarts).
     pub dir: tempfile::TempDir,
@@ -32,7 +33,37 @@ pub struct Relay {
     pub addr: String,
     /// Pinned fingerprint.
     pub fingerprint: String,
+    /// The Secretariat's profile.
+    pub secretariat: Poc,
+    /// The directory key (the Secretariat's C2SP verifier key).
+    pub vkey: String,
+    authorities: std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<Poc>>>,
     child: Option<Child>,
+}
+
+/// A POC's details for a nomination (`national nominate` flags).
+pub fn contact_args(name: &str) -> Vec<String> {
+    [
+        "--name",
+        name,
+        "--position",
+        "Cyber policy coordinator",
+        "--institution",
+        "National Cybersecurity Agency",
+        "--email",
+        "poc@example.gov",
+        "--phone",
+        "+1 555 0100",
+        "--language",
+        "es",
+        "--time-zone",
+        "America/Santiago",
+        "--hours",
+        "Mon-Fri 09:00-18:00",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 fn relay_cmd(dir: &Path) -> Command {
@@ -47,10 +78,19 @@ fn relay_cmd(dir: &Path) -> Command {
 }
 
 impl Relay {
-    /// `init` then `serve` on 127.0.0.1:0, with extra `relay.toml` lines.
-    pub fn start_with(config: &str) -> Relay {
+    /// The Secretariat begins a directory (`secretariat genesis`, with these extra
+    /// arguments), the relay is initialised for it and served on 127.0.0.1:0 with extra
+    /// `relay.toml` lines, and the Secretariat publishes the genesis (`enrol`).
+    pub fn start_directory(config: &str, genesis: &[&str]) -> Relay {
+        let secretariat = Poc::new();
+        let mut g = vec!["secretariat", "genesis", "--origin", "test.pocnet/directory"];
+        g.extend_from_slice(genesis);
+        let vkey = secretariat.json(&g)["directory"].as_str().unwrap().to_string();
         let dir = tempfile::tempdir().expect("tempdir");
-        let out = relay_cmd(dir.path()).arg("init").output().expect("relay init");
+        let out = relay_cmd(dir.path())
+            .args(["init", "--directory", &vkey])
+            .output()
+            .expect("relay init");
         assert!(
             out.status.success(),
             "relay init failed: {}",
@@ -76,10 +116,19 @@ impl Relay {
             dir,
             addr: "127.0.0.1:0".into(),
             fingerprint: String::new(),
+            secretariat,
+            vkey,
+            authorities: Default::default(),
             child: None,
         };
         r.serve();
+        r.secretariat.ok(&r.enrol_args(&[]));
         r
+    }
+
+    /// A directory with no witnesses, served with extra `relay.toml` lines.
+    pub fn start_with(config: &str) -> Relay {
+        Self::start_directory(config, &[])
     }
 
     /// Defaults, with a rate limit high enough for tests.
@@ -133,31 +182,81 @@ impl Relay {
         c.wait_with_output().unwrap().status
     }
 
-    /// An invite code for `STATE.role`.
-    pub fn invite(&self, state: &str, role: &str, hours: u64) -> String {
-        let out = relay_cmd(self.dir.path())
-            .args([
-                "invite",
-                "--state",
-                state,
-                "--role",
-                role,
-                "--name",
-                &format!("{state} {role} POC"),
-                "--valid-hours",
-                &hours.to_string(),
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-
-    /// `pocnet enrol` arguments for this relay (address and pinned key), then `rest`.
+    /// `pocnet enrol` arguments for this relay (address, pinned key, directory key), then `rest`.
     pub fn enrol_args<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {
-        let mut a = vec!["enrol", "--relay", &self.addr, "--relay-key", &self.fingerprint];
+        let mut a = vec![
+            "enrol",
+            "--relay",
+            &self.addr,
+            "--relay-key",
+            &self.fingerprint,
+            "--directory",
+            &self.vkey,
+        ];
         a.extend_from_slice(rest);
         a
+    }
+
+    /// `state`'s national authority, enrolled by the Secretariat after the voice check
+    /// (once per relay).
+    pub fn authority(&self, state: &str) -> std::rc::Rc<Poc> {
+        if let Some(a) = self.authorities.borrow().get(state) {
+            return a.clone();
+        }
+        let a = Poc::new();
+        a.ok(&self.enrol_args(&[]));
+        let (fp, voice) = (a.fingerprint(), a.voice_code());
+        self.secretariat.ok(&[
+            "secretariat",
+            "authority",
+            "--state",
+            state,
+            "--fingerprint",
+            &fp,
+            "--name",
+            &format!("{state} national authority"),
+            "--institution",
+            "Ministry of Foreign Affairs",
+            "--heard",
+            &voice,
+        ]);
+        a.ok(&self.enrol_args(&[]));
+        let a = std::rc::Rc::new(a);
+        self.authorities.borrow_mut().insert(state.to_string(), a.clone());
+        a
+    }
+
+    /// `poc` is nominated by its state's authority as `STATE.role` (cyber policy; a role
+    /// `further` is `further1`); returns the Secretariat's id for the nomination.
+    pub fn nominate(&self, poc: &Poc, state: &str, role: &str) -> u64 {
+        let rank = if role == "further" { "further1" } else { role };
+        poc.ok(&self.enrol_args(&[]));
+        let fp = poc.fingerprint();
+        let mut args: Vec<String> = ["national", "nominate", "--fingerprint", &fp, "--category", "cyber", "--rank", rank]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(contact_args(&format!("{state} {role} POC")));
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.authority(state).ok(&a);
+        self.pending_nomination(&fp).expect("the nomination waits for the Secretariat")
+    }
+
+    /// The id of the waiting nomination of `fingerprint`, if any.
+    pub fn pending_nomination(&self, fingerprint: &str) -> Option<u64> {
+        let pending = self.secretariat.json(&["secretariat", "pending"]);
+        pending.as_array().unwrap().iter().find_map(|p| {
+            (p["nominee"]["fingerprint"].as_str() == Some(fingerprint)).then(|| p["id"].as_u64().unwrap())
+        })
+    }
+
+    /// Nominated, voice-checked, approved, and enrolled as `STATE.role`.
+    pub fn list(&self, poc: &Poc, state: &str, role: &str) {
+        let id = self.nominate(poc, state, role);
+        let voice = poc.voice_code();
+        self.secretariat
+            .ok(&["secretariat", "approve", &id.to_string(), "--heard", &voice]);
+        poc.ok(&self.enrol_args(&[]));
     }
 
     /// Runs an admin subcommand (`revoke`, `members`).
@@ -195,12 +294,22 @@ impl Poc {
         p
     }
 
-    /// `init` and `enrol` as `STATE.role`.
+    /// `init`, then listed in the relay's directory as `STATE.role` (nominated by the
+    /// state's authority, approved by the Secretariat after the voice check, enrolled).
     pub fn enrolled(relay: &Relay, state: &str, role: &str) -> Poc {
         let p = Poc::new();
-        let code = relay.invite(state, role, 1);
-        p.ok(&relay.enrol_args(&["--invite", &code]));
+        relay.list(&p, state, role);
         p
+    }
+
+    /// The key's fingerprint (hex).
+    pub fn fingerprint(&self) -> String {
+        self.json(&["whoami"])["fingerprint"].as_str().unwrap().to_string()
+    }
+
+    /// The key's voice code (as read aloud).
+    pub fn voice_code(&self) -> String {
+        self.json(&["whoami"])["voice_code"].as_str().unwrap().to_string()
     }
 
     /// A `pocnet` command for this profile.
