@@ -26,6 +26,11 @@ pub enum Enrolment {
         /// Our handle.
         handle: String,
     },
+    /// Named as a witness by the directory: cosign checkpoints with `directory witness`.
+    Witness {
+        /// The witness name.
+        name: String,
+    },
     /// Offered to the Secretariat; not listed yet. Read the voice code to the Secretariat.
     Waiting {
         /// Our key's voice code.
@@ -128,6 +133,12 @@ impl Client {
         }
         if s.member.as_ref().is_some_and(|m| m.revoked) {
             return Err(Error::Revoked);
+        }
+        if let Some(m) = s.member.as_ref().filter(|m| m.role == "witness") {
+            // A witness checks checkpoints itself (`directory witness`); it is not a POC.
+            let name = m.name.clone();
+            s.close().await;
+            return Ok(Enrolment::Witness { name });
         }
         self.sync_directory(&s).await?;
         let log = self.log()?;

@@ -419,6 +419,12 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     Enrolment::Listed { handle } => {
                         println!("enrolled: the directory lists you as {}", render::line(&handle))
                     }
+                    Enrolment::Witness { name } => println!(
+                        "the directory names this key as witness {}: verify and cosign each new checkpoint with \
+                         `pocnet directory witness --name {}`",
+                        render::line(&name),
+                        render::line(&name)
+                    ),
                     Enrolment::Waiting { voice_code } => {
                         println!("Your key is offered to the Secretariat; the directory does not list you yet.");
                         println!("1. Your national authority nominates you (give it your fingerprint:");

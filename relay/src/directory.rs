@@ -44,14 +44,14 @@ struct View {
 pub fn with_cosignatures(note: &str, cosignatures: &[String]) -> String {
     let mut out = note.to_string();
     for line in cosignatures {
-        out.push_str(line);
+        out.push_str(line.trim_end_matches('\n'));
         out.push('\n');
     }
     out
 }
 
 /// Everyone the directory lists, as the relay admits them: POCs, national authorities,
-/// the Secretariat.
+/// witnesses, the Secretariat.
 fn listed(dir: &Directory) -> BTreeMap<Key, Member> {
     let mut out = BTreeMap::new();
     for p in dir.members() {
@@ -80,6 +80,17 @@ fn listed(dir: &Directory) -> BTreeMap<Key, Member> {
                 revoked: false,
             },
         );
+    }
+    // Witnesses connect to fetch the log and cosign its checkpoints.
+    for (name, key) in &dir.witness_policy().witnesses {
+        out.entry(*key.as_bytes()).or_insert_with(|| Member {
+            handle: format!("witness:{name}"),
+            state: String::new(),
+            role: "witness".into(),
+            name: name.clone(),
+            public_identity: Vec::new(),
+            revoked: false,
+        });
     }
     out.insert(
         *dir.secretariat().as_bytes(),

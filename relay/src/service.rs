@@ -412,7 +412,8 @@ impl<S: Store, C: Clock> Service<S, C> {
                     Ok(w) => w,
                     Err(m) => return err(ErrorCode::BadDirectory, m),
                 };
-                match self.store.log_cosign(size, witness, cosignature).await {
+                let line = cosignature.trim_end_matches('\n').to_string();
+                match self.store.log_cosign(size, witness, line).await {
                     Ok(true) => Response::Done,
                     Ok(false) => err(
                         ErrorCode::LogMoved,

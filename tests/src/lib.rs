@@ -126,6 +126,53 @@ impl Relay {
         r
     }
 
+    /// As [`Relay::start_directory`] with no extra configuration, for a directory whose
+    /// genesis the Secretariat's own client cannot accept yet (it waits for witnesses):
+    /// the genesis is published, whatever `enrol` then says.
+    pub fn start_directory_unchecked(genesis: &[&str]) -> Relay {
+        let secretariat = Poc::new();
+        let mut g = vec!["secretariat", "genesis", "--origin", "test.pocnet/directory"];
+        g.extend_from_slice(genesis);
+        let vkey = secretariat.json(&g)["directory"].as_str().unwrap().to_string();
+        let r = Relay::start_for(secretariat, &vkey);
+        let _ = r.secretariat.run(&r.enrol_args(&[]));
+        r
+    }
+
+    /// A relay for a directory begun elsewhere (the test plays the Secretariat in-process):
+    /// initialised with `vkey` and served; nothing is published.
+    pub fn start_for(secretariat: Poc, vkey: &str) -> Relay {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = relay_cmd(dir.path())
+            .args(["init", "--directory", vkey])
+            .output()
+            .expect("relay init");
+        assert!(out.status.success(), "relay init failed: {}", String::from_utf8_lossy(&out.stderr));
+        let mut r = Relay {
+            dir,
+            addr: "127.0.0.1:0".into(),
+            fingerprint: String::new(),
+            secretariat,
+            vkey: vkey.to_string(),
+            authorities: Default::default(),
+            child: None,
+        };
+        r.serve();
+        r
+    }
+
+    /// Sends one request over a real connection as `identity` (for tests that act as a
+    /// party in-process).
+    pub fn request(&self, identity: &pocnet_crypto::Identity, req: pocnet_wire::Request) -> Result<pocnet_wire::Response, pocnet_client::Error> {
+        let pin = pocnet_crypto::Fingerprint::parse(&self.fingerprint).unwrap();
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let s = pocnet_client::net::Session::connect(identity, &self.addr, pin).await?;
+            let r = s.request(&req).await;
+            s.close().await;
+            r
+        })
+    }
+
     /// A directory with no witnesses, served with extra `relay.toml` lines.
     pub fn start_with(config: &str) -> Relay {
         Self::start_directory(config, &[])

@@ -575,24 +575,34 @@ impl Client {
             .and_then(|l| l.directory().by_key(self.identity.public_key()).cloned()))
     }
 
-    /// Witness: cosigns the relay's latest checkpoint if it is consistent with ours (the
-    /// sync checks that), under witness name `name`.
+    /// Witness: cosigns the relay's latest checkpoint under witness name `name`, after
+    /// verifying it: every entry from the first (or from the last checkpoint this witness
+    /// cosigned, which must be a prefix), the root, and the Secretariat's signature. A
+    /// witness never needs other witnesses' cosignatures to do this.
     pub async fn cosign(&self, s: &Session, name: &str) -> Result<u64> {
-        self.sync_directory(s).await?;
         let note = match s.request(&Request::LogCheckpoint).await? {
             Response::Checkpoint { note } => note,
             other => return Err(Error::Protocol(format!("unexpected answer to LogCheckpoint: {other:?}"))),
         };
         let n = pocnet_crypto::note::SignedNote::parse(&note).map_err(|e| Error::RelayLied(e.to_string()))?;
         let cp = n.checkpoint().map_err(|e| Error::RelayLied(e.to_string()))?;
-        // Cosign only what we verified: the relay's checkpoint must be our log's root at its size.
-        let leaves = self.store.log_leaves()?;
-        let mut all = leaves.clone();
-        all.extend(self.fetch_leaves_pub(s, leaves.len() as u64, cp.size).await?);
+        let ours = self.store.log_leaves()?;
+        if (ours.len() as u64) > cp.size {
+            return Err(Error::RelayLied(format!(
+                "the relay's checkpoint covers {} entries; we cosigned {} before",
+                cp.size,
+                ours.len()
+            )));
+        }
+        let mut all = ours.clone();
+        all.extend(self.fetch_leaves_pub(s, ours.len() as u64, cp.size).await?);
         let anchor = self.anchor()?;
         let p = Publisher::resume(&anchor.origin, anchor.key, all).map_err(|e| Error::RelayLied(e.to_string()))?;
         let hashes: Vec<_> = p.leaves().iter().map(|l| pocnet_crypto::tlog::leaf_hash(l)).collect();
         if pocnet_crypto::tlog::root(&hashes) != cp.root || hashes.len() as u64 != cp.size {
+            if let Some(old) = self.store.log_checkpoint()? {
+                return Err(self.fork("a witness was shown a log that rewrites what it cosigned", &old, &note));
+            }
             return Err(Error::RelayLied("the checkpoint is not the root of the entries it serves".into()));
         }
         pocnet_crypto::note::NoteVerifier {
@@ -609,8 +619,13 @@ impl Client {
             })
             .await?
         {
-            Response::Done => Ok(cp.size),
-            other => Err(Error::Protocol(format!("unexpected answer to LogCosign: {other:?}"))),
+            Response::Done => {}
+            other => return Err(Error::Protocol(format!("unexpected answer to LogCosign: {other:?}"))),
         }
+        let mut kept = n.clone();
+        kept.signatures.push(sig);
+        self.store
+            .log_save(ours.len() as u64, &p.leaves()[ours.len()..], &kept.to_text())?;
+        Ok(cp.size)
     }
 }
