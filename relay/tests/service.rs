@@ -763,6 +763,9 @@ fn a_key_the_log_does_not_list_may_only_say_hello_register_and_as_the_anchor_beg
         assert_eq!(w.hello(&member).await.unwrap().handle, "CL.primary");
         assert_eq!(w.hello(&w.authority("CL")).await.unwrap().handle, "CL.authority");
         assert_eq!(w.hello(&w.sec).await.unwrap().handle, "secretariat");
+        let found = w.lookup(&member, "secretariat").await;
+        assert_eq!(found.len(), 1, "the Secretariat is looked up by its handle too");
+        assert_eq!(found[0].role, "secretariat");
     });
 }
 

@@ -361,7 +361,7 @@ impl super::Members for SqliteStore {
                 "revoked_at IS NULL AND blocked_at IS NULL AND ?1 = ?1 ORDER BY handle",
                 String::new(),
             )
-        } else if q.contains('.') {
+        } else if q.contains('.') || q == "secretariat" {
             (
                 "revoked_at IS NULL AND blocked_at IS NULL AND handle = ?1",
                 q.to_string(),
