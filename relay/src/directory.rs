@@ -9,11 +9,14 @@
 //! Witness cosignatures arrive after a checkpoint is published, so the relay stores a
 //! checkpoint without them; clients decide whether enough witnesses have cosigned.
 
+// A refusal is the answer to send (see service.rs): returned by value on purpose.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use pocnet_core::directory::{Directory, Statement};
 use pocnet_core::directory::entry::Action;
+use pocnet_core::directory::{Directory, Statement};
 use pocnet_crypto::note::{NoteVerifier, SignedNote, Witness};
 use pocnet_crypto::tlog::{self, Hash};
 use pocnet_crypto::IdentityKey;
@@ -61,7 +64,11 @@ fn listed(dir: &Directory) -> BTreeMap<Key, Member> {
             Member {
                 handle: p.handle_text(),
                 state: p.state().to_string(),
-                role: p.handle_text().split_once('.').map(|(_, r)| r.to_string()).unwrap_or_else(|| rank.to_string()),
+                role: p
+                    .handle_text()
+                    .split_once('.')
+                    .map(|(_, r)| r.to_string())
+                    .unwrap_or_else(|| rank.to_string()),
                 name: p.contact.name.clone(),
                 public_identity: p.public.to_bytes(),
                 revoked: false,
@@ -181,6 +188,49 @@ impl RelayLog {
         let note = SignedNote::parse(&cp.note).map_err(|e| anyhow::anyhow!("the stored checkpoint: {e}"))?;
         check_checkpoint(&dir, &note, &leaves).map_err(|e| anyhow::anyhow!("the stored checkpoint: {e}"))?;
         let members = listed(&dir);
+        // The admission list is written in the same commit as each append, so it matches
+        // unless the database was changed by hand: bring it back in line with the log.
+        let stored = store.members().await?;
+        let mut fix: Vec<(Key, Option<Listed>)> = Vec::new();
+        for r in &stored {
+            if !r.member.revoked && !members.contains_key(&r.key) {
+                fix.push((r.key, None));
+            }
+        }
+        for (k, m) in &members {
+            let same = stored.iter().any(|r| {
+                r.key == *k
+                    && Member {
+                        revoked: false,
+                        ..r.member.clone()
+                    } == *m
+            });
+            if !same {
+                fix.push((
+                    *k,
+                    Some(Listed {
+                        key: *k,
+                        member: m.clone(),
+                    }),
+                ));
+            }
+        }
+        if !fix.is_empty() {
+            tracing::warn!(
+                "the admission list differed from the directory log in {} keys; it now follows the log",
+                fix.len()
+            );
+            store
+                .log_append(LogAppend {
+                    first: leaves.len() as u64,
+                    leaves: Vec::new(),
+                    checkpoint: cp.note.clone(),
+                    members: fix,
+                    published: Vec::new(),
+                    now_ms: dir.last_time_ms(),
+                })
+                .await?;
+        }
         tracing::info!(
             "directory log verified: {} entries, {} members",
             leaves.len(),
@@ -232,6 +282,14 @@ impl RelayLog {
         if new_leaves.is_empty() {
             return err(ErrorCode::Malformed, "an append needs at least one entry");
         }
+        let note = match SignedNote::parse(&checkpoint) {
+            Ok(n) => n,
+            Err(e) => return err(ErrorCode::BadDirectory, format!("checkpoint: {e}")),
+        };
+        let cp = match note.checkpoint() {
+            Ok(cp) => cp,
+            Err(e) => return err(ErrorCode::BadDirectory, format!("checkpoint: {e}")),
+        };
         let _one = self.append.lock().await;
         let current = self.view.lock().expect("log view").clone();
         let first_ever = current.is_none();
@@ -242,8 +300,32 @@ impl RelayLog {
         if first_ever && !self.is_anchor(peer) {
             return err(ErrorCode::Forbidden, "only the Secretariat's key may begin the log");
         }
-        let before = if first_ever { BTreeMap::new() } else { listed(&view.dir) };
         let first = view.leaves.len() as u64;
+        // The append names the size it extends only through its checkpoint: one prepared
+        // against an older log is told so before its leaves are read as the next ones.
+        match cp.size.checked_sub(new_leaves.len() as u64) {
+            Some(base) if base == first => {}
+            Some(base) if base < first => {
+                return err(
+                    ErrorCode::LogMoved,
+                    format!(
+                        "this append was prepared for a log of {base} entries; it holds {first} now: \
+                         fetch them and prepare the append again"
+                    ),
+                )
+            }
+            _ => {
+                return err(
+                    ErrorCode::BadDirectory,
+                    format!(
+                        "the checkpoint covers {} entries, but the log holds {first} and the append adds {}",
+                        cp.size,
+                        new_leaves.len()
+                    ),
+                )
+            }
+        }
+        let before = if first_ever { BTreeMap::new() } else { listed(&view.dir) };
         let mut published = Vec::new();
         for leaf in &new_leaves {
             if let Err(e) = view.dir.apply(leaf) {
@@ -257,10 +339,6 @@ impl RelayLog {
                 }
             }
         }
-        let note = match SignedNote::parse(&checkpoint) {
-            Ok(n) => n,
-            Err(e) => return err(ErrorCode::BadDirectory, format!("checkpoint: {e}")),
-        };
         if let Err(e) = check_checkpoint(&view.dir, &note, &view.leaves) {
             return err(ErrorCode::BadDirectory, e);
         }
@@ -284,23 +362,38 @@ impl RelayLog {
     }
 
     /// Checks a cosignature line for the checkpoint of `size`: it must be the latest, and
-    /// the line a valid cosignature by a witness of the policy in force. Returns the
-    /// witness key.
-    pub fn check_cosignature(&self, _peer: &IdentityKey, size: u64, line: &str) -> Result<Key, String> {
+    /// the line one valid cosignature by a witness of the policy in force. Returns the
+    /// witness key and the line as stored (canonical, without its newline), or the refusal.
+    pub fn check_cosignature(&self, size: u64, line: &str) -> Result<(Key, String), Response> {
         let view = self.view.lock().expect("log view");
         let Some(v) = view.as_ref() else {
-            return Err("the log has not begun".into());
+            return Err(err(ErrorCode::NotFound, "the log has not begun"));
         };
-        if size != v.leaves.len() as u64 {
-            return Err(format!("the latest checkpoint covers {} entries, not {size}", v.leaves.len()));
+        let have = v.leaves.len() as u64;
+        if size < have {
+            return Err(err(
+                ErrorCode::LogMoved,
+                format!("the latest checkpoint covers {have} entries, not {size}: verify and cosign that one"),
+            ));
+        }
+        if size != have {
+            return Err(err(
+                ErrorCode::BadDirectory,
+                format!("the latest checkpoint covers {have} entries, not {size}"),
+            ));
+        }
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        if line.contains('\n') {
+            return Err(err(ErrorCode::BadDirectory, "send one cosignature line"));
         }
         let cp = pocnet_crypto::note::Checkpoint {
             origin: v.dir.origin().to_string(),
             size,
             root: tlog::root(&v.leaves),
         };
-        let text = format!("{}\n{}\n", cp.body(), line.trim_end_matches('\n'));
-        let note = SignedNote::parse(&text).map_err(|e| format!("cosignature line: {e}"))?;
+        let text = format!("{}\n{line}\n", cp.body());
+        let note =
+            SignedNote::parse(&text).map_err(|e| err(ErrorCode::BadDirectory, format!("cosignature line: {e}")))?;
         let policy = v.dir.witness_policy();
         for (name, key) in &policy.witnesses {
             let w = Witness {
@@ -308,10 +401,14 @@ impl RelayLog {
                 key: *key,
             };
             if w.verify_in(&note).is_ok() {
-                return Ok(*key.as_bytes());
+                let canonical = note.signatures[0].line();
+                return Ok((*key.as_bytes(), canonical.trim_end_matches('\n').to_string()));
             }
         }
-        Err("not a valid cosignature of the latest checkpoint by a witness the directory names".into())
+        Err(err(
+            ErrorCode::BadDirectory,
+            "not a valid cosignature of the latest checkpoint by a witness the directory names",
+        ))
     }
 
     /// A statement offered for the Secretariat: it must verify, be signed by the
@@ -349,7 +446,11 @@ impl RelayLog {
 fn check_checkpoint(dir: &Directory, note: &SignedNote, leaves: &[Hash]) -> Result<(), String> {
     let cp = note.checkpoint().map_err(|e| format!("checkpoint: {e}"))?;
     if cp.origin != dir.origin() {
-        return Err(format!("the checkpoint names the log {:?}, not {:?}", cp.origin, dir.origin()));
+        return Err(format!(
+            "the checkpoint names the log {:?}, not {:?}",
+            cp.origin,
+            dir.origin()
+        ));
     }
     if cp.size != leaves.len() as u64 {
         return Err(format!(

@@ -18,8 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::ratelimit::RateLimiter;
 use crate::directory::RelayLog;
+use crate::ratelimit::RateLimiter;
 use crate::store::{BlobLimits, Conflict, Item, NewEnvelope, Quota, Store, StoreError, Subscription, UploadStart};
 
 /// Request kinds, each with its own rate limit per key.
@@ -384,7 +384,10 @@ impl<S: Store, C: Clock> Service<S, C> {
                 Ok(Some(cp)) => Response::Checkpoint {
                     note: crate::directory::with_cosignatures(&cp.note, &cp.cosignatures),
                 },
-                Ok(None) => err(ErrorCode::NotFound, "the Secretariat has not begun the directory log yet"),
+                Ok(None) => err(
+                    ErrorCode::NotFound,
+                    "the Secretariat has not begun the directory log yet",
+                ),
                 Err(e) => store_err(e),
             },
             Request::LogLeaves { from, limit } => {
@@ -408,9 +411,9 @@ impl<S: Store, C: Clock> Service<S, C> {
                 self.log.append(&self.store, peer, leaves, checkpoint, now).await
             }
             Request::LogCosign { size, cosignature } => {
-                let witness = match self.log.check_cosignature(peer, size, &cosignature) {
+                let (witness, cosignature) = match self.log.check_cosignature(size, &cosignature) {
                     Ok(w) => w,
-                    Err(m) => return err(ErrorCode::BadDirectory, m),
+                    Err(r) => return r,
                 };
                 let line = cosignature.trim_end_matches('\n').to_string();
                 match self.store.log_cosign(size, witness, line).await {

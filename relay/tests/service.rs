@@ -1,37 +1,108 @@
 //! The relay's decisions without sockets: the service over a real SQLite store and a clock
 //! the test drives. Every refusal rule and state change of request handling is here.
+//!
+//! Members exist only through the directory log, as in a real deployment: the world's
+//! Secretariat begins the log, enrols national authorities and approves their nominations
+//! with `pocnet_core`'s `Publisher`, and every change reaches the relay as a `LogAppend`.
 
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 
+use pocnet_core::directory::{vkey, Author, Category, Contact, Publisher, Rank, Statement, WitnessKey};
+use pocnet_crypto::note::{cosign, sign_note, Checkpoint, NoteSignature, NoteVerifier, SignedNote, Witness};
+use pocnet_crypto::tlog;
 use pocnet_crypto::{seal, HeaderFields, Identity, Receipt, ReceiptKind, Suite};
 use pocnet_relay::clock::{Clock, ManualClock};
-use pocnet_relay::service::{Kind, Service, UploadPlan};
-use pocnet_relay::store::{invite_hash, Members, NewInvite, Queue, SqliteStore};
+use pocnet_relay::service::{Kind, Service, UploadPlan, LOG_PAGE_LEAVES};
+use pocnet_relay::store::{Log, MemberRecord, Members, Queue, SqliteStore, StoredCheckpoint};
 use pocnet_relay::Config;
-use pocnet_wire::{verify_acceptance, ErrorCode, Request, Response};
+use pocnet_wire::{verify_acceptance, ErrorCode, Member, Request, Response};
 
 const T0: u64 = 1_800_000_000_000;
+const ORIGIN: &str = "directory.oas.example";
+const WITNESS: &str = "witness.example";
+
+type Svc = Service<SqliteStore, ManualClock>;
 
 struct World {
-    svc: Service<SqliteStore, ManualClock>,
+    svc: Svc,
     clock: ManualClock,
     relay: Arc<Identity>,
-    _dir: tempfile::TempDir,
-    next_invite: std::cell::Cell<u32>,
+    cfg: Config,
+    dir: tempfile::TempDir,
+    /// The Secretariat (the anchor the relay is configured with).
+    sec: Identity,
+    /// The one witness of the Genesis policy (quorum 1); not listed unless a test lists it.
+    witness: Identity,
+    /// The Secretariat's copy of the log.
+    log: RefCell<Publisher>,
+    authorities: RefCell<BTreeMap<String, Rc<Identity>>>,
+    /// Statement time: every statement is 1 ms after the previous one.
+    t: Cell<u64>,
 }
 
-fn world(cfg: Config) -> World {
+/// A relay configured with a fresh Secretariat's key, whose log has not begun.
+async fn unbegun(cfg: Config) -> World {
+    let sec = id();
+    let witness = id();
+    let cfg = Config {
+        directory: vkey(ORIGIN, sec.public_key()),
+        ..cfg
+    };
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("relay.db"), 64, cfg.queue_quota, None).unwrap();
     let clock = ManualClock::new(T0);
     let relay = Arc::new(id());
+    let svc = service(&dir.path().join("relay.db"), &clock, &cfg, &relay);
+    svc.load_directory().await.unwrap();
+    let log = Publisher::genesis(
+        &sec,
+        ORIGIN,
+        T0,
+        vec![WitnessKey {
+            name: WITNESS.into(),
+            key: *witness.public_key().as_bytes(),
+        }],
+        1,
+    )
+    .unwrap();
     World {
-        svc: Service::new(store, clock.clone(), cfg, relay.clone()),
+        svc,
         clock,
         relay,
-        _dir: dir,
-        next_invite: std::cell::Cell::new(0),
+        cfg,
+        dir,
+        sec,
+        witness,
+        log: RefCell::new(log),
+        authorities: RefCell::default(),
+        t: Cell::new(T0),
     }
+}
+
+/// A relay whose log holds the Secretariat's Genesis, appended by the Secretariat's key
+/// while it was listed nowhere (only the anchor may do that).
+async fn world(cfg: Config) -> World {
+    let w = unbegun(cfg).await;
+    w.publish().await;
+    w
+}
+
+async fn hello(svc: &Svc, who: &Identity) -> Response {
+    svc.handle(
+        who.public_key(),
+        Request::Hello {
+            protocol: pocnet_wire::PROTOCOL_VERSION,
+        },
+    )
+    .await
+}
+
+fn service(path: &std::path::Path, clock: &ManualClock, cfg: &Config, relay: &Arc<Identity>) -> Svc {
+    let store = SqliteStore::open(path, 64, cfg.queue_quota, None).unwrap();
+    Service::new(store, clock.clone(), cfg.clone(), relay.clone())
 }
 
 fn id() -> Identity {
@@ -45,43 +116,190 @@ fn code(e: &Response) -> Option<ErrorCode> {
     }
 }
 
-impl World {
-    async fn invite(&self, state: &str, role: &str, ttl_ms: u64) -> String {
-        let n = self.next_invite.get();
-        self.next_invite.set(n + 1);
-        let code = format!("code-{n}-{state}-{role}");
-        self.svc
-            .store()
-            .create_invite(NewInvite {
-                code_hash: invite_hash(&code),
-                state: state.into(),
-                role: role.into(),
-                name: format!("{state} {role}"),
-                created_at_ms: self.clock.now_ms(),
-                expires_at_ms: self.clock.now_ms() + ttl_ms,
-            })
-            .await
-            .unwrap();
-        code
+fn contact(name: &str) -> Contact {
+    Contact {
+        name: name.into(),
+        position: "Head of cyber policy".into(),
+        institution: "Ministry of Foreign Affairs".into(),
+        email: "poc@example.gov".into(),
+        phones: vec!["+56 2 2827 4200".into()],
+        languages: vec!["es".into(), "en".into()],
+        time_zone: "America/Santiago".into(),
+        working_hours: "09:00-18:00".into(),
     }
-    async fn member(&self, state: &str, role: &str) -> Identity {
-        let who = id();
-        let invite = self.invite(state, role, 3_600_000).await;
-        let r = self
-            .svc
-            .handle(
-                who.public_key(),
-                Request::Enrol {
-                    invite,
-                    public_identity: who.public().to_bytes(),
-                },
+}
+
+/// `primary`, `alternate`, `furtherN`, each optionally `fa-`.
+fn role(role: &str) -> (Category, Rank) {
+    let (cat, r) = match role.strip_prefix("fa-") {
+        Some(r) => (Category::ForeignAffairs, r),
+        None => (Category::CyberPolicy, role),
+    };
+    let rank = match r {
+        "primary" => Rank::Primary,
+        "alternate" => Rank::Alternate,
+        n => Rank::Further(n.strip_prefix("further").unwrap().parse().unwrap()),
+    };
+    (cat, rank)
+}
+
+impl World {
+    fn tick(&self) -> u64 {
+        let t = self.t.get() + 1;
+        self.t.set(t);
+        t
+    }
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("relay.db")
+    }
+    fn secretariat(&self) -> Author<'_> {
+        Author::new(&self.sec, ORIGIN)
+    }
+    /// Adds a statement to the Secretariat's log (not yet sent to the relay).
+    fn push(&self, st: &Statement) {
+        self.log.borrow_mut().push(st).unwrap();
+    }
+    /// The unpublished leaves and the Secretariat's checkpoint over them.
+    fn prepared(&self) -> (Vec<Vec<u8>>, String) {
+        let log = self.log.borrow();
+        (log.unpublished().1.to_vec(), log.checkpoint(&self.sec).to_text())
+    }
+    async fn append(&self, from: &Identity, leaves: Vec<Vec<u8>>, checkpoint: String) -> Response {
+        self.svc
+            .handle(from.public_key(), Request::LogAppend { leaves, checkpoint })
+            .await
+    }
+    /// Sends every unpublished statement to the relay, from the Secretariat's key.
+    async fn publish(&self) {
+        let (leaves, checkpoint) = self.prepared();
+        let r = self.append(&self.sec, leaves, checkpoint).await;
+        assert_eq!(r, Response::Done);
+        self.log.borrow_mut().mark_published();
+    }
+    /// `state`'s national authority, enrolled in the Secretariat's log on first use.
+    fn authority(&self, state: &str) -> Rc<Identity> {
+        if let Some(a) = self.authorities.borrow().get(state) {
+            return a.clone();
+        }
+        let a = Rc::new(id());
+        let st = self
+            .secretariat()
+            .authority_enrol(
+                self.tick(),
+                state,
+                a.public_key(),
+                &format!("{state} national authority"),
+                "MFA",
             )
-            .await;
-        assert!(matches!(r, Response::Enrolled { .. }), "{r:?}");
-        who
+            .unwrap();
+        self.push(&st);
+        self.authorities.borrow_mut().insert(state.into(), a.clone());
+        a
+    }
+    /// `state`'s authority nominates `who` for `role`.
+    fn nominate(&self, state: &str, role_text: &str, who: &Identity) -> Statement {
+        let a = self.authority(state);
+        let (cat, rank) = role(role_text);
+        Author::new(&a, ORIGIN)
+            .nominate(
+                self.tick(),
+                state,
+                cat,
+                rank,
+                contact(&format!("{state} {role_text}")),
+                &who.public(),
+            )
+            .unwrap()
+    }
+    /// The Secretariat approves a nomination of `who` after the voice check.
+    fn approve(&self, nomination: &Statement, who: &Identity) -> Statement {
+        let t = self.tick();
+        self.secretariat().approve(t, nomination, &who.public(), t).unwrap()
+    }
+    /// Nominates and approves `who` (not yet published).
+    fn stage(&self, state: &str, role_text: &str, who: &Identity) {
+        let n = self.nominate(state, role_text, who);
+        let a = self.approve(&n, who);
+        self.push(&a);
+    }
+    /// New POCs, listed through one append.
+    async fn members(&self, which: &[(&str, &str)]) -> Vec<Identity> {
+        let out: Vec<Identity> = which
+            .iter()
+            .map(|(state, r)| {
+                let who = id();
+                self.stage(state, r, &who);
+                who
+            })
+            .collect();
+        self.publish().await;
+        out
+    }
+    async fn member(&self, state: &str, role_text: &str) -> Identity {
+        self.members(&[(state, role_text)]).await.pop().unwrap()
     }
     async fn send(&self, from: &Identity, envelope: Vec<u8>) -> Response {
         self.svc.handle(from.public_key(), Request::Send { envelope }).await
+    }
+    async fn ask(&self, from: &Identity, req: Request) -> Response {
+        self.svc.handle(from.public_key(), req).await
+    }
+    async fn hello(&self, who: &Identity) -> Option<Member> {
+        match self
+            .ask(
+                who,
+                Request::Hello {
+                    protocol: pocnet_wire::PROTOCOL_VERSION,
+                },
+            )
+            .await
+        {
+            Response::Welcome { member, .. } => member,
+            other => panic!("{other:?}"),
+        }
+    }
+    async fn lookup(&self, from: &Identity, query: &str) -> Vec<Member> {
+        match self.ask(from, Request::Lookup { query: query.into() }).await {
+            Response::Directory { members } => members,
+            other => panic!("{other:?}"),
+        }
+    }
+    /// What the relay holds: checkpoint, every leaf, the admission list.
+    async fn snapshot(&self) -> (Option<StoredCheckpoint>, Vec<Vec<u8>>, Vec<MemberRecord>) {
+        let store = self.svc.store();
+        (
+            store.log_checkpoint().await.unwrap(),
+            store.log_leaves(0, u32::MAX, usize::MAX).await.unwrap(),
+            store.members().await.unwrap(),
+        )
+    }
+    /// A checkpoint over the published log plus `extra`, signed by `signer` as the log.
+    fn note_over(&self, extra: &[Vec<u8>], signer: &Identity) -> String {
+        let mut hashes: Vec<_> = self.log.borrow().leaves().iter().map(|l| tlog::leaf_hash(l)).collect();
+        hashes.extend(extra.iter().map(|l| tlog::leaf_hash(l)));
+        let body = Checkpoint {
+            origin: ORIGIN.into(),
+            size: hashes.len() as u64,
+            root: tlog::root(&hashes),
+        }
+        .body();
+        SignedNote {
+            signatures: vec![sign_note(&body, ORIGIN, signer)],
+            body,
+        }
+        .to_text()
+    }
+    async fn checkpoint(&self, from: &Identity) -> String {
+        match self.ask(from, Request::LogCheckpoint).await {
+            Response::Checkpoint { note } => note,
+            other => panic!("{other:?}"),
+        }
+    }
+    /// A second relay process over the same database file, loaded.
+    async fn restart(&self) -> (Svc, anyhow::Result<()>) {
+        let svc = service(&self.path(), &self.clock, &self.cfg, &self.relay);
+        let loaded = svc.load_directory().await;
+        (svc, loaded)
     }
 }
 
@@ -109,131 +327,13 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 #[test]
-fn a_key_that_is_not_enrolled_may_only_say_hello_and_enrol() {
-    rt().block_on(async {
-        let w = world(Config::default());
-        let stranger = id();
-        let k = stranger.public_key();
-        match w
-            .svc
-            .handle(
-                k,
-                Request::Hello {
-                    protocol: pocnet_wire::PROTOCOL_VERSION,
-                },
-            )
-            .await
-        {
-            Response::Welcome {
-                member: None,
-                relay_time_ms,
-            } => assert_eq!(relay_time_ms, T0, "time is the clock's"),
-            other => panic!("{other:?}"),
-        }
-        let member = w.member("CL", "primary").await;
-        let asks = [
-            Request::Lookup { query: "*".into() },
-            Request::Send {
-                envelope: sealed(&stranger, &[&member]).bytes,
-            },
-            Request::Ack { seqs: vec![1] },
-            Request::SendReceipt {
-                to: *member.public_key().as_bytes(),
-                receipt: vec![0; 10],
-            },
-        ];
-        for req in asks {
-            assert_eq!(
-                code(&w.svc.handle(k, req.clone()).await),
-                Some(ErrorCode::NotEnrolled),
-                "{req:?}"
-            );
-        }
-        for kind in [Kind::Watch, Kind::PutBlob, Kind::GetBlob] {
-            assert_eq!(
-                code(&w.svc.admit(k, kind).await.unwrap_err()),
-                Some(ErrorCode::NotEnrolled)
-            );
-        }
-        assert_eq!(
-            code(&w.svc.handle(k, Request::Hello { protocol: 1 }).await),
-            Some(ErrorCode::UnsupportedVersion)
-        );
-    });
-}
-
-#[test]
-fn enrolment_checks_the_key_the_invite_its_expiry_by_the_clock_and_one_use() {
-    rt().block_on(async {
-        let w = world(Config::default());
-        let (a, b) = (id(), id());
-        let invite = w.invite("MX", "primary", 60_000).await;
-        let enrol = |_conn: &Identity, pi: &Identity, invite: &str| Request::Enrol {
-            invite: invite.into(),
-            public_identity: pi.public().to_bytes(),
-        };
-        // Someone else's public identity on this connection.
-        assert_eq!(
-            code(&w.svc.handle(a.public_key(), enrol(&a, &b, &invite)).await),
-            Some(ErrorCode::Forbidden)
-        );
-        assert_eq!(
-            code(&w.svc.handle(a.public_key(), enrol(&a, &a, "no-such-code")).await),
-            Some(ErrorCode::BadInvite)
-        );
-        w.clock.advance(60_000);
-        assert_eq!(
-            code(&w.svc.handle(a.public_key(), enrol(&a, &a, &invite)).await),
-            Some(ErrorCode::InviteExpired)
-        );
-        let fresh = w.invite("MX", "primary", 60_000).await;
-        assert!(matches!(
-            w.svc.handle(a.public_key(), enrol(&a, &a, &fresh)).await,
-            Response::Enrolled { .. }
-        ));
-        assert_eq!(
-            code(&w.svc.handle(b.public_key(), enrol(&b, &b, &fresh)).await),
-            Some(ErrorCode::InviteUsed)
-        );
-    });
-}
-
-#[test]
-fn a_revoked_key_is_refused_everything_and_cannot_be_sent_to() {
-    rt().block_on(async {
-        let w = world(Config::default());
-        let a = w.member("CL", "primary").await;
-        let b = w.member("MX", "primary").await;
-        w.svc
-            .store()
-            .revoke("MX.primary".into(), w.clock.now_ms())
-            .await
-            .unwrap()
-            .unwrap();
-        let r = w
-            .svc
-            .handle(b.public_key(), Request::Lookup { query: "*".into() })
-            .await;
-        assert_eq!(code(&r), Some(ErrorCode::Revoked));
-        assert_eq!(
-            code(&w.send(&a, sealed(&a, &[&b]).bytes).await),
-            Some(ErrorCode::UnknownRecipient)
-        );
-        let outsider = id();
-        assert_eq!(
-            code(&w.send(&a, sealed(&a, &[&outsider]).bytes).await),
-            Some(ErrorCode::UnknownRecipient)
-        );
-    });
-}
-
-#[test]
 fn send_refuses_oversize_forged_tampered_and_undeliverable_envelopes() {
     rt().block_on(async {
         let w = world(Config {
             max_envelope_bytes: 4096,
             ..Config::default()
-        });
+        })
+        .await;
         let a = w.member("CL", "primary").await;
         let b = w.member("MX", "primary").await;
         let c = w.member("US", "primary").await;
@@ -262,7 +362,7 @@ fn send_refuses_oversize_forged_tampered_and_undeliverable_envelopes() {
 #[test]
 fn acceptance_is_proved_by_the_relay_key_once_and_a_reused_id_is_refused() {
     rt().block_on(async {
-        let w = world(Config::default());
+        let w = world(Config::default()).await;
         let a = w.member("CL", "primary").await;
         let b = w.member("MX", "primary").await;
         let s = sealed(&a, &[&b]);
@@ -304,9 +404,11 @@ fn every_request_type_has_its_own_rate_limit_refilled_by_the_clock() {
             request_rate_per_sec: 1.0,
             request_burst: 2.0,
             ..Config::default()
-        });
-        let a = w.member("CL", "primary").await;
-        let b = w.member("MX", "primary").await;
+        })
+        .await;
+        // One append for both: the Secretariat's appends have their own limit too.
+        let mut ab = w.members(&[("CL", "primary"), ("MX", "primary")]).await;
+        let (b, a) = (ab.pop().unwrap(), ab.pop().unwrap());
         let lookup = || Request::Lookup { query: "*".into() };
         for _ in 0..2 {
             assert!(matches!(
@@ -361,10 +463,13 @@ fn keys_that_are_not_enrolled_share_one_budget_however_many_there_are() {
         let w = world(Config {
             unenrolled_rate_per_sec: 2.0,
             ..Config::default()
-        });
+        })
+        .await;
         let hello = || Request::Hello {
             protocol: pocnet_wire::PROTOCOL_VERSION,
         };
+        // The Secretariat's key was not listed when it began the log: let that token refill.
+        w.clock.advance(10_000);
         let mut refused = 0;
         for _ in 0..20 {
             if code(&w.svc.handle(id().public_key(), hello()).await) == Some(ErrorCode::RateLimited) {
@@ -388,7 +493,7 @@ fn keys_that_are_not_enrolled_share_one_budget_however_many_there_are() {
 #[test]
 fn receipts_must_be_signed_by_the_connection_for_that_sender_and_an_active_member() {
     rt().block_on(async {
-        let w = world(Config::default());
+        let w = world(Config::default()).await;
         let a = w.member("CL", "primary").await;
         let b = w.member("MX", "primary").await;
         let c = w.member("US", "primary").await;
@@ -441,7 +546,8 @@ fn undelivered_messages_expire_in_simulated_time_and_the_sender_is_told() {
         let w = world(Config {
             ttl_secs: 7 * 24 * 3600,
             ..Config::default()
-        });
+        })
+        .await;
         let a = w.member("CL", "primary").await;
         let b = w.member("MX", "primary").await;
         let s = sealed(&a, &[&b]);
@@ -474,7 +580,8 @@ fn watch_streams_per_key_are_bounded() {
         let w = world(Config {
             max_watchers_per_key: 2,
             ..Config::default()
-        });
+        })
+        .await;
         let a = w.member("CL", "primary").await;
         let _one = w.svc.subscribe(a.public_key()).unwrap();
         let _two = w.svc.subscribe(a.public_key()).unwrap();
@@ -492,7 +599,7 @@ fn uploads_are_checked_before_any_byte_against_size_quota_and_owner() {
             max_attachment_bytes: 10 * 1024 * 1024,
             upload_quota_mib: 3,
             ..Config::default()
-        });
+        }).await;
         let a = w.member("CL", "primary").await;
         let b = w.member("MX", "primary").await;
         let mib = 1024 * 1024;
@@ -523,7 +630,7 @@ fn uploads_are_checked_before_any_byte_against_size_quota_and_owner() {
 #[test]
 fn acks_remove_only_the_callers_own_items() {
     rt().block_on(async {
-        let w = world(Config::default());
+        let w = world(Config::default()).await;
         let a = w.member("CL", "primary").await;
         let b = w.member("MX", "primary").await;
         assert!(matches!(
@@ -551,5 +658,800 @@ fn acks_remove_only_the_callers_own_items() {
             .await
             .unwrap()
             .is_empty());
+    });
+}
+
+#[test]
+fn a_key_the_log_does_not_list_may_only_say_hello_register_and_as_the_anchor_begin_the_log() {
+    rt().block_on(async {
+        let w = world(Config::default()).await;
+        let member = w.member("CL", "primary").await;
+        let stranger = id();
+        let k = stranger.public_key();
+        match w
+            .svc
+            .handle(
+                k,
+                Request::Hello {
+                    protocol: pocnet_wire::PROTOCOL_VERSION,
+                },
+            )
+            .await
+        {
+            Response::Welcome {
+                member: None,
+                relay_time_ms,
+            } => assert_eq!(relay_time_ms, T0, "time is the clock's"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            w.ask(
+                &stranger,
+                Request::Register {
+                    public_identity: stranger.public().to_bytes()
+                }
+            )
+            .await,
+            Response::Done
+        );
+        // The log has begun: a stranger's append is refused before anything is read.
+        let (_, note) = w.prepared();
+        assert_eq!(
+            code(&w.append(&stranger, vec![vec![1]], note).await),
+            Some(ErrorCode::NotEnrolled)
+        );
+        let asks = [
+            Request::Lookup { query: "*".into() },
+            Request::Send {
+                envelope: sealed(&stranger, &[&member]).bytes,
+            },
+            Request::Ack { seqs: vec![1] },
+            Request::SendReceipt {
+                to: *member.public_key().as_bytes(),
+                receipt: vec![0; 10],
+            },
+            Request::LogCheckpoint,
+            Request::LogLeaves { from: 0, limit: 10 },
+            Request::LogProof {
+                old_size: 1,
+                new_size: 2,
+            },
+            Request::LogCosign {
+                size: 1,
+                cosignature: String::new(),
+            },
+            Request::Registration {
+                fingerprint: stranger.fingerprint().to_hex(),
+            },
+            Request::Submit { statement: vec![1] },
+            Request::Submissions { after: 0 },
+            Request::Dismiss { ids: vec![1] },
+        ];
+        for req in asks {
+            assert_eq!(
+                code(&w.svc.handle(k, req.clone()).await),
+                Some(ErrorCode::NotEnrolled),
+                "{req:?}"
+            );
+        }
+        for kind in [Kind::Watch, Kind::PutBlob, Kind::GetBlob] {
+            assert_eq!(
+                code(&w.svc.admit(k, kind).await.unwrap_err()),
+                Some(ErrorCode::NotEnrolled)
+            );
+        }
+        // Invite enrolment is gone, for everyone.
+        for who in [&stranger, &member] {
+            let r = w
+                .ask(
+                    who,
+                    Request::Enrol {
+                        invite: "code".into(),
+                        public_identity: who.public().to_bytes(),
+                    },
+                )
+                .await;
+            assert_eq!(code(&r), Some(ErrorCode::Forbidden), "{r:?}");
+        }
+        for old in [1, 2] {
+            assert_eq!(
+                code(&w.svc.handle(k, Request::Hello { protocol: old }).await),
+                Some(ErrorCode::UnsupportedVersion)
+            );
+        }
+        // Those the log lists are admitted under their directory handles.
+        assert_eq!(w.hello(&member).await.unwrap().handle, "CL.primary");
+        assert_eq!(w.hello(&w.authority("CL")).await.unwrap().handle, "CL.authority");
+        assert_eq!(w.hello(&w.sec).await.unwrap().handle, "secretariat");
+        let found = w.lookup(&member, "secretariat").await;
+        assert_eq!(found.len(), 1, "the Secretariat is looked up by its handle too");
+        assert_eq!(found[0].role, "secretariat");
+    });
+}
+
+#[test]
+fn only_the_anchor_key_may_begin_the_log() {
+    rt().block_on(async {
+        let w = unbegun(Config::default()).await;
+        let (leaves, note) = w.prepared();
+        // The Secretariat's own Genesis and checkpoint, carried by another key.
+        let carrier = id();
+        assert_eq!(
+            code(&w.append(&carrier, leaves.clone(), note.clone()).await),
+            Some(ErrorCode::NotEnrolled)
+        );
+        // A log begun by someone else's key, for the same origin.
+        let usurper = Publisher::genesis(&carrier, ORIGIN, T0, Vec::new(), 0).unwrap();
+        let r = w
+            .append(
+                &carrier,
+                usurper.leaves().to_vec(),
+                usurper.checkpoint(&carrier).to_text(),
+            )
+            .await;
+        assert_eq!(code(&r), Some(ErrorCode::NotEnrolled));
+        // Even the anchor cannot begin it with a Genesis signed by another key.
+        let r = w
+            .append(&w.sec, usurper.leaves().to_vec(), usurper.checkpoint(&w.sec).to_text())
+            .await;
+        assert_eq!(code(&r), Some(ErrorCode::BadDirectory), "{r:?}");
+        assert_eq!(w.snapshot().await, (None, Vec::new(), Vec::new()));
+        assert_eq!(w.append(&w.sec, leaves, note).await, Response::Done);
+        assert_eq!(w.hello(&w.sec).await.unwrap().handle, "secretariat");
+    });
+}
+
+#[test]
+fn appends_are_refused_whole_for_a_wrong_signer_another_states_nomination_a_bad_checkpoint_or_an_old_size() {
+    rt().block_on(async {
+        let w = world(Config::default()).await;
+        let cl = w.member("CL", "primary").await;
+        let mx_auth = w.authority("MX");
+        w.publish().await;
+        let cl_auth = w.authority("CL");
+        let before = w.snapshot().await;
+        let lookup = w.lookup(&cl, "*").await;
+        let refused = |r: &Response, want: ErrorCode| assert_eq!(code(r), Some(want), "{r:?}");
+
+        // An authority enrolment signed by CL's authority, not the Secretariat.
+        let us_auth = id();
+        let forged = Author::new(&cl_auth, ORIGIN)
+            .authority_enrol(w.tick(), "US", us_auth.public_key(), "US", "DoS")
+            .unwrap()
+            .into_bytes();
+        let note = w.note_over(std::slice::from_ref(&forged), &w.sec);
+        refused(&w.append(&w.sec, vec![forged], note).await, ErrorCode::BadDirectory);
+
+        // CL's authority nominating for MX, approved by the Secretariat.
+        let poc = id();
+        let nomination = Author::new(&cl_auth, ORIGIN)
+            .nominate(
+                w.tick(),
+                "MX",
+                Category::CyberPolicy,
+                Rank::Primary,
+                contact("MX"),
+                &poc.public(),
+            )
+            .unwrap();
+        let approval = w.approve(&nomination, &poc).into_bytes();
+        let note = w.note_over(std::slice::from_ref(&approval), &w.sec);
+        refused(&w.append(&w.sec, vec![approval], note).await, ErrorCode::BadDirectory);
+        // The same nomination by MX's own authority is fine (shown by the log, below).
+        let good = w.approve(
+            &Author::new(&mx_auth, ORIGIN)
+                .nominate(
+                    w.tick(),
+                    "MX",
+                    Category::CyberPolicy,
+                    Rank::Primary,
+                    contact("MX"),
+                    &poc.public(),
+                )
+                .unwrap(),
+            &poc,
+        );
+
+        // Valid leaves under a checkpoint whose root is another tree's of the same size.
+        let other = w
+            .secretariat()
+            .authority_enrol(w.tick(), "US", us_auth.public_key(), "US", "DoS")
+            .unwrap()
+            .into_bytes();
+        let note = w.note_over(std::slice::from_ref(&other), &w.sec);
+        refused(
+            &w.append(&w.sec, vec![good.as_bytes().to_vec()], note).await,
+            ErrorCode::BadDirectory,
+        );
+        // ... or covering more entries than the log would hold.
+        let note = w.note_over(&[good.as_bytes().to_vec(), other.clone()], &w.sec);
+        refused(
+            &w.append(&w.sec, vec![good.as_bytes().to_vec()], note).await,
+            ErrorCode::BadDirectory,
+        );
+        // The right root, signed by a key other than the Secretariat's (as the log's name).
+        for signer in [&*cl_auth, &w.witness, &cl] {
+            let note = w.note_over(&[good.as_bytes().to_vec()], signer);
+            refused(
+                &w.append(&w.sec, vec![good.as_bytes().to_vec()], note).await,
+                ErrorCode::BadDirectory,
+            );
+        }
+        // A note that is not a checkpoint at all.
+        refused(
+            &w.append(&w.sec, vec![good.as_bytes().to_vec()], "hello\n".into()).await,
+            ErrorCode::BadDirectory,
+        );
+        assert_eq!(w.snapshot().await, before, "nothing refused was stored");
+        assert_eq!(w.lookup(&cl, "*").await, lookup);
+
+        // An append prepared against an older log: told the log moved, nothing stored.
+        let mut stale = w.log.borrow().clone();
+        w.push(&good);
+        w.publish().await;
+        let after = w.snapshot().await;
+        stale.push(&Statement::parse(&other).unwrap()).unwrap();
+        let (_, leaves) = stale.unpublished();
+        refused(
+            &w.append(&w.sec, leaves.to_vec(), stale.checkpoint(&w.sec).to_text())
+                .await,
+            ErrorCode::LogMoved,
+        );
+        assert_eq!(w.snapshot().await, after);
+        assert_eq!(w.hello(&poc).await.unwrap().handle, "MX.primary");
+    });
+}
+
+#[test]
+fn admission_follows_the_log_through_rank_change_removal_and_revocation() {
+    rt().block_on(async {
+        let w = world(Config::default()).await;
+        let mut m = w
+            .members(&[("CL", "primary"), ("MX", "primary"), ("US", "primary")])
+            .await;
+        let (c, b, a) = (m.pop().unwrap(), m.pop().unwrap(), m.pop().unwrap());
+        assert_eq!(w.hello(&a).await.unwrap().handle, "CL.primary");
+        let found = w.lookup(&b, "CL.primary").await;
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].public_identity, a.public().to_bytes());
+
+        // CL's authority moves a to alternate: the handle moves, a stays admitted.
+        let st = Author::new(&w.authority("CL"), ORIGIN)
+            .rank_change(w.tick(), "CL.primary", Category::CyberPolicy, Rank::Alternate)
+            .unwrap();
+        w.push(&st);
+        w.publish().await;
+        assert!(w.lookup(&b, "CL.primary").await.is_empty());
+        let found = w.lookup(&b, "CL.alternate").await;
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].public_identity, a.public().to_bytes());
+        assert_eq!(found[0].role, "alternate");
+        assert_eq!(w.hello(&a).await.unwrap().handle, "CL.alternate");
+        assert!(matches!(
+            w.send(&b, sealed(&b, &[&a]).bytes).await,
+            Response::Accepted { .. }
+        ));
+
+        // MX's authority removes b: refused at once, and cannot be sent to.
+        let st = Author::new(&w.authority("MX"), ORIGIN)
+            .remove(w.tick(), "MX.primary", "left the ministry")
+            .unwrap();
+        w.push(&st);
+        w.publish().await;
+        assert_eq!(
+            code(&w.ask(&b, Request::Lookup { query: "*".into() }).await),
+            Some(ErrorCode::Revoked)
+        );
+        assert_eq!(
+            code(&w.svc.admit(b.public_key(), Kind::Watch).await.unwrap_err()),
+            Some(ErrorCode::Revoked)
+        );
+        assert_eq!(
+            code(&w.send(&a, sealed(&a, &[&b]).bytes).await),
+            Some(ErrorCode::UnknownRecipient)
+        );
+        let mx: Vec<String> = w.lookup(&a, "MX").await.into_iter().map(|m| m.handle).collect();
+        assert_eq!(mx, ["MX.authority"]);
+
+        // c revokes its own (lost) key.
+        let st = Author::new(&c, ORIGIN)
+            .revoke(w.tick(), c.public_key(), "laptop stolen")
+            .unwrap();
+        w.push(&st);
+        w.publish().await;
+        assert_eq!(
+            code(&w.ask(&c, Request::Ack { seqs: vec![] }).await),
+            Some(ErrorCode::Revoked)
+        );
+        assert_eq!(
+            code(&w.send(&a, sealed(&a, &[&c]).bytes).await),
+            Some(ErrorCode::UnknownRecipient)
+        );
+        let outsider = id();
+        assert_eq!(
+            code(&w.send(&a, sealed(&a, &[&outsider]).bytes).await),
+            Some(ErrorCode::UnknownRecipient)
+        );
+        let handles: Vec<String> = w.lookup(&a, "*").await.into_iter().map(|m| m.handle).collect();
+        assert_eq!(
+            handles,
+            [
+                "CL.alternate",
+                "CL.authority",
+                "MX.authority",
+                "US.authority",
+                "secretariat"
+            ]
+        );
+    });
+}
+
+#[test]
+fn an_operator_block_refuses_a_listed_key_until_the_log_removes_it() {
+    rt().block_on(async {
+        let w = world(Config::default()).await;
+        let a = w.member("CL", "primary").await;
+        let b = w.member("MX", "primary").await;
+        w.svc
+            .store()
+            .revoke("MX.primary".into(), w.clock.now_ms())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            code(&w.ask(&b, Request::Lookup { query: "*".into() }).await),
+            Some(ErrorCode::Revoked)
+        );
+        assert_eq!(
+            code(&w.send(&a, sealed(&a, &[&b]).bytes).await),
+            Some(ErrorCode::UnknownRecipient)
+        );
+        // A later append about someone else does not lift the block.
+        w.member("US", "primary").await;
+        assert_eq!(
+            code(&w.ask(&b, Request::Lookup { query: "*".into() }).await),
+            Some(ErrorCode::Revoked)
+        );
+    });
+}
+
+#[test]
+fn leaves_come_in_bounded_pages_and_proofs_link_every_checkpoint() {
+    rt().block_on(async {
+        let w = world(Config::default()).await;
+        let a = w.member("CL", "primary").await;
+        let note1 = w.checkpoint(&a).await;
+        let cp1 = SignedNote::parse(&note1).unwrap().checkpoint().unwrap();
+        // Enough confirmations to pass one page.
+        for _ in 0..LOG_PAGE_LEAVES + 20 {
+            let st = Author::new(&a, ORIGIN).confirm(w.tick()).unwrap();
+            w.push(&st);
+        }
+        w.publish().await;
+        let all = w.log.borrow().leaves().to_vec();
+        let note2 = w.checkpoint(&a).await;
+        let cp2 = SignedNote::parse(&note2).unwrap().checkpoint().unwrap();
+        assert_eq!(cp2.size, all.len() as u64);
+        NoteVerifier {
+            name: ORIGIN.into(),
+            key: *w.sec.public_key(),
+        }
+        .verify(&SignedNote::parse(&note2).unwrap())
+        .unwrap();
+
+        let leaves = |from, limit| {
+            let w = &w;
+            let a = &a;
+            async move {
+                match w.ask(a, Request::LogLeaves { from, limit }).await {
+                    Response::Leaves { from: f, leaves } => {
+                        assert_eq!(f, from);
+                        leaves
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        };
+        let first = leaves(0, u32::MAX).await;
+        assert_eq!(first.len(), LOG_PAGE_LEAVES as usize, "one page at most");
+        let rest = leaves(first.len() as u64, u32::MAX).await;
+        assert_eq!([first, rest].concat(), all, "the pages are the log, byte for byte");
+        assert_eq!(leaves(3, 2).await, all[3..5].to_vec());
+        assert!(leaves(all.len() as u64, 10).await.is_empty());
+
+        let proof = |old_size, new_size| {
+            let w = &w;
+            let a = &a;
+            async move { w.ask(a, Request::LogProof { old_size, new_size }).await }
+        };
+        let Response::Proof { hashes } = proof(cp1.size, cp2.size).await else {
+            panic!()
+        };
+        tlog::verify_consistency(cp1.size, cp2.size, &cp1.root, &cp2.root, &hashes).unwrap();
+        assert!(tlog::verify_consistency(cp1.size, cp2.size, &cp2.root, &cp1.root, &hashes).is_err());
+        // Every older size is linked to the head.
+        let hashes_of: Vec<_> = all.iter().map(|l| tlog::leaf_hash(l)).collect();
+        for old in [1, 2, 7, 512, cp2.size] {
+            let Response::Proof { hashes } = proof(old, cp2.size).await else {
+                panic!()
+            };
+            let old_root = tlog::root(&hashes_of[..old as usize]);
+            tlog::verify_consistency(old, cp2.size, &old_root, &cp2.root, &hashes).unwrap();
+        }
+        assert_eq!(code(&proof(cp2.size, cp1.size).await), Some(ErrorCode::NotFound));
+        assert_eq!(code(&proof(1, cp2.size + 1).await), Some(ErrorCode::NotFound));
+    });
+}
+
+#[test]
+fn witness_cosignatures_are_served_with_the_checkpoint_and_others_refused() {
+    rt().block_on(async {
+        let w = world(Config::default()).await;
+        let a = w.member("CL", "primary").await;
+        // The witness is a member too (any client may witness).
+        w.stage("US", "primary", &w.witness);
+        w.publish().await;
+        let note = w.checkpoint(&a).await;
+        assert_eq!(note, w.log.borrow().checkpoint(&w.sec).to_text());
+        let parsed = SignedNote::parse(&note).unwrap();
+        let size = parsed.checkpoint().unwrap().size;
+        let cosign_as = |name: &str, who: &Identity| cosign(&parsed.body, name, who, T0 / 1000).line();
+        let ask = |size, cosignature: String| Request::LogCosign { size, cosignature };
+
+        // Not a witness of the Genesis policy, under its own name or the witness's.
+        for line in [cosign_as("cl.example", &a), cosign_as(WITNESS, &a)] {
+            let r = w.ask(&a, ask(size, line)).await;
+            assert_eq!(code(&r), Some(ErrorCode::BadDirectory), "{r:?}");
+        }
+        // The witness's line with a second line smuggled behind it, under the Secretariat's
+        // name and key id: served, it would make the note unreadable (two lines, one key).
+        let forged = NoteSignature {
+            name: ORIGIN.into(),
+            key_id: NoteVerifier {
+                name: ORIGIN.into(),
+                key: *w.sec.public_key(),
+            }
+            .key_id(),
+            payload: vec![0; 64],
+        };
+        let smuggled = format!("{}{}", cosign_as(WITNESS, &w.witness), forged.line());
+        assert_eq!(
+            code(&w.ask(&w.witness, ask(size, smuggled)).await),
+            Some(ErrorCode::BadDirectory)
+        );
+        assert_eq!(w.checkpoint(&a).await, note, "nothing refused is served");
+
+        assert_eq!(
+            w.ask(&w.witness, ask(size, cosign_as(WITNESS, &w.witness))).await,
+            Response::Done
+        );
+        let served = w.checkpoint(&a).await;
+        assert_eq!(served, format!("{note}{}", cosign_as(WITNESS, &w.witness)));
+        let served = SignedNote::parse(&served).unwrap();
+        Witness {
+            name: WITNESS.into(),
+            key: *w.witness.public_key(),
+        }
+        .verify_in(&served)
+        .unwrap();
+        NoteVerifier {
+            name: ORIGIN.into(),
+            key: *w.sec.public_key(),
+        }
+        .verify(&served)
+        .unwrap();
+
+        // The log moves on: a cosignature of the older checkpoint is refused, and the new
+        // checkpoint is served without the old cosignatures.
+        w.push(&Author::new(&a, ORIGIN).confirm(w.tick()).unwrap());
+        w.publish().await;
+        assert_eq!(
+            code(&w.ask(&w.witness, ask(size, cosign_as(WITNESS, &w.witness))).await),
+            Some(ErrorCode::LogMoved)
+        );
+        assert_eq!(w.checkpoint(&a).await, w.log.borrow().checkpoint(&w.sec).to_text());
+    });
+}
+
+#[test]
+fn a_key_registers_only_itself_and_only_the_secretariat_reads_registrations() {
+    rt().block_on(async {
+        let w = world(Config::default()).await;
+        let a = w.member("CL", "primary").await;
+        let (stranger, other) = (id(), id());
+        let register = |who: &Identity| Request::Register {
+            public_identity: who.public().to_bytes(),
+        };
+        assert_eq!(
+            code(&w.ask(&stranger, register(&other)).await),
+            Some(ErrorCode::Forbidden)
+        );
+        assert_eq!(
+            code(
+                &w.ask(
+                    &stranger,
+                    Request::Register {
+                        public_identity: vec![1, 2, 3]
+                    }
+                )
+                .await
+            ),
+            Some(ErrorCode::Malformed)
+        );
+        assert_eq!(w.ask(&stranger, register(&stranger)).await, Response::Done);
+        assert_eq!(
+            code(&w.ask(&a, register(&a)).await),
+            Some(ErrorCode::Forbidden),
+            "listed already"
+        );
+
+        let registration = |who: &Identity| Request::Registration {
+            fingerprint: who.fingerprint().to_hex(),
+        };
+        for asker in [&a, &*w.authority("CL")] {
+            assert_eq!(
+                code(&w.ask(asker, registration(&stranger)).await),
+                Some(ErrorCode::Forbidden)
+            );
+        }
+        assert_eq!(
+            w.ask(&w.sec, registration(&stranger)).await,
+            Response::Registered {
+                public_identity: stranger.public().to_bytes()
+            }
+        );
+        assert_eq!(
+            code(&w.ask(&w.sec, registration(&other)).await),
+            Some(ErrorCode::NotFound)
+        );
+        // Once the log lists the key, its registration is done with.
+        w.stage("CL", "alternate", &stranger);
+        w.publish().await;
+        assert_eq!(
+            code(&w.ask(&w.sec, registration(&stranger)).await),
+            Some(ErrorCode::NotFound)
+        );
+        assert_eq!(w.hello(&stranger).await.unwrap().handle, "CL.alternate");
+    });
+}
+
+#[test]
+fn submissions_are_checked_read_by_the_secretariat_and_dropped_once_published() {
+    rt().block_on(async {
+        let w = world(Config::default()).await;
+        let mut m = w.members(&[("CL", "primary"), ("MX", "primary")]).await;
+        let (b, a) = (m.pop().unwrap(), m.pop().unwrap());
+        let cl_auth = w.authority("CL");
+        let submit = |st: &Statement| Request::Submit {
+            statement: st.as_bytes().to_vec(),
+        };
+        let bad = |r: Response| assert_eq!(code(&r), Some(ErrorCode::BadDirectory), "{r:?}");
+
+        // Signed by another key than the connection's.
+        let b_confirm = Author::new(&b, ORIGIN).confirm(w.tick()).unwrap();
+        bad(w.ask(&a, submit(&b_confirm)).await);
+        // A nomination for another state, or by a POC.
+        let newcomer = id();
+        let for_mx = Author::new(&cl_auth, ORIGIN)
+            .nominate(
+                w.tick(),
+                "MX",
+                Category::CyberPolicy,
+                Rank::Alternate,
+                contact("x"),
+                &newcomer.public(),
+            )
+            .unwrap();
+        bad(w.ask(&cl_auth, submit(&for_mx)).await);
+        let by_poc = Author::new(&a, ORIGIN)
+            .nominate(
+                w.tick(),
+                "CL",
+                Category::CyberPolicy,
+                Rank::Alternate,
+                contact("x"),
+                &newcomer.public(),
+            )
+            .unwrap();
+        bad(w.ask(&a, submit(&by_poc)).await);
+        // The Secretariat's own kinds, and another log's statements.
+        let enrol = Author::new(&a, ORIGIN)
+            .authority_enrol(w.tick(), "US", newcomer.public_key(), "US", "DoS")
+            .unwrap();
+        bad(w.ask(&a, submit(&enrol)).await);
+        bad(w
+            .ask(&a, submit(&Author::new(&a, "other.example").confirm(w.tick()).unwrap()))
+            .await);
+        bad(w.ask(&a, Request::Submit { statement: vec![1; 40] }).await);
+
+        let a_confirm = Author::new(&a, ORIGIN).confirm(w.tick()).unwrap();
+        let nomination = Author::new(&cl_auth, ORIGIN)
+            .nominate(
+                w.tick(),
+                "CL",
+                Category::CyberPolicy,
+                Rank::Alternate,
+                contact("x"),
+                &newcomer.public(),
+            )
+            .unwrap();
+        assert_eq!(w.ask(&a, submit(&a_confirm)).await, Response::Done);
+        assert_eq!(w.ask(&cl_auth, submit(&nomination)).await, Response::Done);
+        assert_eq!(w.ask(&b, submit(&b_confirm)).await, Response::Done);
+        assert_eq!(
+            code(&w.ask(&b, submit(&b_confirm)).await),
+            Some(ErrorCode::Forbidden),
+            "twice"
+        );
+
+        for who in [&a, &*cl_auth] {
+            assert_eq!(
+                code(&w.ask(who, Request::Submissions { after: 0 }).await),
+                Some(ErrorCode::Forbidden)
+            );
+            assert_eq!(
+                code(&w.ask(who, Request::Dismiss { ids: vec![1] }).await),
+                Some(ErrorCode::Forbidden)
+            );
+        }
+        let waiting = || async {
+            match w.ask(&w.sec, Request::Submissions { after: 0 }).await {
+                Response::Submitted { items } => items,
+                other => panic!("{other:?}"),
+            }
+        };
+        let items = waiting().await;
+        assert_eq!(
+            items.iter().map(|s| s.statement.clone()).collect::<Vec<_>>(),
+            [a_confirm.as_bytes(), nomination.as_bytes(), b_confirm.as_bytes()]
+        );
+        assert!(items.iter().all(|s| s.received_ms == T0));
+        match w.ask(&w.sec, Request::Submissions { after: items[1].id }).await {
+            Response::Submitted { items: later } => assert_eq!(later, items[2..]),
+            other => panic!("{other:?}"),
+        }
+
+        // The Secretariat publishes a's confirmation and an approval wrapping the
+        // nomination: both leave the waiting list. b's is dismissed.
+        w.push(&a_confirm);
+        w.push(&w.approve(&nomination, &newcomer));
+        w.publish().await;
+        assert_eq!(waiting().await, items[2..]);
+        assert_eq!(
+            w.ask(&w.sec, Request::Dismiss { ids: vec![items[2].id] }).await,
+            Response::Done
+        );
+        assert!(waiting().await.is_empty());
+        assert_eq!(w.hello(&newcomer).await.unwrap().handle, "CL.alternate");
+    });
+}
+
+#[test]
+fn a_restart_reverifies_the_log_and_keeps_admission_in_line_with_it() {
+    rt().block_on(async {
+        let w = world(Config::default()).await;
+        let a = w.member("CL", "primary").await;
+        let b = w.member("MX", "primary").await;
+        let st = Author::new(&w.authority("MX"), ORIGIN)
+            .remove(w.tick(), "MX.primary", "moved on")
+            .unwrap();
+        w.push(&st);
+        w.publish().await;
+        let before = w.snapshot().await;
+
+        let (svc, loaded) = w.restart().await;
+        loaded.unwrap();
+        assert!(matches!(hello(&svc, &a).await, Response::Welcome { member: Some(m), .. } if m.handle == "CL.primary"));
+        assert_eq!(code(&hello(&svc, &b).await), Some(ErrorCode::Revoked));
+        assert!(svc.log().is_secretariat(w.sec.public_key()));
+        assert!(matches!(
+            svc.handle(
+                w.sec.public_key(),
+                Request::LogProof {
+                    old_size: 1,
+                    new_size: 3
+                }
+            )
+            .await,
+            Response::Proof { .. }
+        ));
+        // The restarted relay carries on appending where the log stands.
+        let c = id();
+        w.stage("US", "primary", &c);
+        let (leaves, note) = w.prepared();
+        assert_eq!(
+            svc.handle(
+                w.sec.public_key(),
+                Request::LogAppend {
+                    leaves,
+                    checkpoint: note
+                }
+            )
+            .await,
+            Response::Done
+        );
+        w.log.borrow_mut().mark_published();
+        drop(svc);
+
+        // The admission list edited by hand: a stranger listed, a member dropped. The log
+        // decides again at the next start.
+        let stranger = id();
+        {
+            let c = rusqlite::Connection::open(w.path()).unwrap();
+            c.execute(
+                "INSERT INTO members(key, fingerprint, handle, state, role, name, public_identity, enrolled_at)
+                 VALUES (?1, ?2, 'ZZ.primary', 'ZZ', 'primary', 'nobody', x'', 0)",
+                rusqlite::params![
+                    stranger.public_key().as_bytes().as_slice(),
+                    stranger.fingerprint().to_hex()
+                ],
+            )
+            .unwrap();
+            c.execute("DELETE FROM members WHERE handle = 'CL.primary'", [])
+                .unwrap();
+        }
+        let (svc, loaded) = w.restart().await;
+        loaded.unwrap();
+        assert_ne!(
+            code(&hello(&svc, &stranger).await),
+            None,
+            "a key the log does not list is refused"
+        );
+        assert!(matches!(hello(&svc, &a).await, Response::Welcome { member: Some(m), .. } if m.handle == "CL.primary"));
+        assert!(matches!(hello(&svc, &c).await, Response::Welcome { member: Some(m), .. } if m.handle == "US.primary"));
+        assert_eq!(code(&hello(&svc, &b).await), Some(ErrorCode::Revoked));
+        assert_eq!(before.1.len() + 2, w.snapshot().await.1.len());
+    });
+}
+
+#[test]
+fn a_log_edited_behind_the_relays_back_stops_the_relay_at_load() {
+    rt().block_on(async {
+        let w = world(Config::default()).await;
+        w.member("CL", "primary").await;
+        w.member("MX", "primary").await;
+        let rewrite = |idx: i64, leaf: &[u8]| {
+            let c = rusqlite::Connection::open(w.path()).unwrap();
+            c.execute(
+                "UPDATE log_leaves SET leaf = ?1 WHERE idx = ?2",
+                rusqlite::params![leaf, idx],
+            )
+            .unwrap();
+        };
+        let leaves = w.log.borrow().leaves().to_vec();
+
+        // A leaf replaced by another that is valid on its own (the Secretariat's signature,
+        // another authority key): the entries verify, the checkpoint's root does not.
+        let last = leaves.len() as i64 - 1;
+        let other = w
+            .secretariat()
+            .authority_enrol(w.tick(), "US", id().public_key(), "US", "DoS")
+            .unwrap();
+        rewrite(last, other.as_bytes());
+        let e = w.restart().await.1.unwrap_err().to_string();
+        assert!(e.contains("checkpoint") && e.contains("root"), "{e}");
+
+        // A leaf whose bytes were changed: it no longer verifies.
+        let mut flipped = leaves[2].clone();
+        let n = flipped.len();
+        flipped[n - 1] ^= 1;
+        rewrite(last, &leaves[last as usize]);
+        rewrite(2, &flipped);
+        let e = w.restart().await.1.unwrap_err().to_string();
+        assert!(
+            e.contains("the stored directory log does not verify") && e.contains("2"),
+            "{e}"
+        );
+
+        // A leaf deleted from the end: the checkpoint covers more.
+        rewrite(2, &leaves[2]);
+        w.restart().await.1.unwrap();
+        {
+            let c = rusqlite::Connection::open(w.path()).unwrap();
+            c.execute("DELETE FROM log_leaves WHERE idx = ?1", [leaves.len() as i64 - 1])
+                .unwrap();
+        }
+        let e = w.restart().await.1.unwrap_err().to_string();
+        assert!(e.contains("checkpoint"), "{e}");
     });
 }

@@ -312,7 +312,12 @@ pub trait Log: Send + Sync {
     fn log_append(&self, append: LogAppend) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Adds (or replaces) `witness`'s cosignature of the checkpoint of `size`; `Ok(false)`
     /// if the latest checkpoint has another size.
-    fn log_cosign(&self, size: u64, witness: Key, line: String) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn log_cosign(
+        &self,
+        size: u64,
+        witness: Key,
+        line: String,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Records (or refreshes) a key's public identity for the Secretariat; at most `max`
     /// registrations wait at once.
     fn register(

@@ -357,9 +357,15 @@ impl super::Members for SqliteStore {
     async fn lookup(&self, query: String) -> Result<Vec<Member>, StoreError> {
         let q = query.trim();
         let (sql, arg) = if q == "*" {
-            ("revoked_at IS NULL AND blocked_at IS NULL AND ?1 = ?1 ORDER BY handle", String::new())
-        } else if q.contains('.') {
-            ("revoked_at IS NULL AND blocked_at IS NULL AND handle = ?1", q.to_string())
+            (
+                "revoked_at IS NULL AND blocked_at IS NULL AND ?1 = ?1 ORDER BY handle",
+                String::new(),
+            )
+        } else if q.contains('.') || q == "secretariat" {
+            (
+                "revoked_at IS NULL AND blocked_at IS NULL AND handle = ?1",
+                q.to_string(),
+            )
         } else if q.len() == 2 && q.chars().all(|c| c.is_ascii_alphabetic()) {
             (
                 "revoked_at IS NULL AND blocked_at IS NULL AND state = ?1 ORDER BY handle",
@@ -374,7 +380,10 @@ impl super::Members for SqliteStore {
             if hex.len() < 8 {
                 return Ok(Vec::new());
             }
-            ("revoked_at IS NULL AND blocked_at IS NULL AND fingerprint LIKE ?1 || '%'", hex)
+            (
+                "revoked_at IS NULL AND blocked_at IS NULL AND fingerprint LIKE ?1 || '%'",
+                hex,
+            )
         };
         self.read(|c| {
             let mut stmt = c.prepare_cached(&format!("SELECT {MEMBER_COLS} FROM members WHERE {sql}"))?;
@@ -545,7 +554,9 @@ impl super::Log for SqliteStore {
     ) -> Result<(), StoreError> {
         self.write(move |tx| {
             let known: Option<i64> = tx
-                .query_row("SELECT 1 FROM registrations WHERE key = ?1", [key.as_slice()], |r| r.get(0))
+                .query_row("SELECT 1 FROM registrations WHERE key = ?1", [key.as_slice()], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             if known.is_none() {
                 let n: i64 = tx.query_row("SELECT count(*) FROM registrations", [], |r| r.get(0))?;
@@ -567,9 +578,11 @@ impl super::Log for SqliteStore {
     }
     async fn registration(&self, fingerprint: String) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(|c| {
-            Ok(c.prepare_cached("SELECT public_identity FROM registrations WHERE fingerprint = ?1")?
-                .query_row([fingerprint.to_ascii_lowercase()], |r| r.get(0))
-                .optional()?)
+            Ok(
+                c.prepare_cached("SELECT public_identity FROM registrations WHERE fingerprint = ?1")?
+                    .query_row([fingerprint.to_ascii_lowercase()], |r| r.get(0))
+                    .optional()?,
+            )
         })
     }
     async fn submit(&self, author: Key, statement: Vec<u8>, now_ms: u64, per_author: u64) -> Result<u64, StoreError> {
@@ -577,7 +590,9 @@ impl super::Log for SqliteStore {
         let hash: [u8; 32] = Sha256::digest(&statement).into();
         self.write_value(move |tx| {
             let dup: Option<i64> = tx
-                .query_row("SELECT 1 FROM submissions WHERE hash = ?1", [hash.as_slice()], |r| r.get(0))
+                .query_row("SELECT 1 FROM submissions WHERE hash = ?1", [hash.as_slice()], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             if dup.is_some() {
                 return Err(StoreError::Conflict(Conflict::Duplicate).into());
