@@ -980,8 +980,10 @@ fn admission_follows_the_log_through_rank_change_removal_and_revocation() {
                 "CL.authority",
                 "MX.authority",
                 "US.authority",
-                "secretariat"
-            ]
+                "secretariat",
+                "witness:witness.example"
+            ],
+            "witnesses are admitted too: they fetch the log and cosign"
         );
     });
 }
