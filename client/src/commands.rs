@@ -136,7 +136,11 @@ fn show(r: &Row) {
     println!(
         "  confirmed:    {}{}",
         r.confirmed,
-        if r.stale { "  (STALE: over a year ago; the POC and its national authority are reminded)" } else { "" }
+        if r.stale {
+            "  (STALE: over a year ago; the POC and its national authority are reminded)"
+        } else {
+            ""
+        }
     );
     println!("  log entry:    {}", r.log_entry);
 }
@@ -297,7 +301,10 @@ fn print_pending(items: &[Pending]) {
                 line(&n.contact.email),
                 n.fingerprint
             );
-            println!("      approve after the voice check: pocnet secretariat approve {}", p.id);
+            println!(
+                "      approve after the voice check: pocnet secretariat approve {}",
+                p.id
+            );
         }
     }
 }
@@ -329,7 +336,9 @@ pub async fn secretariat(ctx: &Ctx, what: SecCmd) -> Result<(), Error> {
         } => {
             let s = c.connect().await?;
             let r = c
-                .enrol_authority(&s, &state, &fingerprint, &name, &institution, |who| ask_heard(heard, who, &[]))
+                .enrol_authority(&s, &state, &fingerprint, &name, &institution, |who| {
+                    ask_heard(heard, who, &[])
+                })
                 .await;
             s.close().await;
             let size = r?;
@@ -441,7 +450,10 @@ async fn national_on(ctx: &Ctx, c: &Client, s: &pocnet_client::net::Session, wha
         }
         NatCmd::Revoke { handle, reason } => {
             c.revoke_poc(s, &handle, &reason).await?;
-            println!("revocation of {}'s key sent; the Secretariat publishes it", line(&handle));
+            println!(
+                "revocation of {}'s key sent; the Secretariat publishes it",
+                line(&handle)
+            );
         }
         NatCmd::Status => {
             c.sync_directory(s).await?;

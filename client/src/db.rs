@@ -745,7 +745,9 @@ impl Store {
 
     /// Every recorded fork, oldest first.
     pub fn forks(&self) -> Result<Vec<ForkRecord>> {
-        let mut stmt = self.conn.prepare("SELECT at, how, ours, theirs FROM forks ORDER BY id")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at, how, ours, theirs FROM forks ORDER BY id")?;
         let rows = stmt.query_map([], |r| {
             Ok(ForkRecord {
                 at: r.get::<_, i64>(0)? as u64,

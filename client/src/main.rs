@@ -9,12 +9,12 @@ use clap::{Parser, Subcommand};
 mod commands;
 use commands::cli_ctx;
 use pocnet_client::app::{Client, Enrolment, Outgoing};
-use pocnet_core::directory::Contact;
 use pocnet_client::db::StoredMessage;
 use pocnet_client::profile::{default_home, passphrase, Profile};
 use pocnet_client::render::{self, InboxView, MessageView, SavedView, SentView, StatusView, VerifyView};
 use pocnet_client::types::Direction;
 use pocnet_client::Error;
+use pocnet_core::directory::Contact;
 use pocnet_crypto::{safety_number, ContentType, KdfParams, Tlp};
 use serde::Serialize;
 
@@ -323,7 +323,11 @@ impl ContactArgs {
             institution: self.institution.unwrap_or(b.institution),
             email: self.email.unwrap_or(b.email),
             phones: if self.phones.is_empty() { b.phones } else { self.phones },
-            languages: if self.languages.is_empty() { b.languages } else { self.languages },
+            languages: if self.languages.is_empty() {
+                b.languages
+            } else {
+                self.languages
+            },
             time_zone: self.time_zone.unwrap_or(b.time_zone),
             working_hours: self.hours.unwrap_or(b.working_hours),
         }
@@ -401,7 +405,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 println!("identity created in {}", home.display());
                 println!("fingerprint: {}", id.fingerprint().grouped());
                 println!("voice code:  {}", id.public_key().voice_code());
-                println!("Give the fingerprint to your national authority; read the voice code to the Secretariat when it");
+                println!(
+                    "Give the fingerprint to your national authority; read the voice code to the Secretariat when it"
+                );
                 println!("phones you. Then: pocnet enrol --relay HOST:PORT --relay-key RELAY_FINGERPRINT --directory DIRECTORY_KEY");
             }
         }
@@ -650,9 +656,15 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 }
             }
         }
-        Command::Directory { what } => commands::directory(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref()), what).await?,
-        Command::Secretariat { what } => commands::secretariat(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref()), what).await?,
-        Command::National { what } => commands::national(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref()), what).await?,
+        Command::Directory { what } => {
+            commands::directory(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref()), what).await?
+        }
+        Command::Secretariat { what } => {
+            commands::secretariat(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref()), what).await?
+        }
+        Command::National { what } => {
+            commands::national(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref()), what).await?
+        }
         Command::Rotate => commands::rotate(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref())).await?,
     }
     Ok(())

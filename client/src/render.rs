@@ -417,6 +417,24 @@ fn grouped_digits(d: &str) -> String {
         .join(" ")
 }
 
+/// Other-party text of several lines (a signed note, evidence), each line neutralised.
+pub fn block(s: &str) -> String {
+    s.lines()
+        .map(|l| format!("| {}", line(l)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The yearly reminder for one's own stale directory record.
+pub fn stale_reminder(p: &pocnet_core::directory::Poc) -> String {
+    format!(
+        "reminder: your directory record was last confirmed on {}, over a year ago. Check it with \
+         `pocnet directory show {}`, then run `pocnet directory confirm` (or `pocnet directory update ...`)",
+        crate::ops::directory::date(p.confirmed_ms),
+        p.handle_text()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,19 +551,4 @@ mod tests {
         assert_eq!(back["subject"], "s\u{9b}\u{202e}\u{7f}");
         assert_eq!(back["body"], "b\u{1b}");
     }
-}
-
-/// Other-party text of several lines (a signed note, evidence), each line neutralised.
-pub fn block(s: &str) -> String {
-    s.lines().map(|l| format!("| {}", line(l))).collect::<Vec<_>>().join("\n")
-}
-
-/// The yearly reminder for one's own stale directory record.
-pub fn stale_reminder(p: &pocnet_core::directory::Poc) -> String {
-    format!(
-        "reminder: your directory record was last confirmed on {}, over a year ago. Check it with \
-         `pocnet directory show {}`, then run `pocnet directory confirm` (or `pocnet directory update ...`)",
-        crate::ops::directory::date(p.confirmed_ms),
-        p.handle_text()
-    )
 }

@@ -147,7 +147,11 @@ impl Relay {
             .args(["init", "--directory", vkey])
             .output()
             .expect("relay init");
-        assert!(out.status.success(), "relay init failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "relay init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut r = Relay {
             dir,
             addr: "127.0.0.1:0".into(),
@@ -163,7 +167,11 @@ impl Relay {
 
     /// Sends one request over a real connection as `identity` (for tests that act as a
     /// party in-process).
-    pub fn request(&self, identity: &pocnet_crypto::Identity, req: pocnet_wire::Request) -> Result<pocnet_wire::Response, pocnet_client::Error> {
+    pub fn request(
+        &self,
+        identity: &pocnet_crypto::Identity,
+        req: pocnet_wire::Request,
+    ) -> Result<pocnet_wire::Response, pocnet_client::Error> {
         let pin = pocnet_crypto::Fingerprint::parse(&self.fingerprint).unwrap();
         tokio::runtime::Runtime::new().unwrap().block_on(async {
             let s = pocnet_client::net::Session::connect(identity, &self.addr, pin).await?;
@@ -279,14 +287,24 @@ impl Relay {
         let rank = if role == "further" { "further1" } else { role };
         poc.ok(&self.enrol_args(&[]));
         let fp = poc.fingerprint();
-        let mut args: Vec<String> = ["national", "nominate", "--fingerprint", &fp, "--category", "cyber", "--rank", rank]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut args: Vec<String> = [
+            "national",
+            "nominate",
+            "--fingerprint",
+            &fp,
+            "--category",
+            "cyber",
+            "--rank",
+            rank,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         args.extend(contact_args(&format!("{state} {role} POC")));
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         self.authority(state).ok(&a);
-        self.pending_nomination(&fp).expect("the nomination waits for the Secretariat")
+        self.pending_nomination(&fp)
+            .expect("the nomination waits for the Secretariat")
     }
 
     /// The id of the waiting nomination of `fingerprint`, if any.

@@ -102,14 +102,25 @@ fn a_relay_showing_two_pocs_different_directories_is_caught_at_their_first_messa
 
     // MX fetches CL's message: CL's head names a log MX's cannot contain.
     let out = mx.run(&["inbox"]);
-    assert_eq!(code(&out), 12, "fork exit code; stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        code(&out),
+        12,
+        "fork exit code; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("DIRECTORY FORK"), "{err}");
     let forks = mx.json(&["directory", "forks"]);
     let f = &forks.as_array().unwrap()[0];
     assert!(f["how"].as_str().unwrap().contains("split view"), "{f}");
-    assert!(f["ours"].as_str().unwrap().contains(ORIGIN), "our signed checkpoint is kept");
-    assert!(f["theirs"].as_str().unwrap().contains("envelope header signed by"), "{f}");
+    assert!(
+        f["ours"].as_str().unwrap().contains(ORIGIN),
+        "our signed checkpoint is kept"
+    );
+    assert!(
+        f["theirs"].as_str().unwrap().contains("envelope header signed by"),
+        "{f}"
+    );
     // The alarm stays on every listing.
     let out = mx.run(&["inbox", "--offline"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("DIRECTORY FORK DETECTED"));
@@ -119,7 +130,10 @@ fn a_relay_showing_two_pocs_different_directories_is_caught_at_their_first_messa
     let out = cl.run(&["directory", "sync"]);
     assert_eq!(code(&out), 12, "{}", String::from_utf8_lossy(&out.stderr));
     let forks = cl.json(&["directory", "forks"]);
-    assert!(forks[0]["theirs"].as_str().unwrap().contains(ORIGIN), "both signed notes kept");
+    assert!(
+        forks[0]["theirs"].as_str().unwrap().contains(ORIGIN),
+        "both signed notes kept"
+    );
 }
 
 /// The relay rewrites an old entry (re-signed with the Secretariat's key) and serves the
@@ -134,7 +148,13 @@ fn rewritten_history_is_detected() {
     let sec = secretariat_identity(&relay);
     // Entry 1 enrolled CL's authority: rewrite its name, then replay every later entry.
     let st1 = Statement::parse(&leaves[1]).unwrap();
-    let Action::AuthorityEnrol { state, key, institution, .. } = st1.action().clone() else {
+    let Action::AuthorityEnrol {
+        state,
+        key,
+        institution,
+        ..
+    } = st1.action().clone()
+    else {
         panic!("entry 1 is the authority's enrolment");
     };
     let forged = Author::new(&sec, ORIGIN)
@@ -206,10 +226,25 @@ fn a_nomination_by_another_states_authority_is_refused_everywhere() {
     let pi = poc.client().identity.public();
     let mxid = mx_authority.client().identity;
     let nomination = Author::new(&mxid, ORIGIN)
-        .nominate(now_ms(), "CL", Category::CyberPolicy, Rank::Primary, contact("Intruder"), &pi)
+        .nominate(
+            now_ms(),
+            "CL",
+            Category::CyberPolicy,
+            Rank::Primary,
+            contact("Intruder"),
+            &pi,
+        )
         .unwrap();
-    match relay.request(&mxid, Request::Submit { statement: nomination.as_bytes().to_vec() }) {
-        Err(pocnet_client::Error::Relay { code: ErrorCode::BadDirectory, message }) => {
+    match relay.request(
+        &mxid,
+        Request::Submit {
+            statement: nomination.as_bytes().to_vec(),
+        },
+    ) {
+        Err(pocnet_client::Error::Relay {
+            code: ErrorCode::BadDirectory,
+            message,
+        }) => {
             assert!(message.contains("CL's national authority"), "{message}")
         }
         other => panic!("submission must be refused, got {other:?}"),
@@ -218,9 +253,14 @@ fn a_nomination_by_another_states_authority_is_refused_everywhere() {
     let sec = secretariat_identity(&relay);
     let (leaves, _, _) = stored_log(&relay);
     let mut p = Publisher::resume(ORIGIN, *sec.public_key(), leaves.clone()).unwrap();
-    let approval = Author::new(&sec, ORIGIN).approve(now_ms(), &nomination, &pi, now_ms()).unwrap();
+    let approval = Author::new(&sec, ORIGIN)
+        .approve(now_ms(), &nomination, &pi, now_ms())
+        .unwrap();
     let refused = p.push(&approval).unwrap_err();
-    assert!(refused.to_string().contains("signs only for its own state"), "{refused}");
+    assert!(
+        refused.to_string().contains("signs only for its own state"),
+        "{refused}"
+    );
     // Appended raw with a correctly signed checkpoint: the relay refuses it and stores nothing.
     let mut forged = leaves.clone();
     forged.push(approval.as_bytes().to_vec());
@@ -241,7 +281,10 @@ fn a_nomination_by_another_states_authority_is_refused_everywhere() {
             checkpoint: note.to_text(),
         },
     ) {
-        Err(pocnet_client::Error::Relay { code: ErrorCode::BadDirectory, .. }) => {}
+        Err(pocnet_client::Error::Relay {
+            code: ErrorCode::BadDirectory,
+            ..
+        }) => {}
         other => panic!("append must be refused, got {other:?}"),
     }
     assert_eq!(stored_log(&relay).0.len(), leaves.len());
@@ -261,13 +304,19 @@ fn lookalike_extra_and_substituted_relay_answers_are_refused() {
     let send = |to: &str| cl.run(&["send", to, "-s", "x", "-m", "y"]);
 
     // Lookalike: the relay renames MX.primary with a Cyrillic 'а'.
-    db.execute("UPDATE members SET handle = 'MX.prim\u{0430}ry' WHERE handle = 'MX.primary'", [])
-        .unwrap();
+    db.execute(
+        "UPDATE members SET handle = 'MX.prim\u{0430}ry' WHERE handle = 'MX.primary'",
+        [],
+    )
+    .unwrap();
     let out = send("MX");
     assert_eq!(code(&out), 6, "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("contradicts the verified directory"));
-    db.execute("UPDATE members SET handle = 'MX.primary' WHERE handle = 'MX.prim\u{0430}ry'", [])
-        .unwrap();
+    db.execute(
+        "UPDATE members SET handle = 'MX.primary' WHERE handle = 'MX.prim\u{0430}ry'",
+        [],
+    )
+    .unwrap();
 
     // An extra member the log does not list.
     db.execute(
@@ -282,11 +331,16 @@ fn lookalike_extra_and_substituted_relay_answers_are_refused() {
     .unwrap();
     let out = send("MX");
     assert_eq!(code(&out), 6, "{}", String::from_utf8_lossy(&out.stderr));
-    db.execute("DELETE FROM members WHERE handle = 'MX.alternate'", []).unwrap();
+    db.execute("DELETE FROM members WHERE handle = 'MX.alternate'", [])
+        .unwrap();
 
     // A substituted key for a handle CL has never written to.
     let real: Vec<u8> = db
-        .query_row("SELECT public_identity FROM members WHERE handle = 'MX.primary'", [], |r| r.get(0))
+        .query_row(
+            "SELECT public_identity FROM members WHERE handle = 'MX.primary'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     db.execute(
         "UPDATE members SET public_identity = ?1 WHERE handle = 'MX.primary'",
@@ -295,8 +349,11 @@ fn lookalike_extra_and_substituted_relay_answers_are_refused() {
     .unwrap();
     let out = send("MX.primary");
     assert_eq!(code(&out), 6, "{}", String::from_utf8_lossy(&out.stderr));
-    db.execute("UPDATE members SET public_identity = ?1 WHERE handle = 'MX.primary'", [real])
-        .unwrap();
+    db.execute(
+        "UPDATE members SET public_identity = ?1 WHERE handle = 'MX.primary'",
+        [real],
+    )
+    .unwrap();
     // With the relay honest again, the same send goes through.
     cl.ok(&["send", "MX.primary", "-s", "x", "-m", "y"]);
 }
@@ -328,7 +385,10 @@ fn after_a_key_rotation_old_private_keys_are_gone_and_messages_still_flow() {
         .iter()
         .map(|m| m["subject"].as_str().unwrap().to_string())
         .collect();
-    assert!(subjects.contains(&"before".to_string()) && subjects.contains(&"after".to_string()), "{subjects:?}");
+    assert!(
+        subjects.contains(&"before".to_string()) && subjects.contains(&"after".to_string()),
+        "{subjects:?}"
+    );
     mx.ok(&["send", "CL.primary", "-s", "reply", "-m", "ok"]);
     cl.ok(&["inbox"]);
 }
@@ -346,10 +406,20 @@ fn stale_records_are_flagged_and_their_poc_and_authority_reminded() {
     let t0 = now_ms() - 500 * day;
     let mut p = Publisher::genesis(&sec, ORIGIN, t0, vec![], 0).unwrap();
     let s = Author::new(&sec, ORIGIN);
-    p.push(&s.authority_enrol(t0 + day, "CL", aid.public_key(), "CL authority", "MFA").unwrap())
-        .unwrap();
+    p.push(
+        &s.authority_enrol(t0 + day, "CL", aid.public_key(), "CL authority", "MFA")
+            .unwrap(),
+    )
+    .unwrap();
     let nom = Author::new(&aid, ORIGIN)
-        .nominate(t0 + 2 * day, "CL", Category::CyberPolicy, Rank::Primary, contact("Old Record"), &pid.public())
+        .nominate(
+            t0 + 2 * day,
+            "CL",
+            Category::CyberPolicy,
+            Rank::Primary,
+            contact("Old Record"),
+            &pid.public(),
+        )
         .unwrap();
     p.push(&s.approve(t0 + 2 * day, &nom, &pid.public(), t0 + 2 * day).unwrap())
         .unwrap();
@@ -371,9 +441,13 @@ fn stale_records_are_flagged_and_their_poc_and_authority_reminded() {
     let rows = poc.json(&["directory"]);
     assert_eq!(rows[0]["stale"], true, "{rows}");
     assert!(poc.ok(&["directory"]).contains("STALE"));
-    assert!(poc.ok(&["whoami"]).contains("reminder: your directory record was last confirmed"));
+    assert!(poc
+        .ok(&["whoami"])
+        .contains("reminder: your directory record was last confirmed"));
     assert!(String::from_utf8_lossy(&poc.run(&["inbox"]).stderr).contains("reminder"));
-    assert!(authority.ok(&["national", "status"]).contains("not confirmed for a year"));
+    assert!(authority
+        .ok(&["national", "status"])
+        .contains("not confirmed for a year"));
     poc.ok(&["directory", "confirm"]);
     relay.secretariat.ok(&["secretariat", "publish"]);
     assert_eq!(poc.json(&["directory"])[0]["stale"], false);
@@ -388,8 +462,12 @@ fn revoked_and_removed_keys_are_refused_by_clients() {
     let mx = Poc::enrolled(&relay, "MX", "primary");
     let mx2 = Poc::enrolled(&relay, "MX", "alternate");
     cl.ok(&["send", "MX.primary", "-s", "sent before the revocation", "-m", "x"]);
-    relay.authority("CL").ok(&["national", "revoke", "CL.primary", "--reason", "laptop lost"]);
-    relay.authority("MX").ok(&["national", "remove", "MX.alternate", "--reason", "left the post"]);
+    relay
+        .authority("CL")
+        .ok(&["national", "revoke", "CL.primary", "--reason", "laptop lost"]);
+    relay
+        .authority("MX")
+        .ok(&["national", "remove", "MX.alternate", "--reason", "left the post"]);
     relay.secretariat.ok(&["secretariat", "publish"]);
     let out = mx.run(&["send", "CL.primary", "-m", "x"]);
     assert_eq!(code(&out), 10, "{}", String::from_utf8_lossy(&out.stderr));
@@ -397,7 +475,11 @@ fn revoked_and_removed_keys_are_refused_by_clients() {
     assert_eq!(code(&out), 10, "{}", String::from_utf8_lossy(&out.stderr));
     let out = mx.run(&["inbox"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("REJECTED"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("REJECTED"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(mx.json(&["inbox", "--offline"]).as_array().unwrap().is_empty());
     // The removed POC's key is refused at the relay's handshake as well.
     assert_ne!(code(&mx2.run(&["inbox"])), 0);
@@ -408,7 +490,10 @@ fn revoked_and_removed_keys_are_refused_by_clients() {
 #[test]
 fn clients_wait_for_the_witness_quorum() {
     let witness = Poc::new();
-    let wkey = witness.ok(&["directory", "witness-key", "--name", "w1"]).trim().to_string();
+    let wkey = witness
+        .ok(&["directory", "witness-key", "--name", "w1"])
+        .trim()
+        .to_string();
     let relay = Relay::start_directory_unchecked(&["--witness", &wkey, "--quorum", "1"]);
     witness.ok(&relay.enrol_args(&[]));
     witness.ok(&["directory", "witness", "--name", "w1"]);

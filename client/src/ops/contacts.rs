@@ -43,8 +43,13 @@ impl Client {
             }
         }
         for p in &found {
-            self.store
-                .remember(&p.key, &p.handle_text(), &p.contact.name, &p.public.to_bytes(), now_ms())?;
+            self.store.remember(
+                &p.key,
+                &p.handle_text(),
+                &p.contact.name,
+                &p.public.to_bytes(),
+                now_ms(),
+            )?;
         }
         Ok(found)
     }
@@ -80,8 +85,13 @@ impl Client {
                     p.handle_text()
                 )));
             }
-            self.store
-                .repin(&p.key, &p.handle_text(), &p.contact.name, &p.public.to_bytes(), now_ms())?;
+            self.store.repin(
+                &p.key,
+                &p.handle_text(),
+                &p.contact.name,
+                &p.public.to_bytes(),
+                now_ms(),
+            )?;
         }
         let trust = self.trust(log.directory(), p)?;
         Ok((p.clone(), previous, trust))

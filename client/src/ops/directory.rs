@@ -108,7 +108,9 @@ impl Client {
             Ok(st) => Ok(Some(st)),
             // The Secretariat's own genesis before the witnesses cosigned it: not verified yet.
             Err(LogError::Quorum { .. }) => Ok(None),
-            Err(e) => Err(Error::DamagedStore(format!("the stored directory log no longer verifies: {e}"))),
+            Err(e) => Err(Error::DamagedStore(format!(
+                "the stored directory log no longer verifies: {e}"
+            ))),
         }
     }
 
@@ -169,11 +171,17 @@ impl Client {
                     ))),
                 };
             }
-            Ok(other) => return Err(Error::Protocol(format!("unexpected answer to LogCheckpoint: {other:?}"))),
+            Ok(other) => {
+                return Err(Error::Protocol(format!(
+                    "unexpected answer to LogCheckpoint: {other:?}"
+                )))
+            }
             Err(e) => return Err(e),
         };
         let theirs = SignedNote::parse(&note_text).map_err(|e| Error::RelayLied(format!("checkpoint: {e}")))?;
-        let cp = theirs.checkpoint().map_err(|e| Error::RelayLied(format!("checkpoint: {e}")))?;
+        let cp = theirs
+            .checkpoint()
+            .map_err(|e| Error::RelayLied(format!("checkpoint: {e}")))?;
         let Some(mut st) = self.local_log()? else {
             let leaves = self.fetch_leaves(s, 0, cp.size).await?;
             let st = match LogState::verify_all(&anchor, &leaves, &theirs) {

@@ -103,8 +103,11 @@ impl Client {
         }
         let mut ws = Vec::new();
         for w in witnesses {
-            let w = Witness::parse_vkey(w.trim())
-                .map_err(|e| Error::Usage(format!("--witness must be a witness key as `pocnet directory witness-key` prints it: {e}")))?;
+            let w = Witness::parse_vkey(w.trim()).map_err(|e| {
+                Error::Usage(format!(
+                    "--witness must be a witness key as `pocnet directory witness-key` prints it: {e}"
+                ))
+            })?;
             ws.push(WitnessKey {
                 name: w.name,
                 key: *w.key.as_bytes(),
@@ -157,11 +160,12 @@ impl Client {
             let extra = self.fetch_leaves_pub(s, leaves.len() as u64, cp.size).await?;
             leaves.extend(extra);
         }
-        let mut p = Publisher::resume(&anchor.origin, anchor.key, leaves).map_err(|e| {
-            Error::RelayLied(format!("the relay's log does not verify for publishing: {e}"))
-        })?;
+        let mut p = Publisher::resume(&anchor.origin, anchor.key, leaves)
+            .map_err(|e| Error::RelayLied(format!("the relay's log does not verify for publishing: {e}")))?;
         if p.directory().secretariat() != self.identity.public_key() {
-            return Err(Error::Usage("only the Secretariat's key publishes the directory".into()));
+            return Err(Error::Usage(
+                "only the Secretariat's key publishes the directory".into(),
+            ));
         }
         for st in statements {
             p.push(st).map_err(refused)?;
@@ -195,7 +199,11 @@ impl Client {
                 .await?
             {
                 Response::Leaves { from: f, leaves } if f == at && !leaves.is_empty() => out.extend(leaves),
-                _ => return Err(Error::RelayLied("the relay does not serve the entries its checkpoint covers".into())),
+                _ => {
+                    return Err(Error::RelayLied(
+                        "the relay does not serve the entries its checkpoint covers".into(),
+                    ))
+                }
             }
         }
         Ok(out)
@@ -319,7 +327,10 @@ impl Client {
                 }
                 Action::Remove { handle, reason } => (format!("remove {handle}: {reason}"), None),
                 Action::RankChange { handle, category, rank } => (
-                    format!("move {handle} to {}", Handle::poc(handle.get(..2).unwrap_or(""), *category, *rank)),
+                    format!(
+                        "move {handle} to {}",
+                        Handle::poc(handle.get(..2).unwrap_or(""), *category, *rank)
+                    ),
                     None,
                 ),
                 Action::Revoke { key, reason } => (
@@ -363,10 +374,17 @@ impl Client {
 
     /// Secretariat: approves nomination `id` after the voice check (`heard` is asked
     /// for the digits, given the nominee to phone).
-    pub async fn approve(&self, s: &Session, id: u64, heard: impl FnOnce(&Nominee) -> Result<String>) -> Result<String> {
+    pub async fn approve(
+        &self,
+        s: &Session,
+        id: u64,
+        heard: impl FnOnce(&Nominee) -> Result<String>,
+    ) -> Result<String> {
         let pending = self.pending(s).await?;
         let Some((p, sub)) = pending.into_iter().find(|(p, _)| p.id == id) else {
-            return Err(Error::Usage(format!("nothing with id {id} waits: list them with `pocnet secretariat pending`")));
+            return Err(Error::Usage(format!(
+                "nothing with id {id} waits: list them with `pocnet secretariat pending`"
+            )));
         };
         let Some(nominee) = p.nominee.clone() else {
             return Err(Error::Usage(format!(
@@ -375,7 +393,9 @@ impl Client {
             )));
         };
         if let Some(problem) = p.problem {
-            return Err(Error::DirectoryRefused(format!("nomination {id} cannot be approved: {problem}")));
+            return Err(Error::DirectoryRefused(format!(
+                "nomination {id} cannot be approved: {problem}"
+            )));
         }
         let fp = Fingerprint::parse(&nominee.fingerprint).map_err(refused)?;
         let pi = self.registration(s, &fp).await?;
@@ -451,11 +471,16 @@ impl Client {
     fn own_poc(&self, handle: &str) -> Result<pocnet_core::directory::Poc> {
         let log = self.log()?;
         let dir = log.directory();
-        let p: pocnet_core::directory::Poc = dir
-            .by_handle(handle.trim())
-            .cloned()
-            .ok_or_else(|| Error::UnknownContact { query: handle.to_string() })?;
-        let me = dir.authorities().find(|a| &a.key == self.identity.public_key()).cloned();
+        let p: pocnet_core::directory::Poc =
+            dir.by_handle(handle.trim())
+                .cloned()
+                .ok_or_else(|| Error::UnknownContact {
+                    query: handle.to_string(),
+                })?;
+        let me = dir
+            .authorities()
+            .find(|a| &a.key == self.identity.public_key())
+            .cloned();
         match me {
             Some(a) if a.state == p.state() => Ok(p),
             Some(a) => Err(Error::Usage(format!(
@@ -464,7 +489,9 @@ impl Client {
                 p.handle_text(),
                 p.state()
             ))),
-            None => Err(Error::Usage("only a national authority signs this (your key is not one)".into())),
+            None => Err(Error::Usage(
+                "only a national authority signs this (your key is not one)".into(),
+            )),
         }
     }
 
@@ -511,7 +538,10 @@ impl Client {
     pub async fn remove_poc(&self, s: &Session, handle: &str, reason: &str) -> Result<()> {
         self.sync_directory(s).await?;
         let p = self.own_poc(handle)?;
-        let st = self.author()?.remove(now_ms(), &p.handle_text(), reason).map_err(refused)?;
+        let st = self
+            .author()?
+            .remove(now_ms(), &p.handle_text(), reason)
+            .map_err(refused)?;
         self.submit(s, &st).await
     }
 
@@ -536,7 +566,9 @@ impl Client {
                 .directory()
                 .by_handle(handle.trim())
                 .cloned()
-                .ok_or_else(|| Error::UnknownContact { query: handle.to_string() })?;
+                .ok_or_else(|| Error::UnknownContact {
+                    query: handle.to_string(),
+                })?;
             let st = self.author()?.revoke(now_ms(), &p.key, reason).map_err(refused)?;
             self.publish(s, &[st]).await?;
             return Ok(());
@@ -582,7 +614,11 @@ impl Client {
     pub async fn cosign(&self, s: &Session, name: &str) -> Result<u64> {
         let note = match s.request(&Request::LogCheckpoint).await? {
             Response::Checkpoint { note } => note,
-            other => return Err(Error::Protocol(format!("unexpected answer to LogCheckpoint: {other:?}"))),
+            other => {
+                return Err(Error::Protocol(format!(
+                    "unexpected answer to LogCheckpoint: {other:?}"
+                )))
+            }
         };
         let n = pocnet_crypto::note::SignedNote::parse(&note).map_err(|e| Error::RelayLied(e.to_string()))?;
         let cp = n.checkpoint().map_err(|e| Error::RelayLied(e.to_string()))?;
@@ -603,7 +639,9 @@ impl Client {
             if let Some(old) = self.store.log_checkpoint()? {
                 return Err(self.fork("a witness was shown a log that rewrites what it cosigned", &old, &note));
             }
-            return Err(Error::RelayLied("the checkpoint is not the root of the entries it serves".into()));
+            return Err(Error::RelayLied(
+                "the checkpoint is not the root of the entries it serves".into(),
+            ));
         }
         pocnet_crypto::note::NoteVerifier {
             name: anchor.origin.clone(),

@@ -79,7 +79,11 @@ impl Client {
         let before = self.local_log()?;
         let note_text = match s.request(&pocnet_wire::Request::LogCheckpoint).await? {
             pocnet_wire::Response::Checkpoint { note } => note,
-            other => return Err(Error::Protocol(format!("unexpected answer to LogCheckpoint: {other:?}"))),
+            other => {
+                return Err(Error::Protocol(format!(
+                    "unexpected answer to LogCheckpoint: {other:?}"
+                )))
+            }
         };
         let note = pocnet_crypto::note::SignedNote::parse(&note_text).map_err(|e| Error::RelayLied(e.to_string()))?;
         let cp = note.checkpoint().map_err(|e| Error::RelayLied(e.to_string()))?;
@@ -111,7 +115,11 @@ impl Client {
                 .await?
             {
                 pocnet_wire::Response::Leaves { leaves, .. } if !leaves.is_empty() => out.extend(leaves),
-                _ => return Err(Error::RelayLied("the relay does not serve the entries its checkpoint covers".into())),
+                _ => {
+                    return Err(Error::RelayLied(
+                        "the relay does not serve the entries its checkpoint covers".into(),
+                    ))
+                }
             }
         }
         out.truncate(size as usize);
