@@ -395,6 +395,27 @@ pub async fn secretariat(ctx: &Ctx, what: SecCmd) -> Result<(), Error> {
             r?;
             println!("dismissed {id}");
         }
+        SecCmd::HandOver { to_home } => {
+            let pass = match std::env::var("POCNET_NEW_PASSPHRASE") {
+                Ok(p) => zeroize::Zeroizing::new(p),
+                Err(_) => zeroize::Zeroizing::new(
+                    rpassword::prompt_password("Passphrase of the new Secretariat key: ")
+                        .map_err(|_| Error::Passphrase("no passphrase for the new key: set POCNET_NEW_PASSPHRASE"))?,
+                ),
+            };
+            let successor = pocnet_client::profile::Profile::open(&to_home)?.unlock(pass.as_bytes())?;
+            let s = c.connect().await?;
+            let r = c.hand_over(&s, &successor).await;
+            s.close().await;
+            let size = r?;
+            println!(
+                "the directory is handed over (log entry {}): from now on only the key in {} publishes; \
+                 enrol it with `pocnet --home {} enrol --relay ... --relay-key ... --directory ...`",
+                size - 1,
+                to_home.display(),
+                to_home.display()
+            );
+        }
         SecCmd::Revoke { handle, reason } => {
             let s = c.connect().await?;
             let r = c.revoke_poc(&s, &handle, &reason).await;

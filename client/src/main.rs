@@ -263,6 +263,14 @@ enum SecCmd {
         #[arg(long)]
         reason: String,
     },
+    /// Hand the directory to a new Secretariat key (a new profile made with `pocnet init`):
+    /// signed with this key, after which only the new one publishes. The new profile's
+    /// passphrase is read from POCNET_NEW_PASSPHRASE or asked for.
+    HandOver {
+        /// The new key's profile directory.
+        #[arg(long)]
+        to_home: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]

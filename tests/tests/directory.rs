@@ -521,3 +521,56 @@ fn clients_wait_for_the_witness_quorum() {
     witness.ok(&["directory", "witness", "--name", "w1"]);
     assert_eq!(a.json(&relay.enrol_args(&[]))["handle"], "CL.authority");
 }
+
+/// The Secretariat's key rotates by a log entry signed with the old key: from then on the
+/// new key publishes and the old one cannot, and clients follow without a new anchor.
+#[test]
+fn the_secretariat_key_is_handed_over_by_a_log_entry_signed_with_the_old_key() {
+    let relay = Relay::start();
+    let cl = Poc::enrolled(&relay, "CL", "primary");
+    relay.authority("MX");
+    let successor = Poc::new();
+    let out = relay
+        .secretariat
+        .cmd(&[
+            "secretariat",
+            "hand-over",
+            "--to-home",
+            successor.home.path().to_str().unwrap(),
+        ])
+        .env("POCNET_NEW_PASSPHRASE", pocnet_tests::PASS)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = successor.cmd(&relay.enrol_args(&["--json"])).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("secretariat"));
+    // The old key publishes nothing any more; the new one does.
+    let mx = Poc::new();
+    mx.ok(&relay.enrol_args(&[]));
+    let mut args = vec![
+        "national".to_string(),
+        "nominate".into(),
+        "--fingerprint".into(),
+        mx.fingerprint(),
+        "--category".into(),
+        "cyber".into(),
+        "--rank".into(),
+        "primary".into(),
+    ];
+    args.extend(pocnet_tests::contact_args("Mateo Diaz"));
+    relay
+        .authority("MX")
+        .ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let pending = successor.json(&["secretariat", "pending"]);
+    let id = pending[0]["id"].as_u64().unwrap();
+    let old = relay
+        .secretariat
+        .run(&["secretariat", "approve", &id.to_string(), "--heard", &mx.voice_code()]);
+    assert!(!old.status.success(), "the old Secretariat key must not publish");
+    successor.ok(&["secretariat", "approve", &id.to_string(), "--heard", &mx.voice_code()]);
+    assert_eq!(mx.json(&relay.enrol_args(&[]))["handle"], "MX.primary");
+    // CL follows the rotation with the anchor it was given at enrolment.
+    cl.ok(&["directory", "sync"]);
+    cl.ok(&["send", "MX.primary", "-m", "welcome"]);
+}

@@ -149,6 +149,29 @@ impl Client {
 
     /// Secretariat: appends statements with a new checkpoint over the relay's log.
     pub async fn publish(&self, s: &Session, statements: &[Statement]) -> Result<u64> {
+        self.publish_signed(s, statements, &self.identity, true).await
+    }
+
+    /// Secretariat: hands the directory over to `successor` (another profile's key): a
+    /// rotation entry signed with this key, and the checkpoint over it signed with the
+    /// successor's, which is the key in force from then on. This key can publish nothing
+    /// afterwards.
+    pub async fn hand_over(&self, s: &Session, successor: &pocnet_crypto::Identity) -> Result<u64> {
+        let st = self
+            .author()?
+            .secretariat_rotate(now_ms(), successor.public_key())
+            .map_err(refused)?;
+        // Afterwards the relay no longer admits this key: nothing more to fetch with it.
+        self.publish_signed(s, &[st], successor, false).await
+    }
+
+    async fn publish_signed(
+        &self,
+        s: &Session,
+        statements: &[Statement],
+        signer: &pocnet_crypto::Identity,
+        sync_after: bool,
+    ) -> Result<u64> {
         self.sync_directory(s).await?;
         let anchor = self.anchor()?;
         let mut leaves = self.store.log_leaves()?;
@@ -170,7 +193,7 @@ impl Client {
         for st in statements {
             p.push(st).map_err(refused)?;
         }
-        let note = p.checkpoint(&self.identity);
+        let note = p.checkpoint(signer);
         let (_, new) = p.unpublished();
         match s
             .request(&Request::LogAppend {
@@ -183,7 +206,9 @@ impl Client {
             other => return Err(Error::Protocol(format!("unexpected answer to LogAppend: {other:?}"))),
         }
         let size = p.leaves().len() as u64;
-        self.sync_directory(s).await?;
+        if sync_after {
+            self.sync_directory(s).await?;
+        }
         Ok(size)
     }
 
