@@ -272,5 +272,51 @@ fn main() {
     }
     out.put(Some(0), &session);
 
+    // Directory statements by me() (the fuzz directory's Secretariat), and checkpoint notes.
+    {
+        use pocnet_core::directory::{Author, Category, Contact, Publisher, Rank};
+        const ORIGIN: &str = "fuzz.pocnet/directory";
+        let mut out = Out::new(&root, "directory_statement");
+        let a = Author::new(me(), ORIGIN);
+        let contact = Contact {
+            name: "Carla Rojas".into(),
+            position: "Coordinator".into(),
+            institution: "Agency".into(),
+            email: "carla@example.gov".into(),
+            phones: vec!["+56 2 2000 0000".into()],
+            languages: vec!["es".into()],
+            time_zone: "America/Santiago".into(),
+            working_hours: "Mon-Fri".into(),
+        };
+        let enrol = a
+            .authority_enrol(NOW_MS + 1, "CL", sender().public_key(), "CL authority", "MFA")
+            .unwrap();
+        let nomination = Author::new(sender(), ORIGIN)
+            .nominate(NOW_MS + 2, "CL", Category::CyberPolicy, Rank::Primary, contact.clone(), &other().public())
+            .unwrap();
+        let approval = a.approve(NOW_MS + 3, &nomination, &other().public(), NOW_MS + 3).unwrap();
+        for st in [
+            enrol.clone(),
+            a.witness_policy(NOW_MS + 1, vec![], 0).unwrap(),
+            approval.clone(),
+            a.revoke(NOW_MS + 4, other().public_key(), "lost").unwrap(),
+        ] {
+            out.put(Some(0), st.as_bytes());
+            out.put(Some(1), st.as_bytes());
+        }
+        let mut out = Out::new(&root, "signed_note");
+        let mut p = Publisher::genesis(me(), ORIGIN, NOW_MS, vec![], 0).unwrap();
+        out.put(None, p.checkpoint(me()).to_text().as_bytes());
+        p.push(&enrol).unwrap();
+        let mut note = p.checkpoint(me());
+        note.signatures
+            .push(pocnet_crypto::note::cosign(&note.body, "witness", other(), NOW_MS / 1000));
+        out.put(None, note.to_text().as_bytes());
+        out.put(
+            None,
+            pocnet_core::directory::vkey(ORIGIN, me().public_key()).as_bytes(),
+        );
+    }
+
     println!("seeds written under {}", root.display());
 }

@@ -132,15 +132,15 @@ impl Delivery {
 /// What went wrong, for the client to act on.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum ErrorCode {
-    /// This key is not enrolled: enrol with an invite first.
+    /// The directory log does not list this key.
     NotEnrolled,
     /// This key has been revoked.
     Revoked,
-    /// The invite code is unknown.
+    /// Protocol 2 (invite codes); never sent since protocol 3.
     BadInvite,
-    /// The invite code has expired.
+    /// Protocol 2 (invite codes); never sent since protocol 3.
     InviteExpired,
-    /// The invite code was already used.
+    /// Protocol 2 (invite codes); never sent since protocol 3.
     InviteUsed,
     /// Over a size limit.
     TooLarge,
