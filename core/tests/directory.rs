@@ -483,7 +483,7 @@ fn key_rotation_only_by_the_poc_itself() {
     let p = w.dir.by_handle("CL.primary").unwrap();
     assert_eq!(p.public.encryption_record().serial(), 2);
     // Replaying the same (or an older) record is refused.
-    let st = Author::new(&ana, ORIGIN).key_rotation(t, &ana.public()).unwrap();
+    let st = Author::new(&ana, ORIGIN).key_rotation(t + 1, &ana.public()).unwrap();
     assert_eq!(
         refusal(w.push(st)).1,
         Refusal::SerialNotIncreasing { current: 2, found: 2 }
@@ -492,24 +492,56 @@ fn key_rotation_only_by_the_poc_itself() {
 
 #[test]
 fn time_going_backwards_is_refused() {
+    // Statements are published in the Secretariat's order, not their signers': time is
+    // ordered per signer, so a POC's statement signed before the Secretariat's latest entry
+    // is still accepted; the same signer going back is not.
     let mut w = World::new();
     let ana = identity("ana");
     w.enrol(&ana, "CL", CyberPolicy, Primary);
     let st = Author::new(&ana, ORIGIN).confirm(w.t - 1).unwrap();
+    w.push(st).unwrap();
+    let st = Author::new(&ana, ORIGIN).confirm(w.t - 2).unwrap();
     let (i, r) = refusal(w.push(st));
     assert_eq!(
         (i, r),
         (
-            4,
+            5,
             Refusal::TimeBackwards {
-                previous: w.t,
-                found: w.t - 1
+                previous: w.t - 1,
+                found: w.t - 2
             }
         )
     );
-    // Equal time is fine.
-    let st = Author::new(&ana, ORIGIN).confirm(w.t).unwrap();
+    // Equal time is fine (for another statement).
+    let st = Author::new(&ana, ORIGIN)
+        .contact_update(w.t - 1, contact("Ana"))
+        .unwrap();
     w.push(st).unwrap();
+}
+
+#[test]
+fn a_statement_is_never_applied_twice_nor_about_a_later_holder() {
+    let mut w = World::new();
+    let ana = identity("ana");
+    let bob = identity("bob");
+    w.enrol(&ana, "CL", CyberPolicy, Primary);
+    let t = w.tick();
+    let confirm = Author::new(&ana, ORIGIN).confirm(t).unwrap();
+    w.push(confirm.clone()).unwrap();
+    assert_eq!(refusal(w.push(confirm)).1, Refusal::Replayed);
+    // CL's authority signs ana's removal, the Secretariat holds it; meanwhile ana is removed
+    // another way and bob gets CL.primary. The old removal must not hit bob.
+    let old_removal = Author::new(&w.cl, ORIGIN).remove(w.t, "CL.primary", "left").unwrap();
+    let t2 = w.tick();
+    let st = Author::new(&w.cl, ORIGIN).remove(t2, "CL.primary", "left too").unwrap();
+    w.push(st).unwrap();
+    w.enrol(&bob, "CL", CyberPolicy, Primary);
+    let r = refusal(w.push(old_removal)).1;
+    assert!(
+        matches!(r, Refusal::TimeBackwards { .. } | Refusal::OlderThanTarget { .. }),
+        "{r:?}"
+    );
+    assert_eq!(w.dir.by_handle("CL.primary").unwrap().key, *bob.public_key());
 }
 
 #[test]

@@ -25,6 +25,9 @@ use pocnet_wire::{ErrorCode, Key, Member, Response};
 use crate::service::err;
 use crate::store::{Listed, LogAppend, Store, StoreError};
 
+/// How far ahead of the relay's clock a new entry may be dated.
+pub const MAX_CLOCK_AHEAD_MS: u64 = 10 * 60 * 1000;
+
 /// Leaves read per store call while loading.
 const LOAD_PAGE: u32 = 4096;
 
@@ -327,9 +330,21 @@ impl RelayLog {
         }
         let before = if first_ever { BTreeMap::new() } else { listed(&view.dir) };
         let mut published = Vec::new();
-        for leaf in &new_leaves {
+        for (i, leaf) in new_leaves.iter().enumerate() {
             if let Err(e) = view.dir.apply(leaf) {
                 return err(ErrorCode::BadDirectory, e.to_string());
+            }
+            // A statement from the future would hold its signer's later ones back until then.
+            if let Ok(st) = Statement::parse(leaf) {
+                if st.time_ms() > now_ms.saturating_add(MAX_CLOCK_AHEAD_MS) {
+                    return err(
+                        ErrorCode::BadDirectory,
+                        format!(
+                            "new entry {i} is dated {} s ahead of the relay's clock; check the signer's clock",
+                            (st.time_ms() - now_ms) / 1000
+                        ),
+                    );
+                }
             }
             view.leaves.push(tlog::leaf_hash(leaf));
             published.push(sha256(leaf));

@@ -1457,3 +1457,24 @@ fn a_log_edited_behind_the_relays_back_stops_the_relay_at_load() {
         assert!(e.contains("checkpoint"), "{e}");
     });
 }
+
+#[test]
+fn an_entry_dated_ahead_of_the_relays_clock_is_refused() {
+    rt().block_on(async {
+        let w = world(Config::default()).await;
+        let before = w.snapshot().await;
+        // Eleven minutes ahead of the relay's clock (the statement times are in ms).
+        let ahead = w.clock.now_ms() + 11 * 60 * 1000;
+        let st = w.secretariat().witness_policy(ahead, vec![], 0).unwrap();
+        let leaves = vec![st.as_bytes().to_vec()];
+        let note = w.note_over(&leaves, &w.sec);
+        let r = w.append(&w.sec, leaves, note).await;
+        assert_eq!(code(&r), Some(ErrorCode::BadDirectory), "{r:?}");
+        assert_eq!(w.snapshot().await, before, "nothing stored");
+        // Once the relay's clock has caught up, the same entry is accepted.
+        w.clock.advance(2 * 60 * 1000);
+        let leaves = vec![st.as_bytes().to_vec()];
+        let note = w.note_over(&leaves, &w.sec);
+        assert_eq!(w.append(&w.sec, leaves, note).await, Response::Done);
+    });
+}

@@ -452,6 +452,13 @@ impl Client {
                     continue;
                 }
             };
+            if st.time_ms() > now_ms() + 5 * 60 * 1000 {
+                p.problem =
+                    Some("dated in the future: the signer's clock is wrong; ask them to fix it and send again".into());
+                drop.push(p.id);
+                bad.push(p);
+                continue;
+            }
             match dir.apply(st.as_bytes()) {
                 Ok(_) => {
                     sts.push(st);

@@ -36,6 +36,8 @@ pub struct Poc {
     pub enrolled_index: u64,
     /// Log entry that gave the POC its current handle (the approval or a rank change).
     pub handle_index: u64,
+    /// When it got its current handle (that entry's time, Unix milliseconds).
+    pub handle_ms: u64,
     /// Log entry that last changed this record.
     pub updated_index: u64,
     /// When the Secretariat approved (Unix milliseconds).
@@ -163,9 +165,17 @@ pub enum Refusal {
     /// The statement names another log.
     #[error("the statement is for log {found:?}, but this log is {expected:?}")]
     WrongOrigin { expected: String, found: String },
-    /// Time went backwards.
-    #[error("its time {found} ms is before the previous entry's {previous} ms")]
+    /// Time went backwards for this signer.
+    #[error("it is dated {found} ms, before the same key's previous statement in the log ({previous} ms)")]
     TimeBackwards { previous: u64, found: u64 },
+    /// These exact bytes are in the log already.
+    #[error("this exact statement is in the log already")]
+    Replayed,
+    /// A statement about a POC signed before that POC held the handle or key it names.
+    #[error(
+        "it was signed at {signed} ms, before {handle} got its current holder ({since} ms): it cannot be about them"
+    )]
+    OlderThanTarget { handle: String, signed: u64, since: u64 },
     /// Signed by a key that may not make this statement.
     #[error("{action} must be signed by {expected}, but key {author} signed it")]
     WrongAuthor {
@@ -276,6 +286,10 @@ pub struct Directory {
     revoked: Arc<BTreeMap<[u8; 32], u64>>,
     former: Arc<Vec<Former>>,
     approved: Arc<BTreeSet<[u8; 32]>>,
+    /// Each key's latest statement time: a signer's statements never go back in time.
+    signed_at: Arc<BTreeMap<[u8; 32], u64>>,
+    /// SHA-256 of every statement applied: none appears twice.
+    seen: Arc<BTreeSet<[u8; 32]>>,
 }
 
 fn short(k: &IdentityKey) -> String {
@@ -299,6 +313,8 @@ impl Directory {
             revoked: Arc::default(),
             former: Arc::default(),
             approved: Arc::default(),
+            signed_at: Arc::default(),
+            seen: Arc::default(),
         }
     }
 
@@ -319,8 +335,23 @@ impl Directory {
             .apply_inner(index, st)
             .map_err(|refusal| DirectoryError { index, refusal })?;
         self.size += 1;
-        self.last_time_ms = st.time_ms();
+        self.last_time_ms = self.last_time_ms.max(st.time_ms());
+        Arc::make_mut(&mut self.signed_at).insert(*st.author().as_bytes(), st.time_ms());
+        Arc::make_mut(&mut self.seen).insert(statement_hash(st.as_bytes()));
         Ok(applied)
+    }
+
+    /// A statement naming a handle must postdate the handle's current holder getting it.
+    fn not_older_than_holder(&self, st: &Statement, handle: &str) -> Result<(), Refusal> {
+        let p = self.poc_at(handle)?;
+        if st.time_ms() < p.handle_ms {
+            return Err(Refusal::OlderThanTarget {
+                handle: handle.to_string(),
+                signed: st.time_ms(),
+                since: p.handle_ms,
+            });
+        }
+        Ok(())
     }
 
     fn known_key(&self, k: &[u8; 32]) -> Option<IdentityKey> {
@@ -414,11 +445,18 @@ impl Directory {
         if index == 0 && kind != ActionKind::Genesis {
             return Err(Refusal::NotGenesis(kind));
         }
-        if st.time_ms() < self.last_time_ms {
-            return Err(Refusal::TimeBackwards {
-                previous: self.last_time_ms,
-                found: st.time_ms(),
-            });
+        // Statements reach the log in the order the Secretariat publishes them, not the
+        // order they were signed: time is ordered per signer, and no statement twice.
+        if let Some(&previous) = self.signed_at.get(st.author().as_bytes()) {
+            if st.time_ms() < previous {
+                return Err(Refusal::TimeBackwards {
+                    previous,
+                    found: st.time_ms(),
+                });
+            }
+        }
+        if self.seen.contains(&statement_hash(st.as_bytes())) {
+            return Err(Refusal::Replayed);
         }
         let mut out = Applied {
             index,
@@ -569,6 +607,7 @@ impl Directory {
                         nominated_by: *nom.author(),
                         enrolled_index: index,
                         handle_index: index,
+                        handle_ms: st.time_ms(),
                         updated_index: index,
                         enrolled_ms: st.time_ms(),
                         confirmed_ms: st.time_ms(),
@@ -583,6 +622,7 @@ impl Directory {
                 let h: Handle = handle.parse()?;
                 self.authority_only(kind, st.author(), h.state().unwrap_or_default())?;
                 let k = self.poc_at(handle)?.key;
+                self.not_older_than_holder(st, handle)?;
                 self.handles.remove(handle);
                 let poc = self.pocs.remove(k.as_bytes()).expect("handle names a listed POC");
                 Arc::make_mut(&mut self.former).push(Former {
@@ -600,6 +640,7 @@ impl Directory {
                 let state = h.state().unwrap_or_default().to_string();
                 self.authority_only(kind, st.author(), &state)?;
                 let k = self.poc_at(handle)?.key;
+                self.not_older_than_holder(st, handle)?;
                 let new = Handle::poc(&state, *category, *rank);
                 let new_text = new.to_string();
                 if &new_text == handle {
@@ -613,6 +654,7 @@ impl Directory {
                 let poc = Arc::make_mut(self.pocs.get_mut(k.as_bytes()).expect("listed"));
                 poc.handle = new;
                 poc.handle_index = index;
+                poc.handle_ms = st.time_ms();
                 poc.updated_index = index;
                 out.handle_moves.push((handle.clone(), None));
                 out.handle_moves.push((new_text, Some(k)));
@@ -666,6 +708,15 @@ impl Directory {
                     });
                 }
                 let listed = self.pocs.get(k.as_bytes()).cloned();
+                if let Some(p) = &listed {
+                    if st.time_ms() < p.enrolled_ms && st.author() != &k {
+                        return Err(Refusal::OlderThanTarget {
+                            handle: p.handle.to_string(),
+                            signed: st.time_ms(),
+                            since: p.enrolled_ms,
+                        });
+                    }
+                }
                 let author = st.author();
                 let allowed = author == &k
                     || author == &self.secretariat
@@ -858,4 +909,9 @@ fn policy(witnesses: &[WitnessKey], quorum: u32) -> Result<WitnessPolicy, Refusa
             .collect::<Result<_, Refusal>>()?,
         quorum,
     })
+}
+
+fn statement_hash(bytes: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).into()
 }
