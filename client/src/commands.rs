@@ -36,6 +36,21 @@ impl Ctx {
     }
 }
 
+/// Reminders a listing carries: a rotation that is due or half done.
+pub fn reminders(c: &Client) {
+    if let Some(days) = c.rotation_due() {
+        if c.identity.encryption_key_count() > 1 {
+            eprintln!(
+                "reminder: finish your key rotation: run `pocnet rotate` again once the Secretariat has published it"
+            );
+        } else {
+            eprintln!(
+                "reminder: your encryption key is {days} days old; run `pocnet rotate` (keys rotate every 90 days)"
+            );
+        }
+    }
+}
+
 /// The fork alarm: one line on every listing while evidence is on record.
 pub fn alarm(c: &Client) {
     if let Ok(forks) = c.store.forks() {

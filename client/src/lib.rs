@@ -19,8 +19,14 @@ pub mod types;
 
 pub use error::{Error, Result};
 
-/// Encryption keys are valid for a year; rotation arrives with the directory.
+/// Encryption keys are valid for a year, so a sender with an older directory can still
+/// reach a POC that rotated...
 pub const ENCRYPTION_KEY_VALIDITY_SECS: u64 = 365 * 24 * 3600;
+
+/// ...but they rotate every 90 days (`pocnet rotate`; every listing reminds when it is
+/// due), and the old private key is deleted once the directory lists the new one: a key
+/// file stolen later opens at most the last quarter's traffic still held anywhere.
+pub const ROTATE_AFTER_SECS: u64 = 90 * 24 * 3600;
 
 /// Unix milliseconds now.
 pub fn now_ms() -> u64 {

@@ -515,6 +515,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 fetched = Some(r?);
             }
             commands::alarm(&c);
+            if !cli.json {
+                commands::reminders(&c);
+            }
             if let Ok(Some(me)) = c.own_record() {
                 if me.is_stale(pocnet_client::now_ms()) && !cli.json {
                     eprintln!("{}", render::stale_reminder(&me));

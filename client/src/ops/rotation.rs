@@ -27,6 +27,13 @@ pub enum Rotation {
 }
 
 impl Client {
+    /// Days since our newest encryption key became valid, if a rotation is due.
+    pub fn rotation_due(&self) -> Option<u64> {
+        let (not_before, _) = self.identity.public().encryption_record().window();
+        let age = (now_ms() / 1000).saturating_sub(not_before);
+        (age >= crate::ROTATE_AFTER_SECS || self.identity.encryption_key_count() > 1).then_some(age / 86_400)
+    }
+
     fn save_identity(&self, passphrase: &[u8]) -> Result<()> {
         let file = self
             .identity
