@@ -44,7 +44,9 @@ async fn main() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
-    run(&["init"]);
+    // The directory: an in-process Secretariat lists the probe's keys (setup, not measured).
+    let mut secretariat = probe::Secretariat::new();
+    run(&["init", "--directory", &secretariat.vkey()]);
     // Honest limits for a busy POC: sends are not the bottleneck of this probe.
     std::fs::write(
         dir.path().join("relay.toml"),
@@ -67,13 +69,14 @@ async fn main() {
     let addr: std::net::SocketAddr = parts[2].parse().unwrap();
     let fp = pocnet_crypto::Fingerprint::parse(parts[4]).unwrap();
     let pid = child.id();
-    let states = ["CL", "MX", "US", "AR", "BR", "CO"];
+    let ids: Vec<_> = (0..5).map(|_| identity()).collect();
+    secretariat
+        .list(addr, fp, &ids.iter().collect::<Vec<_>>())
+        .await
+        .expect("list the probe's keys");
     let mut members: Vec<Raw> = Vec::new();
-    for s in states {
-        let code = run(&["invite", "--state", s, "--role", "primary", "--name", "probe"]);
-        let c = connect(addr, fp, identity()).await.unwrap();
-        c.enrol(code.trim()).await.unwrap();
-        members.push(connect(addr, fp, c.id).await.unwrap());
+    for id in ids {
+        members.push(connect(addr, fp, id).await.unwrap());
     }
     let victim = members.pop().unwrap();
     let insider = members.pop().unwrap();
