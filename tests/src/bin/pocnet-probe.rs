@@ -48,11 +48,15 @@ async fn main() {
     let mut secretariat = probe::Secretariat::new();
     run(&["init", "--directory", &secretariat.vkey()]);
     // Honest limits for a busy POC: sends are not the bottleneck of this probe.
-    std::fs::write(
-        dir.path().join("relay.toml"),
-        "rate_per_sec = 5000.0\nrate_burst = 5000.0\nupload_quota_mib = 200\n",
-    )
-    .unwrap();
+    let toml = dir.path().join("relay.toml");
+    let mut cfg: String = std::fs::read_to_string(&toml)
+        .unwrap()
+        .lines()
+        .filter(|l| !["rate_per_sec", "rate_burst", "upload_quota_mib"].contains(&l.split('=').next().unwrap().trim()))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    cfg.push_str("rate_per_sec = 5000.0\nrate_burst = 5000.0\nupload_quota_mib = 200\n");
+    std::fs::write(&toml, cfg).unwrap();
     let mut child = Command::new(relay_bin())
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("POCNET_RELAY_PASSPHRASE", "probe")
