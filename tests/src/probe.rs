@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pocnet_client::pipe::Pipe;
+use pocnet_core::directory::{self, Author, Category, Contact, Handle, Publisher, Rank};
 use pocnet_crypto::{Fingerprint, HeaderFields, Identity, PublicIdentity, Suite};
 use pocnet_wire::{encode, Delivery, ErrorCode, FrameDecoder, Request, Response, MAX_FRAME};
 
@@ -82,19 +83,137 @@ impl Raw {
         let _ = s.finish();
         first_answer(r).await
     }
-    /// Enrols with an invite code.
-    pub async fn enrol(&self, invite: &str) -> anyhow::Result<()> {
-        match self
-            .pipe
-            .call(Request::Enrol {
-                invite: invite.into(),
-                public_identity: self.id.public().to_bytes(),
-            })
-            .await?
-        {
-            Response::Enrolled { .. } => Ok(()),
-            other => anyhow::bail!("enrol: {other:?}"),
+    /// Appends the Secretariat's leaves with its checkpoint over the new tree.
+    pub async fn log_append(&self, leaves: Vec<Vec<u8>>, checkpoint: String) -> anyhow::Result<()> {
+        match self.pipe.call(Request::LogAppend { leaves, checkpoint }).await? {
+            Response::Done => Ok(()),
+            other => anyhow::bail!("log append: {other:?}"),
         }
+    }
+}
+
+/// The log origin of the in-process directories.
+pub const ORIGIN: &str = "probe.pocnet/directory";
+
+/// An in-process Secretariat writing the directory a relay serves: the tools and tests list
+/// raw keys in it as POCs (each state's national authority nominates, the Secretariat
+/// approves), and publish the entries to the relay over a real connection.
+pub struct Secretariat {
+    /// The Secretariat's key.
+    pub id: Identity,
+    publisher: Publisher,
+    /// National authorities enrolled so far, by state (one per state).
+    authorities: BTreeMap<String, Identity>,
+    /// POCs listed so far (the next free state and rank).
+    listed: usize,
+}
+
+/// Handles per state: two categories, each primary, alternate and further1..9.
+const PER_STATE: usize = 22;
+
+impl Secretariat {
+    /// A new Secretariat key and the genesis of its log (not yet published).
+    pub fn new() -> Secretariat {
+        let id = identity();
+        let publisher = Publisher::genesis(&id, ORIGIN, pocnet_client::now_ms(), vec![], 0).expect("genesis");
+        Secretariat {
+            id,
+            publisher,
+            authorities: BTreeMap::new(),
+            listed: 0,
+        }
+    }
+
+    /// The directory key a relay (`init --directory`) and clients are given.
+    pub fn vkey(&self) -> String {
+        directory::vkey(ORIGIN, self.id.public_key())
+    }
+
+    /// The next free handle: (state, category, rank).
+    fn next_handle(&mut self) -> (&'static str, Category, Rank) {
+        let n = self.listed;
+        self.listed += 1;
+        let state = pocnet_core::iso3166::ASSIGNED[n / PER_STATE].0;
+        let slot = n % PER_STATE;
+        let category = if slot < PER_STATE / 2 {
+            Category::CyberPolicy
+        } else {
+            Category::ForeignAffairs
+        };
+        let rank = match slot % (PER_STATE / 2) {
+            0 => Rank::Primary,
+            1 => Rank::Alternate,
+            k => Rank::Further((k - 1) as u8),
+        };
+        (state, category, rank)
+    }
+
+    /// Lists each key as a POC (with its state's authority, enrolled the first time), and
+    /// publishes the new entries to the relay at `addr`, in appends that fit a frame.
+    /// Returns the handles, in order.
+    pub async fn list(&mut self, addr: SocketAddr, fp: Fingerprint, keys: &[&Identity]) -> anyhow::Result<Vec<String>> {
+        let sec = Identity::from_secret_bytes(&self.id.to_secret_bytes())?;
+        // The log begins with the genesis alone: the Secretariat is not admitted until it
+        // is in, and a stranger's first frame is small.
+        if self.publisher.unpublished().0 == 0 {
+            let c = connect(addr, fp, Identity::from_secret_bytes(&sec.to_secret_bytes())?).await?;
+            let (_, leaves) = self.publisher.unpublished();
+            c.log_append(leaves.to_vec(), self.publisher.checkpoint(&sec).to_text()).await?;
+            self.publisher.mark_published();
+            c.conn.close(0u32.into(), b"");
+        }
+        let c = connect(addr, fp, sec).await?;
+        let own = Identity::from_secret_bytes(&self.id.to_secret_bytes())?;
+        let author = Author::new(&own, ORIGIN);
+        let mut handles = Vec::new();
+        let mut bytes = 0;
+        for (i, key) in keys.iter().enumerate() {
+            let (state, category, rank) = self.next_handle();
+            let now = pocnet_client::now_ms();
+            if !self.authorities.contains_key(state) {
+                let a = identity();
+                let st = author
+                    .authority_enrol(now, state, a.public_key(), &format!("{state} authority"), "Ministry")
+                    .expect("authority");
+                self.publisher.push(&st).map_err(|e| anyhow::anyhow!("{e}"))?;
+                bytes += st.as_bytes().len();
+                self.authorities.insert(state.to_string(), a);
+            }
+            let national = Author::new(&self.authorities[state], ORIGIN);
+            let public = key.public();
+            let contact = Contact {
+                name: format!("probe POC {i}"),
+                position: "Cyber policy coordinator".into(),
+                institution: "National Cybersecurity Agency".into(),
+                email: "poc@example.gov".into(),
+                phones: vec!["+1 555 0100".into()],
+                languages: vec!["en".into()],
+                time_zone: "UTC".into(),
+                working_hours: "Mon-Fri 09:00-18:00".into(),
+            };
+            let nomination = national
+                .nominate(now, state, category, rank, contact, &public)
+                .expect("nomination");
+            let approval = author.approve(now, &nomination, &public, now).expect("approval");
+            self.publisher.push(&approval).map_err(|e| anyhow::anyhow!("{e}"))?;
+            bytes += approval.as_bytes().len();
+            handles.push(Handle::poc(state, category, rank).to_string());
+            if bytes > MAX_FRAME / 2 || i + 1 == keys.len() {
+                let (_, leaves) = self.publisher.unpublished();
+                c.log_append(leaves.to_vec(), self.publisher.checkpoint(&own).to_text())
+                    .await?;
+                self.publisher.mark_published();
+                bytes = 0;
+            }
+        }
+        c.conn.close(0u32.into(), b"");
+        Ok(handles)
+    }
+}
+
+impl Default for Secretariat {
+    fn default() -> Self {
+        Secretariat::new()
     }
 }
 
@@ -147,9 +266,8 @@ pub async fn strangers(addr: SocketAddr, fp: Fingerprint, conns: usize) -> Tally
             // A member call.
             t.response(&c.one(&Request::Lookup { query: "*".into() }).await);
             // A frame larger than a stranger may send.
-            let big = encode(&Request::Enrol {
-                invite: "x".repeat(pocnet_wire::MAX_UNENROLLED_FRAME),
-                public_identity: vec![],
+            let big = encode(&Request::Register {
+                public_identity: vec![0x78; pocnet_wire::MAX_UNENROLLED_FRAME],
             });
             t.response(&c.raw(&big).await);
             // A declared 1 GiB frame, then nothing.
@@ -170,7 +288,7 @@ pub async fn strangers(addr: SocketAddr, fp: Fingerprint, conns: usize) -> Tally
             // Opening is lazy in QUIC: the stream exists for the relay only once it carries data.
             let fifth_accepted = match fifth.as_mut() {
                 Some((s, r)) => {
-                    let _ = s.write_all(&encode(&Request::Hello { protocol: 2 })).await;
+                    let _ = s.write_all(&encode(&Request::Hello { protocol: pocnet_wire::PROTOCOL_VERSION })).await;
                     let _ = s.finish();
                     tokio::time::timeout(Duration::from_millis(500), r.read_chunk(1024, true))
                         .await
@@ -324,7 +442,7 @@ pub async fn flood_all(insider: &Raw, to: &PublicIdentity, n: usize) -> Tally {
     let mut all = Tally::default();
     for req in [
         Request::Lookup { query: "*".into() },
-        Request::Hello { protocol: 2 },
+        Request::Hello { protocol: pocnet_wire::PROTOCOL_VERSION },
         Request::Ack { seqs: vec![1] },
         Request::SendReceipt {
             to: *to.key().as_bytes(),

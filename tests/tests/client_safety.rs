@@ -202,24 +202,11 @@ fn watch_hooks_do_not_inherit_the_passphrase() {
 }
 
 #[test]
-fn invite_and_text_come_from_stdin_or_files_not_only_argv() {
+fn message_text_comes_from_stdin_or_files_not_only_argv() {
     let relay = Relay::start();
     let cl = Poc::enrolled(&relay, "CL", "primary");
-    // --invite - reads the code from standard input.
-    let mx = Poc::new();
-    let code = relay.invite("MX", "primary", 1);
-    let out = mx.run_with_stdin(&relay.enrol_args(&["--invite", "-"]), format!("{code}\n").as_bytes());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("MX.primary"));
-    // --invite-file reads it from a file.
-    let us = Poc::new();
-    let f = us.home.path().join("invite.txt");
-    std::fs::write(&f, relay.invite("US", "primary", 1)).unwrap();
-    us.ok(&relay.enrol_args(&["--invite-file", f.to_str().unwrap()]));
-    // An empty standard input is not an invite.
-    let ar = Poc::new();
-    let out = ar.run_with_stdin(&relay.enrol_args(&["--invite", "-"]), b"");
-    assert!(!out.status.success());
+    let mx = Poc::enrolled(&relay, "MX", "primary");
+    let us = Poc::enrolled(&relay, "US", "primary");
     // --text-file.
     let t = cl.home.path().join("text.txt");
     std::fs::write(&t, "from a text file\nline two").unwrap();
@@ -229,4 +216,11 @@ fn invite_and_text_come_from_stdin_or_files_not_only_argv() {
         assert_eq!(inbox[0]["id"], sent["id"]);
         assert_eq!(inbox[0]["body"], "from a text file\nline two");
     }
+    // Standard input.
+    let out = cl.run_with_stdin(&["send", "MX.primary", "--json"], b"from standard input");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sent: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let inbox = mx.json(&["inbox"]);
+    let m = inbox.as_array().unwrap().iter().find(|m| m["id"] == sent["id"]).unwrap();
+    assert_eq!(m["body"], "from standard input");
 }

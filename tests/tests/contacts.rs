@@ -1,46 +1,98 @@
-//! A POC is its key: a new key behind a known handle is shown as unverified, blocks
-//! sending until a person accepts it, and receipts can only come from real recipients.
+//! A POC is its key, as the directory lists it: a listed contact is attested, a safety
+//! number compared by voice makes it voice-verified (nothing is pinned that the user did
+//! not see), a new key behind a known handle blocks sending until re-verified, and
+//! receipts can only come from real recipients.
 
 use pocnet_tests::{Poc, Relay};
 
+/// The trust `pocnet directory --json` shows for `handle`.
+fn listed_trust(poc: &Poc, handle: &str) -> String {
+    let all = poc.json(&["directory"]);
+    let entry = all
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|p| p["handle"] == handle)
+        .unwrap_or_else(|| panic!("{handle} listed: {all}"));
+    entry["trust"].as_str().expect("trust shown").to_string()
+}
+
+fn verify_trust(poc: &Poc, handle: &str) -> (String, String) {
+    let v = poc.json(&["verify", handle]);
+    (
+        v["trust"].as_str().expect("trust shown").to_string(),
+        v["safety_number"].as_str().expect("safety number").to_string(),
+    )
+}
+
 #[test]
-fn a_new_key_for_a_known_handle_is_flagged_and_blocks_sending_until_accepted() {
+fn trust_ladder_attested_then_voice_verified_and_a_changed_key_blocks_sending_until_verified() {
     let relay = Relay::start();
     let cl = Poc::enrolled(&relay, "CL", "primary");
     let mx = Poc::enrolled(&relay, "MX", "primary");
     cl.ok(&["send", "MX.primary", "-m", "hello from the real CL"]);
     assert_eq!(mx.json(&["inbox"])[0]["peer"], "CL.primary");
-    // CL.primary's key is replaced at the relay (a stolen laptop re-enrolled, or a hostile operator).
-    assert!(relay.admin(&["revoke", "CL.primary"]).status.success());
-    let impostor = Poc::enrolled(&relay, "CL", "primary");
-    impostor.ok(&["send", "MX.primary", "-m", "trust me"]);
+    // Listed by the Secretariat: attested.
+    assert!(listed_trust(&mx, "CL.primary").starts_with("attested"));
+    let (trust, number) = verify_trust(&mx, "CL.primary");
+    assert!(trust.starts_with("attested"), "{trust}");
+    assert_eq!(number.len(), 60, "{number}");
+    // A number that is not the one compared is refused and pins nothing.
+    let wrong: String = number.chars().map(|c| if c == '1' { '2' } else { '1' }).collect();
+    let out = mx.run(&["verify", "CL.primary", "--accept", &wrong]);
+    assert_eq!(out.status.code(), Some(13), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(verify_trust(&mx, "CL.primary").0.starts_with("attested"));
+    assert!(listed_trust(&mx, "CL.primary").starts_with("attested"));
+    // The number both read on the call: voice-verified.
+    mx.ok(&["verify", "CL.primary", "--accept", &number]);
+    assert!(verify_trust(&mx, "CL.primary").0.starts_with("voice-verified"));
+    assert!(listed_trust(&mx, "CL.primary").starts_with("voice-verified"));
+    mx.ok(&["send", "CL.primary", "-m", "after our call"]);
+
+    // CL.primary's laptop is lost: its national authority revokes the key, the Secretariat
+    // publishes, and a new key is nominated and approved for the same handle.
+    relay
+        .authority("CL")
+        .ok(&["national", "revoke", "CL.primary", "--reason", "lost"]);
+    relay.secretariat.ok(&["secretariat", "publish"]);
+    let new_cl = Poc::enrolled(&relay, "CL", "primary");
+    new_cl.ok(&["send", "MX.primary", "-m", "my new key"]);
     let inbox = mx.json(&["inbox"]);
     let m = inbox
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["body"] == "trust me")
+        .find(|m| m["body"] == "my new key")
         .unwrap();
     let shown = m["peer"].as_str().unwrap();
-    assert!(
-        shown.starts_with("UNVERIFIED") && shown.contains("CL.primary"),
-        "{shown}"
-    );
-    // MX cannot send to the new key by accident ...
-    let err = mx.fails(&["send", "CL.primary", "-m", "reply"]);
-    assert!(err.contains("CHANGED"), "{err}");
-    // ... `verify` shows the change and the safety number, and --accept pins the new key.
-    let v = mx.json(&["verify", "CL.primary"]);
-    assert!(v["key_changed_from"].is_string());
-    assert_eq!(v["safety_number"].as_str().unwrap().len(), 60);
-    mx.ok(&["verify", "CL.primary", "--accept"]);
+    assert!(shown != "CL.primary" && shown.contains("CL.primary"), "{shown}");
+    // MX cannot send to the new key by accident: exit 9, and the error says what to do.
+    let out = mx.run(&["send", "CL.primary", "-m", "reply"]);
+    assert_eq!(out.status.code(), Some(9), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pocnet verify CL.primary --accept"), "{err}");
+    // `verify` shows the change and the new safety number.
+    let (trust, new_number) = verify_trust(&mx, "CL.primary");
+    assert!(trust.to_lowercase().starts_with("changed"), "{trust}");
+    assert_ne!(new_number, number);
+    assert!(listed_trust(&mx, "CL.primary").to_lowercase().starts_with("changed"));
+    // The old number does not accept the new key.
+    let out = mx.run(&["verify", "CL.primary", "--accept", &number]);
+    assert_eq!(out.status.code(), Some(13), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(mx.run(&["send", "CL.primary", "-m", "reply"]).status.code(), Some(9));
+    // After comparing the new number by phone, sending works again.
+    mx.ok(&["verify", "CL.primary", "--accept", &new_number]);
+    assert!(verify_trust(&mx, "CL.primary").0.starts_with("voice-verified"));
     mx.ok(&["send", "CL.primary", "-m", "reply after a call"]);
-    assert!(impostor
+    assert!(new_cl
         .json(&["inbox"])
         .as_array()
         .unwrap()
         .iter()
         .any(|m| m["body"] == "reply after a call"));
+    // The revoked key is refused by the relay.
+    let out = cl.run(&["inbox"]);
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use pocnet_tests::probe::{self, connect, identity, Honest, Raw};
-use pocnet_tests::Relay;
+use pocnet_tests::{Poc, Relay};
 use pocnet_wire::{ErrorCode, Request};
 
 fn rt() -> tokio::runtime::Runtime {
@@ -16,14 +16,13 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A POC listed in the relay's directory as `STATE.role`, connected with a raw client.
 async fn member(relay: &Relay, state: &str, role: &str) -> Raw {
     let addr = relay.addr.parse().unwrap();
     let fp = pocnet_crypto::Fingerprint::parse(&relay.fingerprint).unwrap();
-    let code = relay.invite(state, role, 1);
-    let c = connect(addr, fp, identity()).await.unwrap();
-    c.enrol(&code).await.unwrap();
-    // Member limits (streams, windows) apply from the next connection on.
-    connect(addr, fp, c.id).await.unwrap()
+    let poc = Poc::enrolled(relay, state, role);
+    let id = pocnet_crypto::Identity::from_secret_bytes(&poc.client().identity.to_secret_bytes()).unwrap();
+    connect(addr, fp, id).await.unwrap()
 }
 
 #[test]
@@ -49,7 +48,7 @@ fn attacks_are_held_off_while_an_honest_pair_keeps_every_message() {
         let uploads = probe::upload_fill(&insider, 4 * 1024 * 1024, 6).await;
         let twice = probe::concurrent_upload(&insider).await.unwrap();
         let lookups = probe::flood(&insider, Request::Lookup { query: "*".into() }, 100).await;
-        let hellos = probe::flood(&insider, Request::Hello { protocol: 2 }, 100).await;
+        let hellos = probe::flood(&insider, Request::Hello { protocol: pocnet_wire::PROTOCOL_VERSION }, 100).await;
         let acks = probe::flood(&insider, Request::Ack { seqs: vec![1] }, 300).await;
         let strangers = strangers.await.unwrap();
 
@@ -126,7 +125,7 @@ fn strangers_get_few_connections_per_address_and_each_request_costs_their_shared
     rt().block_on(async {
         let addr = relay.addr.parse().unwrap();
         let fp = pocnet_crypto::Fingerprint::parse(&relay.fingerprint).unwrap();
-        let hello = Request::Hello { protocol: 2 };
+        let hello = Request::Hello { protocol: pocnet_wire::PROTOCOL_VERSION };
         let mut held = Vec::new();
         for _ in 0..3 {
             let c = connect(addr, fp, identity()).await.unwrap();
@@ -162,7 +161,7 @@ fn a_stranger_connection_is_closed_when_its_time_to_enrol_is_up() {
         let fp = pocnet_crypto::Fingerprint::parse(&relay.fingerprint).unwrap();
         let c = connect(addr, fp, identity()).await.unwrap();
         assert!(matches!(
-            c.pipe.call(Request::Hello { protocol: 2 }).await.unwrap(),
+            c.pipe.call(Request::Hello { protocol: pocnet_wire::PROTOCOL_VERSION }).await.unwrap(),
             pocnet_wire::Response::Welcome { member: None, .. }
         ));
         // The relay closes it (code 3) although the client keeps it alive.

@@ -19,7 +19,7 @@ fn unenrolled_key_can_only_enrol() {
     let cl = Poc::enrolled(&relay, "CL", "primary");
     let mx = Poc::enrolled(&relay, "MX", "primary");
     let stranger = Poc::new();
-    // Pin the relay without enrolling (as if the invite were lost), then try to use it.
+    // Pin the relay without being listed in the directory, then try to use it.
     let mut c = stranger.client();
     c.profile.config.relay = Some(pocnet_client::profile::RelayPin {
         address: relay.addr.clone(),
@@ -27,11 +27,15 @@ fn unenrolled_key_can_only_enrol() {
         key: None,
     });
     c.profile.save().unwrap();
-    let err = stranger.fails(&["send", "MX.primary", "-m", "hi"]);
-    assert!(err.contains("not enrolled"), "{err}");
-    let err = stranger.fails(&["inbox"]);
-    assert!(err.contains("not enrolled"), "{err}");
-    // The relay itself refuses every call but Hello and Enrol, whatever the client does.
+    for args in [&["send", "MX.primary", "-m", "hi"][..], &["inbox"]] {
+        let out = stranger.run(args);
+        assert_eq!(out.status.code(), Some(5), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not in the directory") && err.contains("pocnet enrol"), "{err}");
+    }
+    // The relay itself refuses every member call (only Hello, Register and the
+    // Secretariat's first LogAppend are open to a key it does not admit), whatever the
+    // client does.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let s = c.connect().await.unwrap();
@@ -53,6 +57,9 @@ fn unenrolled_key_can_only_enrol() {
                 message_id: [1; 16],
                 offset: 0,
             },
+            pocnet_wire::Request::LogCheckpoint,
+            pocnet_wire::Request::Submit { statement: vec![1] },
+            pocnet_wire::Request::Submissions { after: 0 },
         ] {
             let resp = s.raw(&pocnet_wire::encode(&req)).await.unwrap();
             assert!(
@@ -72,7 +79,7 @@ fn unenrolled_key_can_only_enrol() {
 }
 
 #[test]
-fn revoked_key_is_refused_and_others_continue() {
+fn key_blocked_by_the_operator_is_refused_and_others_continue() {
     let relay = Relay::start();
     let cl = Poc::enrolled(&relay, "CL", "primary");
     let mx = Poc::enrolled(&relay, "MX", "primary");
@@ -81,10 +88,18 @@ fn revoked_key_is_refused_and_others_continue() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let err = ar.fails(&["inbox"]);
     assert!(err.contains("at the handshake") && err.contains("revoked"), "{err}");
-    // Nobody can send to a revoked key: not found by lookup, and refused by the relay even
-    // when an envelope names it directly.
+    // Nobody can send to a blocked key: the relay's lookup no longer names it (so the
+    // client sends nothing), and the relay refuses it even when an envelope names it
+    // directly.
     let err = cl.fails(&["send", "AR.primary", "-m", "x"]);
-    assert!(err.contains("no enrolled POC"), "{err}");
+    assert!(err.contains("AR.primary"), "{err}");
+    assert!(
+        cl.client()
+            .list(pocnet_client::types::Direction::Out)
+            .unwrap()
+            .is_empty(),
+        "nothing was sent"
+    );
     let (c, a) = (cl.client(), ar.client());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -121,7 +136,6 @@ fn revoked_key_is_refused_and_others_continue() {
 fn wrong_relay_fingerprint_is_refused() {
     let relay = Relay::start();
     let poc = Poc::new();
-    let code = relay.invite("CL", "primary", 1);
     let wrong = "00".repeat(32);
     let err = poc.fails(&[
         "enrol",
@@ -129,28 +143,76 @@ fn wrong_relay_fingerprint_is_refused() {
         &relay.addr,
         "--relay-key",
         &wrong,
-        "--invite",
-        &code,
+        "--directory",
+        &relay.vkey,
     ]);
     assert!(err.contains("does not match the pinned fingerprint"), "{err}");
-    // The invite was not consumed by the failed attempt.
-    poc.ok(&relay.enrol_args(&["--invite", &code]));
+    // Nothing was pinned by the failed attempt: the right key then enrols.
+    relay.list(&poc, "CL", "primary");
+    assert_eq!(poc.json(&["whoami"])["handle"], "CL.primary");
 }
 
 #[test]
-fn expired_and_reused_invites_are_refused() {
+fn a_key_the_directory_does_not_list_is_refused_and_told_what_to_do() {
     let relay = Relay::start();
-    let expired = relay.invite("CL", "primary", 0);
+    let cl = Poc::enrolled(&relay, "CL", "primary");
+    let mx = Poc::enrolled(&relay, "MX", "primary");
+    // Enrol offers the key to the Secretariat and says what happens next.
     let poc = Poc::new();
-    let err = poc.fails(&relay.enrol_args(&["--invite", &expired]));
-    assert!(err.contains("expired"), "{err}");
-    let code = relay.invite("CL", "primary", 1);
-    poc.ok(&relay.enrol_args(&["--invite", &code]));
+    let out = poc.ok(&relay.enrol_args(&[]));
+    assert!(out.contains("does not list you") && out.contains(&poc.voice_code()), "{out}");
+    // Until the directory lists it, the relay refuses it (exit 5) and the client says what to do.
+    let out = poc.run(&["inbox"]);
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not in the directory") && err.contains("pocnet enrol"), "{err}");
+    // A handle the directory already lists is not given to another key.
+    let fp = poc.fingerprint();
+    let mut args: Vec<String> = ["national", "nominate", "--fingerprint", &fp, "--category", "cyber", "--rank", "primary"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(pocnet_tests::contact_args("A second CL primary"));
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = relay.authority("CL").run(&a);
+    if out.status.success() {
+        // Offered, but the Secretariat cannot approve it.
+        let id = relay.pending_nomination(&fp).expect("waiting nomination").to_string();
+        let voice = poc.voice_code();
+        let out = relay.secretariat.run(&["secretariat", "approve", &id, "--heard", &voice]);
+        assert_eq!(out.status.code(), Some(13), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("CL.primary is taken"));
+        relay.secretariat.ok(&["secretariat", "dismiss", &id]);
+        assert_eq!(relay.pending_nomination(&fp), None);
+    } else {
+        assert_eq!(out.status.code(), Some(13), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // A voice code that is not the one heard approves nothing.
+    let id = relay.nominate(&poc, "CL", "alternate");
+    let out = relay.secretariat.run(&["secretariat", "approve", &id.to_string(), "--heard", "000000"]);
+    assert_eq!(out.status.code(), Some(13), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = poc.ok(&relay.enrol_args(&[]));
+    assert!(out.contains("does not list you"), "{out}");
+    assert_eq!(poc.run(&["inbox"]).status.code(), Some(5));
+    // Once approved after a correct voice check, it enrols.
+    let voice = poc.voice_code();
+    relay.secretariat.ok(&["secretariat", "approve", &id.to_string(), "--heard", &voice]);
+    assert!(poc.ok(&relay.enrol_args(&[])).contains("CL.alternate"));
+    poc.ok(&["inbox"]);
+    // A directory key that is not one is refused before anything is pinned.
     let other = Poc::new();
-    let err = other.fails(&relay.enrol_args(&["--invite", &code]));
-    assert!(err.contains("already used"), "{err}");
-    let err = other.fails(&relay.enrol_args(&["--invite", "not-a-code"]));
-    assert!(err.contains("not recognised"), "{err}");
+    let out = other.run(&[
+        "enrol",
+        "--relay",
+        &relay.addr,
+        "--relay-key",
+        &relay.fingerprint,
+        "--directory",
+        "not-a-key",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--directory"));
+    still_serves(&relay, &cl, &mx);
 }
 
 #[test]

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use pocnet_crypto::{HeaderFields, Identity, Suite};
 use pocnet_relay::store::{NewEnvelope, Queue, SqliteStore};
-use pocnet_tests::probe::{connect, identity, Raw};
+use pocnet_tests::probe::{connect, identity, Raw, Secretariat};
 use pocnet_wire::{encode, Delivery, FrameDecoder, Request, Response, Tagged, MAX_FRAME};
 use tokio::sync::Semaphore;
 
@@ -217,35 +217,40 @@ struct Net {
     delivered: Arc<AtomicUsize>,
 }
 
-const STATES: [&str; 16] = [
-    "AR", "BR", "CL", "CO", "CR", "DO", "EC", "GT", "GY", "MX", "NI", "PA", "PY", "PE", "TT", "US",
-];
-
-async fn enrolled(dir: &std::path::Path, addr: std::net::SocketAddr, fp: pocnet_crypto::Fingerprint, i: usize) -> Raw {
-    let code = pocnet_relay::admin::invite(
-        dir,
-        STATES[i % STATES.len()],
-        ["primary", "alternate", "further"][i / STATES.len() % 3],
-        "bench",
-        3600,
-    )
-    .unwrap();
-    let c = connect(addr, fp, identity()).await.unwrap();
-    c.enrol(&code).await.unwrap();
-    // Reconnect: member limits apply from the next connection.
-    connect(addr, fp, c.id).await.unwrap()
+/// `n` fresh keys, listed in the relay's directory by the in-process Secretariat, each
+/// connected (setup, not measured).
+async fn enrolled(
+    secretariat: &mut Secretariat,
+    addr: std::net::SocketAddr,
+    fp: pocnet_crypto::Fingerprint,
+    n: usize,
+) -> Vec<Raw> {
+    let ids: Vec<Identity> = (0..n).map(|_| identity()).collect();
+    secretariat
+        .list(addr, fp, &ids.iter().collect::<Vec<_>>())
+        .await
+        .expect("list the bench's keys");
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(connect(addr, fp, id).await.unwrap());
+    }
+    out
 }
 
-async fn setup(dir: &std::path::Path, addr: std::net::SocketAddr, fp: pocnet_crypto::Fingerprint, a: &Args) -> Net {
+async fn setup(
+    secretariat: &mut Secretariat,
+    addr: std::net::SocketAddr,
+    fp: pocnet_crypto::Fingerprint,
+    a: &Args,
+) -> Net {
     let arrivals = Arc::new(Mutex::new(HashMap::new()));
     let delivered = Arc::new(AtomicUsize::new(0));
-    let mut publishers = Vec::new();
+    let mut keys = enrolled(secretariat, addr, fp, a.publishers + a.subscribers).await;
+    let subs = keys.split_off(a.publishers);
+    let publishers: Vec<Arc<Raw>> = keys.into_iter().map(Arc::new).collect();
     let mut subscribers = Vec::new();
-    for i in 0..a.publishers {
-        publishers.push(Arc::new(enrolled(dir, addr, fp, i).await));
-    }
-    for i in 0..a.subscribers {
-        let s = Arc::new(enrolled(dir, addr, fp, a.publishers + i).await);
+    for s in subs {
+        let s = Arc::new(s);
         let (arrivals, delivered, s2) = (arrivals.clone(), delivered.clone(), s.clone());
         // Watch and acknowledge in batches.
         let (mut tx, mut rx) = s.conn.open_bi().await.unwrap();
@@ -388,7 +393,8 @@ async fn main() {
 
     eprintln!("relay …");
     let dir = tempfile::tempdir().unwrap();
-    let relay_id = pocnet_relay::admin::init(dir.path(), b"bench").unwrap();
+    let mut secretariat = Secretariat::new();
+    let relay_id = pocnet_relay::admin::init(dir.path(), b"bench", &secretariat.vkey()).unwrap();
     let fp = relay_id.fingerprint();
     let cfg = pocnet_relay::Config {
         listen: "127.0.0.1:0".into(),
@@ -397,12 +403,13 @@ async fn main() {
         request_rate_per_sec: 1e9,
         request_burst: 1e9,
         queue_quota: u64::MAX / 2,
+        directory: secretariat.vkey(),
         ..Default::default()
     };
     let running = pocnet_relay::start(dir.path().to_path_buf(), cfg, relay_id)
         .await
         .unwrap();
-    let net = setup(dir.path(), running.addr, fp, &a).await;
+    let net = setup(&mut secretariat, running.addr, fp, &a).await;
     let per = a.messages / a.publishers;
     // Pre-seal (not timed).
     let mut batches = Vec::new();

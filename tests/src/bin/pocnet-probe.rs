@@ -44,13 +44,19 @@ async fn main() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
-    run(&["init"]);
+    // The directory: an in-process Secretariat lists the probe's keys (setup, not measured).
+    let mut secretariat = probe::Secretariat::new();
+    run(&["init", "--directory", &secretariat.vkey()]);
     // Honest limits for a busy POC: sends are not the bottleneck of this probe.
-    std::fs::write(
-        dir.path().join("relay.toml"),
-        "rate_per_sec = 5000.0\nrate_burst = 5000.0\nupload_quota_mib = 200\n",
-    )
-    .unwrap();
+    let toml = dir.path().join("relay.toml");
+    let mut cfg: String = std::fs::read_to_string(&toml)
+        .unwrap()
+        .lines()
+        .filter(|l| !["rate_per_sec", "rate_burst", "upload_quota_mib"].contains(&l.split('=').next().unwrap().trim()))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    cfg.push_str("rate_per_sec = 5000.0\nrate_burst = 5000.0\nupload_quota_mib = 200\n");
+    std::fs::write(&toml, cfg).unwrap();
     let mut child = Command::new(relay_bin())
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("POCNET_RELAY_PASSPHRASE", "probe")
@@ -67,13 +73,14 @@ async fn main() {
     let addr: std::net::SocketAddr = parts[2].parse().unwrap();
     let fp = pocnet_crypto::Fingerprint::parse(parts[4]).unwrap();
     let pid = child.id();
-    let states = ["CL", "MX", "US", "AR", "BR", "CO"];
+    let ids: Vec<_> = (0..5).map(|_| identity()).collect();
+    secretariat
+        .list(addr, fp, &ids.iter().collect::<Vec<_>>())
+        .await
+        .expect("list the probe's keys");
     let mut members: Vec<Raw> = Vec::new();
-    for s in states {
-        let code = run(&["invite", "--state", s, "--role", "primary", "--name", "probe"]);
-        let c = connect(addr, fp, identity()).await.unwrap();
-        c.enrol(code.trim()).await.unwrap();
-        members.push(connect(addr, fp, c.id).await.unwrap());
+    for id in ids {
+        members.push(connect(addr, fp, id).await.unwrap());
     }
     let victim = members.pop().unwrap();
     let insider = members.pop().unwrap();
