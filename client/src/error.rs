@@ -42,6 +42,15 @@ pub enum Error {
         /// How it was found.
         how: String,
     },
+    /// Listed by the directory, but blocked at this relay by its operator.
+    #[error(
+        "{handles}: in the directory, but blocked at this relay by its operator, so a message cannot reach \
+         them through it. Phone them, and ask the relay operator why"
+    )]
+    BlockedAtRelay {
+        /// Who.
+        handles: String,
+    },
     /// The relay answered something the verified directory contradicts.
     #[error("the relay's answer contradicts the verified directory: {0}. Nothing was used from it; report this relay")]
     RelayLied(String),
@@ -237,6 +246,7 @@ impl Error {
             Error::ContactChanged { .. } => 9,
             Error::DirectoryFork { .. } => 12,
             Error::RelayLied(_) => 6,
+            Error::BlockedAtRelay { .. } => 8,
             Error::DirectoryRefused(_) => 13,
             Error::UnknownContact { .. }
             | Error::AmbiguousContact { .. }

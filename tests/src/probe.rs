@@ -158,7 +158,8 @@ impl Secretariat {
         if self.publisher.unpublished().0 == 0 {
             let c = connect(addr, fp, Identity::from_secret_bytes(&sec.to_secret_bytes())?).await?;
             let (_, leaves) = self.publisher.unpublished();
-            c.log_append(leaves.to_vec(), self.publisher.checkpoint(&sec).to_text()).await?;
+            c.log_append(leaves.to_vec(), self.publisher.checkpoint(&sec).to_text())
+                .await?;
             self.publisher.mark_published();
             c.conn.close(0u32.into(), b"");
         }
@@ -288,7 +289,11 @@ pub async fn strangers(addr: SocketAddr, fp: Fingerprint, conns: usize) -> Tally
             // Opening is lazy in QUIC: the stream exists for the relay only once it carries data.
             let fifth_accepted = match fifth.as_mut() {
                 Some((s, r)) => {
-                    let _ = s.write_all(&encode(&Request::Hello { protocol: pocnet_wire::PROTOCOL_VERSION })).await;
+                    let _ = s
+                        .write_all(&encode(&Request::Hello {
+                            protocol: pocnet_wire::PROTOCOL_VERSION,
+                        }))
+                        .await;
                     let _ = s.finish();
                     tokio::time::timeout(Duration::from_millis(500), r.read_chunk(1024, true))
                         .await
@@ -442,7 +447,9 @@ pub async fn flood_all(insider: &Raw, to: &PublicIdentity, n: usize) -> Tally {
     let mut all = Tally::default();
     for req in [
         Request::Lookup { query: "*".into() },
-        Request::Hello { protocol: pocnet_wire::PROTOCOL_VERSION },
+        Request::Hello {
+            protocol: pocnet_wire::PROTOCOL_VERSION,
+        },
         Request::Ack { seqs: vec![1] },
         Request::SendReceipt {
             to: *to.key().as_bytes(),

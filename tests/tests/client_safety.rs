@@ -221,6 +221,11 @@ fn message_text_comes_from_stdin_or_files_not_only_argv() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let sent: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let inbox = mx.json(&["inbox"]);
-    let m = inbox.as_array().unwrap().iter().find(|m| m["id"] == sent["id"]).unwrap();
+    let m = inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == sent["id"])
+        .unwrap();
     assert_eq!(m["body"], "from standard input");
 }

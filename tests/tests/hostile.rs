@@ -48,7 +48,14 @@ fn attacks_are_held_off_while_an_honest_pair_keeps_every_message() {
         let uploads = probe::upload_fill(&insider, 4 * 1024 * 1024, 6).await;
         let twice = probe::concurrent_upload(&insider).await.unwrap();
         let lookups = probe::flood(&insider, Request::Lookup { query: "*".into() }, 100).await;
-        let hellos = probe::flood(&insider, Request::Hello { protocol: pocnet_wire::PROTOCOL_VERSION }, 100).await;
+        let hellos = probe::flood(
+            &insider,
+            Request::Hello {
+                protocol: pocnet_wire::PROTOCOL_VERSION,
+            },
+            100,
+        )
+        .await;
         let acks = probe::flood(&insider, Request::Ack { seqs: vec![1] }, 300).await;
         let strangers = strangers.await.unwrap();
 
@@ -125,7 +132,9 @@ fn strangers_get_few_connections_per_address_and_each_request_costs_their_shared
     rt().block_on(async {
         let addr = relay.addr.parse().unwrap();
         let fp = pocnet_crypto::Fingerprint::parse(&relay.fingerprint).unwrap();
-        let hello = Request::Hello { protocol: pocnet_wire::PROTOCOL_VERSION };
+        let hello = Request::Hello {
+            protocol: pocnet_wire::PROTOCOL_VERSION,
+        };
         let mut held = Vec::new();
         for _ in 0..3 {
             let c = connect(addr, fp, identity()).await.unwrap();
@@ -161,7 +170,12 @@ fn a_stranger_connection_is_closed_when_its_time_to_enrol_is_up() {
         let fp = pocnet_crypto::Fingerprint::parse(&relay.fingerprint).unwrap();
         let c = connect(addr, fp, identity()).await.unwrap();
         assert!(matches!(
-            c.pipe.call(Request::Hello { protocol: pocnet_wire::PROTOCOL_VERSION }).await.unwrap(),
+            c.pipe
+                .call(Request::Hello {
+                    protocol: pocnet_wire::PROTOCOL_VERSION
+                })
+                .await
+                .unwrap(),
             pocnet_wire::Response::Welcome { member: None, .. }
         ));
         // The relay closes it (code 3) although the client keeps it alive.

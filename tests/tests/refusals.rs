@@ -31,7 +31,10 @@ fn unenrolled_key_can_only_enrol() {
         let out = stranger.run(args);
         assert_eq!(out.status.code(), Some(5), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("not in the directory") && err.contains("pocnet enrol"), "{err}");
+        assert!(
+            err.contains("not in the directory") && err.contains("pocnet enrol"),
+            "{err}"
+        );
     }
     // The relay itself refuses every member call (only Hello, Register and the
     // Secretariat's first LogAppend are open to a key it does not admit), whatever the
@@ -88,11 +91,17 @@ fn key_blocked_by_the_operator_is_refused_and_others_continue() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let err = ar.fails(&["inbox"]);
     assert!(err.contains("at the handshake") && err.contains("revoked"), "{err}");
-    // Nobody can send to a blocked key: the relay's lookup no longer names it (so the
-    // client sends nothing), and the relay refuses it even when an envelope names it
-    // directly.
-    let err = cl.fails(&["send", "AR.primary", "-m", "x"]);
-    assert!(err.contains("AR.primary"), "{err}");
+    // Nobody can send to a blocked key: the relay's lookup shows it blocked (the client
+    // says so plainly, exit 8, and sends nothing; it does not accuse the relay of lying),
+    // and the relay refuses it even when an envelope names it directly.
+    let out = cl.run(&["send", "AR.primary", "-m", "x"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{err}");
+    assert!(
+        err.contains("AR.primary") && err.contains("blocked at this relay"),
+        "{err}"
+    );
+    assert!(!err.contains("report this relay"), "{err}");
     assert!(
         cl.client()
             .list(pocnet_client::types::Direction::Out)
@@ -160,18 +169,33 @@ fn a_key_the_directory_does_not_list_is_refused_and_told_what_to_do() {
     // Enrol offers the key to the Secretariat and says what happens next.
     let poc = Poc::new();
     let out = poc.ok(&relay.enrol_args(&[]));
-    assert!(out.contains("does not list you") && out.contains(&poc.voice_code()), "{out}");
+    assert!(
+        out.contains("does not list you") && out.contains(&poc.voice_code()),
+        "{out}"
+    );
     // Until the directory lists it, the relay refuses it (exit 5) and the client says what to do.
     let out = poc.run(&["inbox"]);
     assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not in the directory") && err.contains("pocnet enrol"), "{err}");
+    assert!(
+        err.contains("not in the directory") && err.contains("pocnet enrol"),
+        "{err}"
+    );
     // A handle the directory already lists is not given to another key.
     let fp = poc.fingerprint();
-    let mut args: Vec<String> = ["national", "nominate", "--fingerprint", &fp, "--category", "cyber", "--rank", "primary"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> = [
+        "national",
+        "nominate",
+        "--fingerprint",
+        &fp,
+        "--category",
+        "cyber",
+        "--rank",
+        "primary",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     args.extend(pocnet_tests::contact_args("A second CL primary"));
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = relay.authority("CL").run(&a);
@@ -179,7 +203,9 @@ fn a_key_the_directory_does_not_list_is_refused_and_told_what_to_do() {
         // Offered, but the Secretariat cannot approve it.
         let id = relay.pending_nomination(&fp).expect("waiting nomination").to_string();
         let voice = poc.voice_code();
-        let out = relay.secretariat.run(&["secretariat", "approve", &id, "--heard", &voice]);
+        let out = relay
+            .secretariat
+            .run(&["secretariat", "approve", &id, "--heard", &voice]);
         assert_eq!(out.status.code(), Some(13), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(String::from_utf8_lossy(&out.stderr).contains("CL.primary is taken"));
         relay.secretariat.ok(&["secretariat", "dismiss", &id]);
@@ -189,14 +215,18 @@ fn a_key_the_directory_does_not_list_is_refused_and_told_what_to_do() {
     }
     // A voice code that is not the one heard approves nothing.
     let id = relay.nominate(&poc, "CL", "alternate");
-    let out = relay.secretariat.run(&["secretariat", "approve", &id.to_string(), "--heard", "000000"]);
+    let out = relay
+        .secretariat
+        .run(&["secretariat", "approve", &id.to_string(), "--heard", "000000"]);
     assert_eq!(out.status.code(), Some(13), "{}", String::from_utf8_lossy(&out.stderr));
     let out = poc.ok(&relay.enrol_args(&[]));
     assert!(out.contains("does not list you"), "{out}");
     assert_eq!(poc.run(&["inbox"]).status.code(), Some(5));
     // Once approved after a correct voice check, it enrols.
     let voice = poc.voice_code();
-    relay.secretariat.ok(&["secretariat", "approve", &id.to_string(), "--heard", &voice]);
+    relay
+        .secretariat
+        .ok(&["secretariat", "approve", &id.to_string(), "--heard", &voice]);
     assert!(poc.ok(&relay.enrol_args(&[])).contains("CL.alternate"));
     poc.ok(&["inbox"]);
     // A directory key that is not one is refused before anything is pinned.

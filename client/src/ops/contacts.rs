@@ -25,8 +25,25 @@ impl Client {
     pub async fn resolve(&self, s: &Session, to: &str) -> Result<Vec<Poc>> {
         self.sync_directory(s).await?;
         let log = self.log()?;
-        let found = Self::directory_lookup(log.directory(), to)?;
-        self.cross_check(s, to.trim(), &found).await?;
+        let mut found = Self::directory_lookup(log.directory(), to)?;
+        let blocked = self.cross_check(s, to.trim(), &found).await?;
+        if !blocked.is_empty() {
+            // Listed by the directory, but this relay's operator blocks them: they cannot be
+            // reached through it. A state's other POCs still can.
+            let (gone, kept): (Vec<Poc>, Vec<Poc>) = found.into_iter().partition(|p| blocked.contains(&p.key));
+            if kept.is_empty() {
+                return Err(Error::BlockedAtRelay {
+                    handles: gone.iter().map(|p| p.handle_text()).collect::<Vec<_>>().join(", "),
+                });
+            }
+            for p in &gone {
+                tracing::warn!(
+                    "{} is blocked at this relay by its operator and will not get this message; phone them",
+                    p.handle_text()
+                );
+            }
+            found = kept;
+        }
         for p in &found {
             if self.trust(log.directory(), p)? == Trust::Changed {
                 let was = self

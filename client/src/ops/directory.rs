@@ -367,7 +367,8 @@ impl Client {
 
     /// The relay's answer to the same lookup must name exactly the same members with the
     /// same keys: a lookalike handle, an extra member or a substituted key is refused.
-    pub(crate) async fn cross_check(&self, s: &Session, query: &str, ours: &[Poc]) -> Result<()> {
+    /// Returns the keys the relay's operator has blocked (listed, but not served here).
+    pub(crate) async fn cross_check(&self, s: &Session, query: &str, ours: &[Poc]) -> Result<Vec<IdentityKey>> {
         let members = match s
             .request(&Request::Lookup {
                 query: query.to_string(),
@@ -378,10 +379,14 @@ impl Client {
             other => return Err(Error::Protocol(format!("unexpected answer to Lookup: {other:?}"))),
         };
         let mut theirs = Vec::new();
+        let mut blocked = Vec::new();
         for m in &members {
             let pi = PublicIdentity::from_bytes(&m.public_identity)
                 .map_err(|e| Error::RelayLied(format!("its record for {:?} does not verify: {e}", m.handle)))?;
             theirs.push((m.handle.clone(), *pi.key().as_bytes()));
+            if m.revoked {
+                blocked.push(*pi.key());
+            }
         }
         let mut want: Vec<(String, [u8; 32])> = ours.iter().map(|p| (p.handle_text(), *p.key.as_bytes())).collect();
         theirs.sort();
@@ -400,7 +405,7 @@ impl Client {
                 show(&want)
             )));
         }
-        Ok(())
+        Ok(blocked)
     }
 }
 

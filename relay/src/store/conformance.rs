@@ -61,7 +61,7 @@ macro_rules! store_conformance_tests {
             pending_pages_in_order_after_a_sequence_number,
             log_appends_only_at_its_size_and_lists_members_in_the_same_commit,
             cosignatures_belong_to_the_latest_checkpoint,
-            blocks_are_visible_at_once_and_lookups_skip_them,
+            blocks_are_visible_at_once_and_lookups_show_them,
             registrations_and_submissions_are_bounded_and_cleared,
             uploads_reserve_quota_and_cap_before_bytes_and_are_owned,
             uploads_and_attachments_expire_by_age,
@@ -435,9 +435,9 @@ pub async fn cosignatures_belong_to_the_latest_checkpoint<S: Store>(open: Open<'
     assert!(store.log_checkpoint().await.unwrap().unwrap().cosignatures.is_empty());
 }
 
-/// The operator's block: seen at once by the handshake check and by lookups, and kept
-/// when the log lists the key again.
-pub async fn blocks_are_visible_at_once_and_lookups_skip_them<S: Store>(open: Open<'_, S>, dir: &Path) {
+/// The operator's block: seen at once by the handshake check and by lookups (which show the
+/// member as blocked), and kept when the log lists the key again.
+pub async fn blocks_are_visible_at_once_and_lookups_show_them<S: Store>(open: Open<'_, S>, dir: &Path) {
     let store = open(dir, Opts::default());
     let (alternate, fp) = valid_key();
     store
@@ -464,7 +464,16 @@ pub async fn blocks_are_visible_at_once_and_lookups_skip_them<S: Store>(open: Op
     assert_eq!(r.key, [1; 32]);
     assert!(store.is_revoked_now(&[1; 32]).unwrap());
     assert!(store.member([1; 32]).await.unwrap().unwrap().revoked);
-    assert_eq!(store.lookup("*".into()).await.unwrap().len(), 1);
+    let all = store.lookup("*".into()).await.unwrap();
+    assert_eq!(all.len(), 2, "a blocked member is still listed by the directory");
+    assert_eq!(
+        all.iter()
+            .filter(|m| m.revoked)
+            .map(|m| m.handle.as_str())
+            .collect::<Vec<_>>(),
+        vec!["CL.primary"],
+        "and shown as blocked"
+    );
     store
         .log_append(append(1, &["update"], vec![listed(1, "CL.primary")]))
         .await

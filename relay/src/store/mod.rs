@@ -274,7 +274,9 @@ pub trait Queue: Send + Sync {
 pub trait Members: Send + Sync {
     /// The member record of `key`, revoked ones included.
     fn member(&self, key: Key) -> impl Future<Output = Result<Option<Member>, StoreError>> + Send;
-    /// Active members matching `*`, a state code, a handle or a fingerprint prefix (≥ 8 hex).
+    /// Listed members matching `*`, a state code, a handle or a fingerprint prefix (≥ 8
+    /// hex). Members the operator blocked are included with `revoked` set: the client checks
+    /// the answer against the directory, and a block is this relay's, not the directory's.
     fn lookup(&self, query: String) -> impl Future<Output = Result<Vec<Member>, StoreError>> + Send;
     /// Blocks at this relay the active member holding handle `who` or whose fingerprint
     /// starts with it (≥ 8 hex digits), whatever the log says, until unblocked by the

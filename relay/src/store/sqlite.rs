@@ -357,18 +357,12 @@ impl super::Members for SqliteStore {
     async fn lookup(&self, query: String) -> Result<Vec<Member>, StoreError> {
         let q = query.trim();
         let (sql, arg) = if q == "*" {
-            (
-                "revoked_at IS NULL AND blocked_at IS NULL AND ?1 = ?1 ORDER BY handle",
-                String::new(),
-            )
+            ("revoked_at IS NULL AND ?1 = ?1 ORDER BY handle", String::new())
         } else if q.contains('.') || q == "secretariat" {
-            (
-                "revoked_at IS NULL AND blocked_at IS NULL AND handle = ?1",
-                q.to_string(),
-            )
+            ("revoked_at IS NULL AND handle = ?1", q.to_string())
         } else if q.len() == 2 && q.chars().all(|c| c.is_ascii_alphabetic()) {
             (
-                "revoked_at IS NULL AND blocked_at IS NULL AND state = ?1 ORDER BY handle",
+                "revoked_at IS NULL AND state = ?1 ORDER BY handle",
                 q.to_ascii_uppercase(),
             )
         } else {
@@ -380,10 +374,7 @@ impl super::Members for SqliteStore {
             if hex.len() < 8 {
                 return Ok(Vec::new());
             }
-            (
-                "revoked_at IS NULL AND blocked_at IS NULL AND fingerprint LIKE ?1 || '%'",
-                hex,
-            )
+            ("revoked_at IS NULL AND fingerprint LIKE ?1 || '%'", hex)
         };
         self.read(|c| {
             let mut stmt = c.prepare_cached(&format!("SELECT {MEMBER_COLS} FROM members WHERE {sql}"))?;
