@@ -11,7 +11,7 @@ use pocnet_client::{now_ms, Error};
 use pocnet_core::directory::Poc;
 use serde::Serialize;
 
-use crate::{ask_heard, print_json, DirCmd, NatCmd, SecCmd};
+use crate::{ask_heard, print_json, DirCmd, NatCmd, RoundCmd, SecCmd};
 
 /// What every command here needs from the command line.
 pub struct Ctx {
@@ -538,6 +538,166 @@ pub async fn rotate(ctx: &Ctx) -> Result<(), Error> {
         pocnet_client::ops::rotation::Rotation::Waiting => {
             println!("your new key is not published yet; the Secretariat must run `pocnet secretariat publish`")
         }
+    }
+    Ok(())
+}
+
+fn render_report(r: &pocnet_core::round::Report, format: &str) -> Result<String, Error> {
+    Ok(match format {
+        "md" | "markdown" => r.to_markdown(),
+        "json" => r.to_json(),
+        "csv" => r.to_csv(),
+        "html" => r.to_html(),
+        other => return Err(Error::Usage(format!("--format {other:?}: use md, json, csv or html"))),
+    })
+}
+
+fn write_out(out: Option<&Path>, text: &str) -> Result<(), Error> {
+    match out {
+        Some(p) => std::fs::write(p, text).map_err(|e| Error::Io {
+            context: format!("cannot write {}", p.display()),
+            source: e,
+        }),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+/// `pocnet round ...`
+pub async fn round(ctx: &Ctx, what: RoundCmd) -> Result<(), Error> {
+    use pocnet_client::ops::rounds::Selection;
+    if let RoundCmd::Verify { bundle, format } = &what {
+        // Anyone can verify: no profile needed.
+        let bytes = std::fs::read(bundle).map_err(|e| Error::Io {
+            context: format!("cannot read {}", bundle.display()),
+            source: e,
+        })?;
+        let (_, report) = pocnet_core::round::verify_bundle(&bytes)
+            .map_err(|e| Error::DirectoryRefused(format!("the bundle does not verify: {e}")))?;
+        eprintln!("bundle verified: every signature, acceptance proof and the Secretariat's manifest check out");
+        return write_out(None, &render_report(&report, format)?);
+    }
+    let c = ctx.open()?;
+    match what {
+        RoundCmd::Start {
+            states,
+            categories,
+            ranks,
+            deadline_hours,
+            question,
+            reminders,
+        } => {
+            let sel = Selection {
+                states: states
+                    .iter()
+                    .map(|s| pocnet_client::ops::governance::parse_state(s))
+                    .collect::<Result<_, _>>()?,
+                categories: categories.iter().map(|c| parse_category(c)).collect::<Result<_, _>>()?,
+                ranks: ranks.iter().map(|r| parse_rank(r)).collect::<Result<_, _>>()?,
+            };
+            let request = match question {
+                Some(q) => pocnet_core::round::Request::Question(q),
+                None => pocnet_core::round::Request::ConfirmDetails,
+            };
+            let reminders = if reminders.is_empty() { vec![0.5, 0.9] } else { reminders };
+            let deadline = now_ms() + (deadline_hours * 3_600_000.0) as u64;
+            let s = c.connect().await?;
+            let r = c.round_start(&s, &sel, deadline, request, &reminders).await;
+            s.close().await;
+            let r = r?;
+            if ctx.json {
+                print_json(&r);
+            } else {
+                println!(
+                    "round {} started: {} POCs challenged, {} reminders held at the relay, answers due {}",
+                    r.round,
+                    r.targets,
+                    r.reminders,
+                    render::fmt_time(r.deadline_ms)
+                );
+            }
+        }
+        RoundCmd::Pending => {
+            let open = c.round_unanswered()?;
+            if ctx.json {
+                print_json(&open.iter().map(|p| pocnet_crypto::to_hex(&p.round_id)).collect::<Vec<_>>());
+            } else if open.is_empty() {
+                println!("no contact check waits for your answer");
+            } else {
+                for p in &open {
+                    let due = pocnet_core::round::Challenge::parse(&p.challenge)
+                        .map(|c| render::fmt_time(c.deadline_ms))
+                        .unwrap_or_default();
+                    println!(
+                        "round {}: answer by {due} with `pocnet round answer`",
+                        pocnet_crypto::to_hex(&p.round_id)
+                    );
+                }
+            }
+        }
+        RoundCmd::Answer { round, note, contact } => {
+            let changes = contact.name.is_some()
+                || contact.position.is_some()
+                || contact.institution.is_some()
+                || contact.email.is_some()
+                || !contact.phones.is_empty()
+                || !contact.languages.is_empty()
+                || contact.time_zone.is_some()
+                || contact.hours.is_some();
+            let update = if changes {
+                Some(contact.merge(c.own_record()?.map(|p| p.contact)))
+            } else {
+                None
+            };
+            let s = c.connect().await?;
+            let r = c.round_answer(&s, round.as_deref(), update, &note).await;
+            s.close().await;
+            let id = r?;
+            println!("answered round {id}; the Secretariat has your signed answer");
+        }
+        RoundCmd::List => {
+            let rounds = c.round_list()?;
+            if ctx.json {
+                print_json(&rounds);
+            } else {
+                for (id, targets, answered, at) in rounds {
+                    println!("{id}  started {}  {answered}/{targets} answered", render::fmt_time(at));
+                }
+            }
+        }
+        RoundCmd::Report { round, format, out } => {
+            // Fetch answers first, then report.
+            if let Ok(s) = c.connect().await {
+                let r = c.sync(&s, false, None, |_, _| {}).await;
+                s.close().await;
+                if let Err(e) = r {
+                    eprintln!("pocnet: could not fetch new answers: {}", line(&e.to_string()));
+                }
+            }
+            let r = c.round_report(&round)?;
+            write_out(out.as_deref(), &render_report(&r, &format)?)?;
+        }
+        RoundCmd::Outcome {
+            round,
+            handle,
+            how,
+            note,
+        } => {
+            c.round_outcome(&round, &handle, &how, &note)?;
+            println!("recorded: {} answered by {}", line(&handle), line(&how));
+        }
+        RoundCmd::Bundle { round, out } => {
+            let b = c.round_bundle(&round)?;
+            let bytes = b.encode().map_err(|e| Error::DirectoryRefused(e.to_string()))?;
+            std::fs::write(&out, bytes).map_err(|e| Error::Io {
+                context: format!("cannot write {}", out.display()),
+                source: e,
+            })?;
+            println!("bundle written to {}; anyone re-verifies it with `pocnet round verify`", out.display());
+        }
+        RoundCmd::Verify { .. } => unreachable!("handled above"),
     }
     Ok(())
 }

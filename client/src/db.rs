@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::types::{receipt_kind_code, receipt_kind_from_code, Direction, EnvelopeHash, MessageId, Peer};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// HKDF info (and AAD prefix) for the store key.
 const STORE_LABEL: &[u8] = b"pocnet/v1/client-store";
@@ -138,6 +138,8 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS contacts(
         PRIMARY KEY(message_id, recipient));
      CREATE TABLE IF NOT EXISTS log_leaves(idx INTEGER PRIMARY KEY, leaf BLOB NOT NULL);
      CREATE TABLE IF NOT EXISTS log_checkpoint(id INTEGER PRIMARY KEY CHECK (id = 1), note TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS rounds(round_id BLOB PRIMARY KEY, state BLOB NOT NULL, started INTEGER NOT NULL);
+     CREATE TABLE IF NOT EXISTS round_inbox(round_id BLOB PRIMARY KEY, pending BLOB NOT NULL);
      CREATE TABLE IF NOT EXISTS forks(id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,
         how TEXT NOT NULL, ours TEXT NOT NULL, theirs TEXT NOT NULL, UNIQUE(ours, theirs));";
 
@@ -757,6 +759,79 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    /// Saves the Secretariat's record of a round (JSON; it holds no secret).
+    pub fn round_save(&self, id: &[u8; 16], state: &crate::ops::rounds::RoundState, started: u64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO rounds(round_id, state, started) VALUES (?1, ?2, ?3)
+             ON CONFLICT(round_id) DO UPDATE SET state = excluded.state",
+            params![id.as_slice(), json(state), started as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The Secretariat's record of a round.
+    pub fn round_load(&self, id: &[u8; 16]) -> Result<Option<crate::ops::rounds::RoundState>> {
+        let b: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT state FROM rounds WHERE round_id = ?1", [id.as_slice()], |r| r.get(0))
+            .optional()?;
+        b.map(|b| serde_json::from_slice(&b).map_err(|e| Error::DamagedStore(format!("round record: {e}"))))
+            .transpose()
+    }
+
+    /// Every round this Secretariat started, newest first.
+    pub fn rounds(&self) -> Result<Vec<([u8; 16], crate::ops::rounds::RoundState, u64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT round_id, state, started FROM rounds ORDER BY started DESC")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, state, at) = row?;
+            let id: [u8; 16] = id
+                .try_into()
+                .map_err(|_| Error::DamagedStore("a round id has the wrong length".into()))?;
+            let state = serde_json::from_slice(&state).map_err(|e| Error::DamagedStore(format!("round record: {e}")))?;
+            out.push((id, state, at as u64));
+        }
+        Ok(out)
+    }
+
+    /// Records a challenge this POC received (or that it answered).
+    pub fn round_pending_save(&self, p: &crate::ops::rounds::PendingChallenge) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO round_inbox(round_id, pending) VALUES (?1, ?2)
+             ON CONFLICT(round_id) DO UPDATE SET pending = excluded.pending",
+            params![p.round_id.as_slice(), json(p)],
+        )?;
+        Ok(())
+    }
+
+    /// Challenges this POC received.
+    pub fn round_pending(&self) -> Result<Vec<crate::ops::rounds::PendingChallenge>> {
+        let mut stmt = self.conn.prepare("SELECT pending FROM round_inbox")?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for b in rows {
+            out.push(serde_json::from_slice(&b?).map_err(|e| Error::DamagedStore(format!("round challenge: {e}")))?);
+        }
+        Ok(out)
+    }
+
+    /// The bytes of a receipt `signer` sent about message `id`, of `kind`.
+    pub fn receipt_bytes(&self, id: MessageId, signer: &IdentityKey, kind: ReceiptKind) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT bytes FROM receipts WHERE message_id = ?1 AND signer = ?2 AND kind = ?3",
+                params![id.0.as_slice(), signer.as_bytes().as_slice(), receipt_kind_code(kind)],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// Whether `key` was verified by voice (its safety number compared).

@@ -147,6 +147,85 @@ enum Command {
     /// Rotate your encryption key: publishes the new one; run again after the
     /// Secretariat publishes it to delete the old private key.
     Rotate,
+    /// Contact verification rounds: the Secretariat checks that every POC still answers;
+    /// POCs answer; anyone re-verifies the report from its bundle.
+    Round {
+        #[command(subcommand)]
+        what: RoundCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RoundCmd {
+    /// Secretariat: challenge POCs (all, or by --state/--category/--rank), with reminders
+    /// sealed now and held by the relay for those who have not answered.
+    Start {
+        /// ISO 3166-1 alpha-2 state (repeatable; default: all).
+        #[arg(long = "state")]
+        states: Vec<String>,
+        /// cyber or foreign (repeatable; default: both).
+        #[arg(long = "category")]
+        categories: Vec<String>,
+        /// primary, alternate, further1..9 (repeatable; default: all).
+        #[arg(long = "rank")]
+        ranks: Vec<String>,
+        /// Hours until answers are due.
+        #[arg(long, default_value_t = 72.0)]
+        deadline_hours: f64,
+        /// Ask a question instead of "confirm your details".
+        #[arg(long)]
+        question: Option<String>,
+        /// When to remind, as a fraction of the window (repeatable; default 0.5 and 0.9).
+        #[arg(long = "reminder")]
+        reminders: Vec<f64>,
+    },
+    /// POC: the contact checks waiting for your answer.
+    Pending,
+    /// POC: answer a contact check (unlocks your key: the answer is yours). Without contact
+    /// flags your details are confirmed as they are; with them, they are updated.
+    Answer {
+        /// Which round (id prefix), if several wait.
+        #[arg(long)]
+        round: Option<String>,
+        /// A short note, or the answer to the round's question.
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        contact: ContactArgs,
+    },
+    /// Secretariat: rounds started, with how many answered.
+    List,
+    /// Secretariat: a round's report: md (default), json, csv or html.
+    Report {
+        round: String,
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Secretariat: record that a POC answered outside pocnet (phone, e-mail).
+    Outcome {
+        round: String,
+        handle: String,
+        /// phone, e-mail, ...
+        #[arg(long)]
+        how: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Secretariat: write the round's signed bundle for anyone to re-verify.
+    Bundle {
+        round: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Anyone: re-verify a bundle and recompute its report (md, json, csv or html).
+    Verify {
+        bundle: PathBuf,
+        #[arg(long, default_value = "md")]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -677,6 +756,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             commands::national(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref()), what).await?
         }
         Command::Rotate => commands::rotate(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref())).await?,
+        Command::Round { what } => commands::round(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref()), what).await?,
     }
     Ok(())
 }

@@ -7,4 +7,5 @@ pub mod directory;
 pub mod governance;
 pub mod messaging;
 pub mod rotation;
+pub mod rounds;
 pub mod status;
