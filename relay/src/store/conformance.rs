@@ -155,7 +155,7 @@ pub async fn one_sender_holds_at_most_a_quarter_of_a_queue<S: Store>(open: Open<
     );
     assert_eq!(
         store
-            .queue_receipt([2; 32], [1; 32], vec![1], 1_000_000)
+            .queue_receipt([2; 32], [1; 32], vec![1], 1_000_000, None)
             .await
             .unwrap_err(),
         StoreError::Quota(Quota::QueueShare([2; 32])),
@@ -242,10 +242,10 @@ pub async fn receipts_count_against_the_recipients_quota<S: Store>(open: Open<'_
             ..Opts::default()
         },
     );
-    store.queue_receipt([2; 32], [3; 32], vec![1], 1_000_000).await.unwrap();
-    store.queue_receipt([2; 32], [4; 32], vec![2], 1_000_000).await.unwrap();
+    store.queue_receipt([2; 32], [3; 32], vec![1], 1_000_000, None).await.unwrap();
+    store.queue_receipt([2; 32], [4; 32], vec![2], 1_000_000, None).await.unwrap();
     assert!(matches!(
-        store.queue_receipt([2; 32], [5; 32], vec![3], 1_000_000).await,
+        store.queue_receipt([2; 32], [5; 32], vec![3], 1_000_000, None).await,
         Err(StoreError::Quota(Quota::Queue(_)))
     ));
     assert!(matches!(
