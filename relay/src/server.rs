@@ -591,8 +591,11 @@ async fn write_items<S: Store, C: Clock>(
     me: &[u8; 32],
 ) -> anyhow::Result<()> {
     let Some(deliveries) = svc.deliveries(items, me).await else {
-        send.write_all(&encode(&err(ErrorCode::ShuttingDown, "relay is shutting down; retry shortly")))
-            .await?;
+        send.write_all(&encode(&err(
+            ErrorCode::ShuttingDown,
+            "relay is shutting down; retry shortly",
+        )))
+        .await?;
         anyhow::bail!("stopping before deliveries could be signed");
     };
     let mut buf = Vec::new();

@@ -1498,9 +1498,16 @@ fn hold_req(envelope: &[u8], to: &Identity, due: u64, about: [u8; 16], signers: 
 fn ack_of(signer: &Identity, kind: ReceiptKind, about: &pocnet_crypto::Sealed, sender: &Identity) -> Request {
     Request::SendReceipt {
         to: *sender.public_key().as_bytes(),
-        receipt: Receipt::sign(signer, kind, about.message_id, about.envelope_hash, sender.public_key(), T0)
-            .as_bytes()
-            .to_vec(),
+        receipt: Receipt::sign(
+            signer,
+            kind,
+            about.message_id,
+            about.envelope_hash,
+            sender.public_key(),
+            T0,
+        )
+        .as_bytes()
+        .to_vec(),
     }
 }
 
@@ -1543,7 +1550,10 @@ fn a_held_envelope_reaches_only_its_recipient_when_due_each_once_with_the_relays
                 duplicate: false,
                 proof,
             } => {
-                assert_eq!((message_id, envelope_hash), (reminder.message_id, reminder.envelope_hash));
+                assert_eq!(
+                    (message_id, envelope_hash),
+                    (reminder.message_id, reminder.envelope_hash)
+                );
                 (stored_at_ms, proof)
             }
             other => panic!("{other:?}"),
@@ -1554,12 +1564,19 @@ fn a_held_envelope_reaches_only_its_recipient_when_due_each_once_with_the_relays
         let mut live_b = w.svc.subscribe(b.public_key()).unwrap();
         let mut live_c = w.svc.subscribe(c.public_key()).unwrap();
         // Something queued meanwhile, taken by b's watcher (its seq passes the held row's).
-        assert!(matches!(w.send(&sec, challenge.bytes.clone()).await, Response::Accepted { .. }));
+        assert!(matches!(
+            w.send(&sec, challenge.bytes.clone()).await,
+            Response::Accepted { .. }
+        ));
         assert!(live_b.try_recv().is_some() && live_c.try_recv().is_some());
         w.clock.advance(HOUR - 1);
         assert_eq!(w.svc.release().await, 0);
         w.svc.sweep().await;
-        assert_eq!(backlog_ids(&w.svc, &b).await, vec![challenge.message_id], "not before it is due");
+        assert_eq!(
+            backlog_ids(&w.svc, &b).await,
+            vec![challenge.message_id],
+            "not before it is due"
+        );
         assert!(live_b.try_recv().is_none());
         w.clock.advance(1);
         assert_eq!(w.svc.release().await, 1);
@@ -1581,7 +1598,10 @@ fn a_held_envelope_reaches_only_its_recipient_when_due_each_once_with_the_relays
                 // Trimmed to b's stanza, b opens it and it hashes as the relay stated.
                 let opened = pocnet_crypto::open(&b, envelope, sec.public_key()).unwrap();
                 let hash = opened.envelope_hash;
-                assert_eq!((opened.header.message_id, hash), (reminder.message_id, reminder.envelope_hash));
+                assert_eq!(
+                    (opened.header.message_id, hash),
+                    (reminder.message_id, reminder.envelope_hash)
+                );
                 verify_acceptance(w.relay.public_key(), &hash, T0, proof).unwrap();
             }
             other => panic!("{other:?}"),
@@ -1592,7 +1612,14 @@ fn a_held_envelope_reaches_only_its_recipient_when_due_each_once_with_the_relays
             vec![challenge.message_id, reminder.message_id]
         );
         assert_eq!(backlog_ids(&w.svc, &c).await, vec![challenge.message_id]);
-        let seqs = w.svc.backlog(b.public_key(), 0).await.unwrap().iter().map(|i| i.seq()).collect();
+        let seqs = w
+            .svc
+            .backlog(b.public_key(), 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|i| i.seq())
+            .collect();
         assert_eq!(w.ask(&b, Request::Ack { seqs }).await, Response::Done);
         assert!(w.svc.backlog(b.public_key(), 0).await.unwrap().is_empty());
     });
@@ -1624,7 +1651,9 @@ fn only_the_recipients_own_acknowledgement_of_the_named_message_cancels_its_held
             (&r_b_by_c, &b, &challenge, vec![&c]),
             (&r_c, &c, &challenge, vec![&b, &c]),
         ] {
-            let resp = w.ask(&sec, hold_req(&r.bytes, to, due, about.message_id, &signers)).await;
+            let resp = w
+                .ask(&sec, hold_req(&r.bytes, to, due, about.message_id, &signers))
+                .await;
             assert!(matches!(resp, Response::Accepted { .. }), "{resp:?}");
         }
         // b's client says the challenge arrived and was read: not an answer, nothing cancelled.
@@ -1645,7 +1674,12 @@ fn only_the_recipients_own_acknowledgement_of_the_named_message_cancels_its_held
         assert_eq!(w.svc.release().await, 3);
         let mut got = backlog_ids(&w.svc, &b).await;
         got.sort();
-        let mut want = vec![challenge.message_id, other.message_id, r_b_other.message_id, r_b_by_c.message_id];
+        let mut want = vec![
+            challenge.message_id,
+            other.message_id,
+            r_b_other.message_id,
+            r_b_by_c.message_id,
+        ];
         want.sort();
         assert_eq!(got, want, "b's other held envelopes were released");
         assert_eq!(
@@ -1680,11 +1714,20 @@ fn held_envelopes_survive_a_restart_and_fall_due_at_their_own_times() {
             .ok()
             .unwrap();
         let challenge = sealed(&sec, &[&b, &c]);
-        assert!(matches!(w.send(&sec, challenge.bytes.clone()).await, Response::Accepted { .. }));
+        assert!(matches!(
+            w.send(&sec, challenge.bytes.clone()).await,
+            Response::Accepted { .. }
+        ));
         let (half, late) = (sealed(&sec, &[&b]), sealed(&sec, &[&b]));
         let r_c = sealed(&sec, &[&c]);
-        for (r, to, due) in [(&half, &b, T0 + 12 * HOUR), (&late, &b, T0 + 22 * HOUR), (&r_c, &c, T0 + 12 * HOUR)] {
-            let resp = w.ask(&sec, hold_req(&r.bytes, to, due, challenge.message_id, &[to])).await;
+        for (r, to, due) in [
+            (&half, &b, T0 + 12 * HOUR),
+            (&late, &b, T0 + 22 * HOUR),
+            (&r_c, &c, T0 + 12 * HOUR),
+        ] {
+            let resp = w
+                .ask(&sec, hold_req(&r.bytes, to, due, challenge.message_id, &[to]))
+                .await;
             assert!(matches!(resp, Response::Accepted { .. }), "{resp:?}");
         }
         // A second relay process over the same database, as after a crash.
@@ -1738,7 +1781,13 @@ fn holds_are_refused_unless_sound_and_a_retry_or_past_time_is_no_exception() {
         // ... and enrolled (the envelope's other recipients need not be).
         let with_stranger = sealed(&sec, &[&b, &stranger]);
         assert_eq!(
-            refused(w.ask(&sec, hold_req(&with_stranger.bytes, &stranger, due, about, &[&stranger])).await),
+            refused(
+                w.ask(
+                    &sec,
+                    hold_req(&with_stranger.bytes, &stranger, due, about, &[&stranger])
+                )
+                .await
+            ),
             Some(ErrorCode::UnknownRecipient)
         );
         // At most 400 days ahead.
@@ -1791,7 +1840,10 @@ fn holds_are_refused_unless_sound_and_a_retry_or_past_time_is_no_exception() {
         ));
         assert_eq!(backlog_ids(&w.svc, &b).await, vec![past.message_id]);
         w.clock.set(due);
-        assert_eq!(backlog_ids(&w.svc, &b).await, vec![past.message_id, with_stranger.message_id]);
+        assert_eq!(
+            backlog_ids(&w.svc, &b).await,
+            vec![past.message_id, with_stranger.message_id]
+        );
     });
 }
 
@@ -1812,7 +1864,8 @@ fn held_envelopes_take_the_recipients_queue_room_and_the_senders_share() {
         let challenge = sealed(&sec, &[&b]);
         let r = sealed(&sec, &[&b]);
         assert!(matches!(
-            w.ask(&sec, hold_req(&r.bytes, &b, T0 + HOUR, challenge.message_id, &[&b])).await,
+            w.ask(&sec, hold_req(&r.bytes, &b, T0 + HOUR, challenge.message_id, &[&b]))
+                .await,
             Response::Accepted { .. }
         ));
         assert_eq!(

@@ -233,29 +233,28 @@ impl Client {
             _ => None,
         };
         match d {
-            Delivery::Envelope { envelope, .. } | Delivery::Stored { envelope, .. } => match self
-                .receive(s, &envelope, d_acceptance)
-                .await
-            {
-                Ok(Some(r)) => {
-                    stats.new_messages += 1;
-                    Ok(Some(r))
+            Delivery::Envelope { envelope, .. } | Delivery::Stored { envelope, .. } => {
+                match self.receive(s, &envelope, d_acceptance).await {
+                    Ok(Some(r)) => {
+                        stats.new_messages += 1;
+                        Ok(Some(r))
+                    }
+                    Ok(None) => {
+                        stats.duplicates += 1;
+                        Ok(None)
+                    }
+                    Err(e) if e.condemns_envelope() => {
+                        tracing::warn!(
+                            "dropped an envelope that failed verification: {}",
+                            crate::render::line(&e.to_string())
+                        );
+                        stats.rejected += 1;
+                        Ok(None)
+                    }
+                    // Anything else (network, disk) is not the envelope's fault: no ack, retry later.
+                    Err(e) => Err(e),
                 }
-                Ok(None) => {
-                    stats.duplicates += 1;
-                    Ok(None)
-                }
-                Err(e) if e.condemns_envelope() => {
-                    tracing::warn!(
-                        "dropped an envelope that failed verification: {}",
-                        crate::render::line(&e.to_string())
-                    );
-                    stats.rejected += 1;
-                    Ok(None)
-                }
-                // Anything else (network, disk) is not the envelope's fault: no ack, retry later.
-                Err(e) => Err(e),
-            },
+            }
             Delivery::Receipt { from, receipt, .. } => {
                 let Ok(key) = IdentityKey::from_bytes(&from) else {
                     return Ok(None);

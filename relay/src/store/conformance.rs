@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use pocnet_wire::Member;
 
-use super::{
-    BlobLimits, Conflict, Hold, Item, Listed, LogAppend, NewEnvelope, Quota, Store, StoreError, UploadStart,
-};
+use super::{BlobLimits, Conflict, Hold, Item, Listed, LogAppend, NewEnvelope, Quota, Store, StoreError, UploadStart};
 
 /// How a test wants its store opened.
 #[derive(Clone, Copy, Debug)]
@@ -250,8 +248,14 @@ pub async fn receipts_count_against_the_recipients_quota<S: Store>(open: Open<'_
             ..Opts::default()
         },
     );
-    store.queue_receipt([2; 32], [3; 32], vec![1], 1_000_000, None).await.unwrap();
-    store.queue_receipt([2; 32], [4; 32], vec![2], 1_000_000, None).await.unwrap();
+    store
+        .queue_receipt([2; 32], [3; 32], vec![1], 1_000_000, None)
+        .await
+        .unwrap();
+    store
+        .queue_receipt([2; 32], [4; 32], vec![2], 1_000_000, None)
+        .await
+        .unwrap();
     assert!(matches!(
         store.queue_receipt([2; 32], [5; 32], vec![3], 1_000_000, None).await,
         Err(StoreError::Quota(Quota::Queue(_)))
@@ -695,7 +699,13 @@ pub async fn held_items_are_invisible_until_due_then_announced_once_with_a_new_s
     let mut two = store.subscribe([2; 32], 4).unwrap();
     let mut three = store.subscribe([3; 32], 4).unwrap();
     let a = hold(&store, held(1, 7, 2, 1_000, 5_000, 9, &[2])).await;
-    assert_eq!(a, super::Accepted { stored_at_ms: 1_000, duplicate: false });
+    assert_eq!(
+        a,
+        super::Accepted {
+            stored_at_ms: 1_000,
+            duplicate: false
+        }
+    );
     assert!(
         hold(&store, held(1, 7, 2, 1_200, 5_000, 9, &[2])).await.duplicate,
         "a retried hold is stored once"
@@ -703,7 +713,10 @@ pub async fn held_items_are_invisible_until_due_then_announced_once_with_a_new_s
     assert!(two.try_recv().is_none(), "not announced when held");
     store.accept(env(4, 8, &[2], 2_000, 1_000_000)).await.unwrap();
     let meanwhile = two.try_recv().unwrap().seq();
-    assert_eq!(envelope_ids(&store.pending([2; 32], 0, 10, 4_999).await.unwrap()), vec![8]);
+    assert_eq!(
+        envelope_ids(&store.pending([2; 32], 0, 10, 4_999).await.unwrap()),
+        vec![8]
+    );
     assert_eq!(store.release(4_999).await.unwrap(), 0);
     assert!(two.try_recv().is_none());
     assert_eq!(store.release(5_000).await.unwrap(), 1);
@@ -760,18 +773,37 @@ pub async fn a_receipt_cancels_only_its_signers_own_held_items_about_the_named_m
     hold(&store, held(1, 11, 3, 0, 5_000, 9, &[2])).await; // 3's, lists only 2
     hold(&store, held(1, 12, 2, 0, 5_000, 8, &[2])).await; // 2's, about message 8
     hold(&store, held(1, 13, 4, 0, 5_000, 9, &[4])).await; // 4's
-    let receipt = |from: u8, about: Option<u8>| store.queue_receipt([1; 32], [from; 32], vec![from], 1_000_000, about.map(|m| [m; 16]));
+    let receipt = |from: u8, about: Option<u8>| {
+        store.queue_receipt([1; 32], [from; 32], vec![from], 1_000_000, about.map(|m| [m; 16]))
+    };
     assert_eq!(receipt(5, Some(9)).await.unwrap(), 0, "a signer listed nowhere");
     assert_eq!(receipt(2, None).await.unwrap(), 0, "a receipt that cancels nothing");
     assert_eq!(receipt(2, Some(7)).await.unwrap(), 0, "another message");
-    assert_eq!(receipt(3, Some(9)).await.unwrap(), 0, "3 is listed only on 2's item; 3's own item does not list 3");
+    assert_eq!(
+        receipt(3, Some(9)).await.unwrap(),
+        0,
+        "3 is listed only on 2's item; 3's own item does not list 3"
+    );
     assert_eq!(receipt(2, Some(9)).await.unwrap(), 1, "2's own item about message 9");
     assert_eq!(receipt(2, Some(9)).await.unwrap(), 0, "once");
     assert_eq!(store.release(5_000).await.unwrap(), 3);
-    assert_eq!(envelope_ids(&store.pending([2; 32], 0, 10, 5_000).await.unwrap()), vec![12]);
-    assert_eq!(envelope_ids(&store.pending([3; 32], 0, 10, 5_000).await.unwrap()), vec![11]);
-    assert_eq!(envelope_ids(&store.pending([4; 32], 0, 10, 5_000).await.unwrap()), vec![13]);
-    assert_eq!(store.pending([1; 32], 0, 10, 5_000).await.unwrap().len(), 6, "every receipt was queued");
+    assert_eq!(
+        envelope_ids(&store.pending([2; 32], 0, 10, 5_000).await.unwrap()),
+        vec![12]
+    );
+    assert_eq!(
+        envelope_ids(&store.pending([3; 32], 0, 10, 5_000).await.unwrap()),
+        vec![11]
+    );
+    assert_eq!(
+        envelope_ids(&store.pending([4; 32], 0, 10, 5_000).await.unwrap()),
+        vec![13]
+    );
+    assert_eq!(
+        store.pending([1; 32], 0, 10, 5_000).await.unwrap().len(),
+        6,
+        "every receipt was queued"
+    );
 }
 
 /// Once released, an item is the recipient's: a matching receipt recalls nothing.
@@ -780,10 +812,16 @@ pub async fn a_receipt_after_release_recalls_nothing<S: Store>(open: Open<'_, S>
     hold(&store, held(1, 10, 2, 0, 5_000, 9, &[2])).await;
     assert_eq!(store.release(5_000).await.unwrap(), 1);
     assert_eq!(
-        store.queue_receipt([1; 32], [2; 32], vec![1], 1_000_000, Some([9; 16])).await.unwrap(),
+        store
+            .queue_receipt([1; 32], [2; 32], vec![1], 1_000_000, Some([9; 16]))
+            .await
+            .unwrap(),
         0
     );
-    assert_eq!(envelope_ids(&store.pending([2; 32], 0, 10, 5_000).await.unwrap()), vec![10]);
+    assert_eq!(
+        envelope_ids(&store.pending([2; 32], 0, 10, 5_000).await.unwrap()),
+        vec![10]
+    );
 }
 
 /// A reopened store keeps held items unreleased until their own due times, and their
@@ -802,7 +840,10 @@ pub async fn held_items_their_due_times_and_cancel_rules_survive_reopen<S: Store
     assert_eq!(store.release(5_000).await.unwrap(), 1);
     assert!(matches!(live.try_recv().as_deref(), Some(Item::Envelope { envelope, .. }) if envelope[0] == 10));
     assert_eq!(
-        store.queue_receipt([1; 32], [3; 32], vec![1], 1_000_000, Some([9; 16])).await.unwrap(),
+        store
+            .queue_receipt([1; 32], [3; 32], vec![1], 1_000_000, Some([9; 16]))
+            .await
+            .unwrap(),
         1,
         "3's cancel rule was kept"
     );
@@ -810,7 +851,10 @@ pub async fn held_items_their_due_times_and_cancel_rules_survive_reopen<S: Store
     assert!(matches!(live.try_recv().as_deref(), Some(Item::Envelope { envelope, .. }) if envelope[0] == 11));
     assert!(live.try_recv().is_none());
     assert!(store.pending([3; 32], 0, 10, 9_000).await.unwrap().is_empty());
-    assert_eq!(envelope_ids(&store.pending([2; 32], 0, 10, 9_000).await.unwrap()), vec![10, 11]);
+    assert_eq!(
+        envelope_ids(&store.pending([2; 32], 0, 10, 9_000).await.unwrap()),
+        vec![10, 11]
+    );
 }
 
 /// A held item takes queue room like a queued one (also as counted after a reopen); a
@@ -844,7 +888,10 @@ pub async fn held_items_count_against_the_quota_and_the_senders_share<S: Store>(
         StoreError::Quota(Quota::Queue([2; 32]))
     );
     assert_eq!(
-        store.queue_receipt([1; 32], [2; 32], vec![1], 1_000_000, Some([9; 16])).await.unwrap(),
+        store
+            .queue_receipt([1; 32], [2; 32], vec![1], 1_000_000, Some([9; 16]))
+            .await
+            .unwrap(),
         1
     );
     store.accept(env(6, 30, &[2], 0, 1_000_000)).await.unwrap();

@@ -19,8 +19,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::oneshot;
 
 use super::{
-    Accepted, BlobInfo, BlobLimits, Conflict, Hold, Hub, Item, LogAppend, MemberRecord, NewEnvelope, Quota,
-    StoreError, StoredCheckpoint, Subscription, UploadStart,
+    Accepted, BlobInfo, BlobLimits, Conflict, Hold, Hub, Item, LogAppend, MemberRecord, NewEnvelope, Quota, StoreError,
+    StoredCheckpoint, Subscription, UploadStart,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is how many have run.
@@ -295,7 +295,9 @@ impl super::Queue for SqliteStore {
     }
     async fn hold(&self, env: NewEnvelope, hold: Hold) -> Result<Accepted, StoreError> {
         if env.recipients.len() != 1 {
-            return Err(StoreError::Unavailable("a held envelope has exactly one recipient".into()));
+            return Err(StoreError::Unavailable(
+                "a held envelope has exactly one recipient".into(),
+            ));
         }
         self.call(|r| Cmd::Accept(env, Some(hold), r)).await
     }
