@@ -251,3 +251,50 @@ pub enum Response {
     /// Answer to `Submissions`.
     Submitted { items: Vec<Submission> },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The worked example of PROTOCOL.md §8: variant numbers and field order are the format.
+    #[test]
+    fn hold_and_stored_encode_as_protocol_md_says() {
+        let hold = Request::Hold {
+            envelope: vec![0xaa],
+            recipient: [0x11; 32],
+            not_before_ms: 300,
+            cancel: Cancel {
+                message_id: [0x22; 16],
+                signers: vec![[0x33; 32]],
+            },
+        };
+        let mut want = vec![0, 0, 0, 0x56, 0x14, 0x01, 0xaa];
+        want.extend([0x11; 32]);
+        want.extend([0xac, 0x02]);
+        want.extend([0x22; 16]);
+        want.push(0x01);
+        want.extend([0x33; 32]);
+        assert_eq!(crate::encode(&hold), want);
+        let stored = Response::Deliver(Delivery::Stored {
+            seq: 1,
+            envelope: vec![],
+            stored_at_ms: 2,
+            proof: crate::AcceptProof {
+                tree_size: 1,
+                index: 0,
+                path: vec![],
+                signature: vec![],
+            },
+        });
+        assert_eq!(&crate::encode(&stored)[4..], &[0x04, 0x03, 1, 0, 2, 1, 0, 0, 0]);
+        assert_eq!(
+            Delivery::Expired {
+                seq: 5,
+                message_id: [0; 16],
+                recipient: [0; 32]
+            }
+            .seq(),
+            5
+        );
+    }
+}
