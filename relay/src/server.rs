@@ -49,6 +49,8 @@ const STREAMS_MEMBER: u32 = 64;
 const MAX_UPLOADS_PER_KEY: usize = 4;
 /// How long an upload may go without a byte arriving.
 const UPLOAD_IDLE: Duration = Duration::from_secs(30);
+/// How often held envelopes that fell due are released.
+const RELEASE_EVERY: Duration = Duration::from_secs(1);
 /// Envelope bytes (in KiB) all sends being verified and stored may hold at once.
 const SEND_BUDGET_KIB: usize = 64 * 1024;
 
@@ -229,6 +231,19 @@ pub async fn start_with<S: Store, C: Clock>(
             sweep_stale_parts(&sweeper.blobs, sweeper.svc.config().ttl_secs).await;
         }
     });
+    // Held envelopes reach live watchers within a second of falling due.
+    let releaser = edge.clone();
+    let release_task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RELEASE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if releaser.stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            releaser.svc.release().await;
+        }
+    });
     let ep = endpoint.clone();
     let e = edge.clone();
     let accept_task = tokio::spawn(async move {
@@ -252,7 +267,7 @@ pub async fn start_with<S: Store, C: Clock>(
         endpoint,
         stopping: Arc::new(move || e1.stopping.store(true, Ordering::SeqCst)),
         idle: Arc::new(move || e2.inflight.load(Ordering::SeqCst) == 0),
-        tasks: vec![accept_task, sweep_task],
+        tasks: vec![accept_task, sweep_task, release_task],
     })
 }
 
@@ -477,7 +492,7 @@ async fn send_budget<S: Store, C: Clock>(
     req: &Request,
 ) -> Option<tokio::sync::OwnedSemaphorePermit> {
     match req {
-        Request::Send { envelope } => {
+        Request::Send { envelope } | Request::Hold { envelope, .. } => {
             let kib = (envelope.len() / 1024 + 1).min(SEND_BUDGET_KIB) as u32;
             edge.send_budget.clone().acquire_many_owned(kib).await.ok()
         }
@@ -570,15 +585,22 @@ async fn pipeline<S: Store, C: Clock>(
 }
 
 async fn write_items<S: Store, C: Clock>(
+    svc: &Service<S, C>,
     send: &mut SendStream,
     items: &[Arc<crate::store::Item>],
     me: &[u8; 32],
 ) -> anyhow::Result<()> {
+    let Some(deliveries) = svc.deliveries(items, me).await else {
+        send.write_all(&encode(&err(
+            ErrorCode::ShuttingDown,
+            "relay is shutting down; retry shortly",
+        )))
+        .await?;
+        anyhow::bail!("stopping before deliveries could be signed");
+    };
     let mut buf = Vec::new();
-    for item in items {
-        if let Some(d) = Service::<S, C>::delivery(item, me) {
-            buf.extend_from_slice(&encode(&Response::Deliver(d)));
-        }
+    for d in deliveries {
+        buf.extend_from_slice(&encode(&Response::Deliver(d)));
     }
     send.write_all(&buf).await?;
     Ok(())
@@ -613,7 +635,7 @@ async fn watch<S: Store, C: Clock>(
         };
         last = last.max(end);
         let page: Vec<_> = page.into_iter().map(Arc::new).collect();
-        write_items::<S, C>(send, &page, &me).await?;
+        write_items(&edge.svc, send, &page, &me).await?;
     }
     send.write_all(&encode(&Response::CaughtUp)).await?;
     let Some(live) = live.as_mut() else {
@@ -646,7 +668,7 @@ async fn watch<S: Store, C: Clock>(
         batch.retain(|i| i.seq() > last);
         if let Some(end) = batch.last().map(|i| i.seq()) {
             last = end;
-            write_items::<S, C>(send, &batch, &me).await?;
+            write_items(&edge.svc, send, &batch, &me).await?;
         }
     }
     Ok(())

@@ -12,15 +12,22 @@
 
 use std::sync::{Arc, Mutex};
 
-use pocnet_crypto::{ContentType, Header, Identity, IdentityKey, Receipt};
-use pocnet_wire::{AcceptProof, Delivery, ErrorCode, Key, Member, MessageId, Request, Response};
+use pocnet_crypto::{ContentType, Header, Identity, IdentityKey, Receipt, ReceiptKind};
+use pocnet_wire::{AcceptProof, Cancel, Delivery, ErrorCode, Key, Member, MessageId, Request, Response};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::directory::RelayLog;
 use crate::ratelimit::RateLimiter;
-use crate::store::{BlobLimits, Conflict, Item, NewEnvelope, Quota, Store, StoreError, Subscription, UploadStart};
+use crate::store::{
+    BlobLimits, Conflict, Hold, Item, NewEnvelope, Quota, Store, StoreError, Subscription, UploadStart,
+};
+
+/// How far ahead an envelope may be held.
+pub const MAX_HOLD_MS: u64 = 400 * 86_400_000;
+/// Most keys a hold's cancel rule may list.
+pub const MAX_CANCEL_SIGNERS: usize = 16;
 
 /// Request kinds, each with its own rate limit per key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,6 +64,8 @@ pub enum Kind {
     Submit,
     /// `Registration`, `Submissions`, `Dismiss` (the Secretariat's).
     Secretariat,
+    /// `Hold`.
+    Hold,
 }
 
 impl Kind {
@@ -79,6 +88,7 @@ impl Kind {
             Request::Register { .. } => Kind::Register,
             Request::Submit { .. } => Kind::Submit,
             Request::Registration { .. } | Request::Submissions { .. } | Request::Dismiss { .. } => Kind::Secretariat,
+            Request::Hold { .. } => Kind::Hold,
         }
     }
     /// Whether this request opens a stream of its own (and so cannot travel on a session
@@ -171,6 +181,20 @@ impl GroupSigner {
         self.tx.send((envelope_hash, stored_at_ms, reply)).ok()?;
         rx.await.ok()
     }
+    /// Proofs for several envelopes, asked for together so they share a group.
+    pub async fn sign_all(&self, items: &[([u8; 32], u64)]) -> Option<Vec<AcceptProof>> {
+        let mut waiting = Vec::with_capacity(items.len());
+        for (h, t) in items {
+            let (reply, rx) = oneshot::channel();
+            self.tx.send((*h, *t, reply)).ok()?;
+            waiting.push(rx);
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for rx in waiting {
+            out.push(rx.await.ok()?);
+        }
+        Some(out)
+    }
 }
 
 /// Most leaves in one `Leaves` answer.
@@ -253,7 +277,7 @@ impl<S: Store, C: Clock> Service<S, C> {
 
     fn rate(&self, kind: Kind) -> (f64, f64) {
         match kind {
-            Kind::Send | Kind::Receipt | Kind::PutBlob => (self.cfg.rate_per_sec, self.cfg.rate_burst),
+            Kind::Send | Kind::Hold | Kind::Receipt | Kind::PutBlob => (self.cfg.rate_per_sec, self.cfg.rate_burst),
             Kind::Ack => (self.cfg.request_rate_per_sec * 4.0, self.cfg.request_burst * 4.0),
             _ => (self.cfg.request_rate_per_sec, self.cfg.request_burst),
         }
@@ -366,7 +390,33 @@ impl<S: Store, C: Clock> Service<S, C> {
                     Err(e) => store_err(e),
                 }
             }
-            Request::Send { envelope } => self.send(peer, envelope, now).await,
+            Request::Send { envelope } => self.send(peer, envelope, None, now).await,
+            Request::Hold {
+                envelope,
+                recipient,
+                not_before_ms,
+                cancel,
+            } => {
+                let Cancel { message_id, signers } = cancel;
+                if signers.is_empty() {
+                    return err(ErrorCode::Malformed, "a hold needs at least one key that may cancel it");
+                }
+                if signers.len() > MAX_CANCEL_SIGNERS {
+                    return err(
+                        ErrorCode::TooLarge,
+                        format!("a hold's cancel rule lists at most {MAX_CANCEL_SIGNERS} keys"),
+                    );
+                }
+                if not_before_ms > now.saturating_add(MAX_HOLD_MS) {
+                    return err(ErrorCode::Malformed, "an envelope may be held at most 400 days ahead");
+                }
+                let hold = Hold {
+                    not_before_ms: not_before_ms.max(now),
+                    cancel_message_id: message_id,
+                    cancel_signers: signers,
+                };
+                self.send(peer, envelope, Some((recipient, hold)), now).await
+            }
             Request::Ack { seqs } => {
                 if seqs.len() > 4096 {
                     return err(ErrorCode::TooLarge, "at most 4096 items per Ack");
@@ -509,7 +559,8 @@ impl<S: Store, C: Clock> Service<S, C> {
         }
     }
 
-    async fn send(&self, peer: &IdentityKey, envelope: Vec<u8>, now: u64) -> Response {
+    /// `Send`, or with `held` a `Hold` for one recipient.
+    async fn send(&self, peer: &IdentityKey, envelope: Vec<u8>, held: Option<(Key, Hold)>, now: u64) -> Response {
         if envelope.len() as u64 > self.cfg.max_envelope_bytes {
             return err(
                 ErrorCode::TooLarge,
@@ -532,13 +583,32 @@ impl<S: Store, C: Clock> Service<S, C> {
             Err(e) => return err(ErrorCode::BadEnvelope, format!("envelope rejected: {e}")),
         };
         let mut recipients = Vec::with_capacity(header.recipients.len());
-        for r in &header.recipients {
-            if let Err(resp) = self.active(r.key).await {
-                return resp;
+        match &held {
+            // Held for one recipient only: it must be listed, and only it must be active.
+            Some((recipient, _)) => {
+                if !header.recipients.iter().any(|r| r.key == *recipient) {
+                    return err(
+                        ErrorCode::Malformed,
+                        "the recipient to hold the envelope for is not one of its recipients",
+                    );
+                }
+                if let Err(resp) = self.active(*recipient).await {
+                    return resp;
+                }
+                recipients.push(*recipient);
             }
-            recipients.push(r.key);
+            None => {
+                for r in &header.recipients {
+                    if let Err(resp) = self.active(r.key).await {
+                        return resp;
+                    }
+                    recipients.push(r.key);
+                }
+            }
         }
         let message_id = header.message_id;
+        // A held envelope lives its TTL after release.
+        let live_from = held.as_ref().map_or(now, |(_, h)| h.not_before_ms);
         let new = NewEnvelope {
             sender: *peer.as_bytes(),
             message_id,
@@ -546,9 +616,13 @@ impl<S: Store, C: Clock> Service<S, C> {
             bytes: envelope.into(),
             recipients,
             now_ms: now,
-            expires_at_ms: now.saturating_add(self.ttl_ms()),
+            expires_at_ms: live_from.saturating_add(self.ttl_ms()),
         };
-        match self.store.accept(new).await {
+        let stored = match held {
+            Some((_, hold)) => self.store.hold(new, hold).await,
+            None => self.store.accept(new).await,
+        };
+        match stored {
             Ok(a) => match self.signer.sign(envelope_hash, a.stored_at_ms).await {
                 Some(proof) => Response::Accepted {
                     message_id,
@@ -593,12 +667,20 @@ impl<S: Store, C: Clock> Service<S, C> {
             }
             Err(e) => return store_err(e),
         }
+        // An explicit acknowledgement (not the automatic "delivered" or "read") cancels the
+        // signer's own held envelopes waiting on this message, in the same commit.
+        let cancel = (r.kind == ReceiptKind::Acknowledged).then_some(r.message_id);
         match self
             .store
-            .queue_receipt(to, *peer.as_bytes(), receipt, now.saturating_add(self.ttl_ms()))
+            .queue_receipt(to, *peer.as_bytes(), receipt, now.saturating_add(self.ttl_ms()), cancel)
             .await
         {
-            Ok(()) => Response::Done,
+            Ok(n) => {
+                if n > 0 {
+                    tracing::debug!("a receipt cancelled {n} held envelopes");
+                }
+                Response::Done
+            }
             Err(e) => store_err(e),
         }
     }
@@ -632,11 +714,48 @@ impl<S: Store, C: Clock> Service<S, C> {
         }
     }
 
-    /// The wire form of a queue item for `me`: envelopes trimmed to `me`'s stanza.
-    pub fn delivery(item: &Item, me: &Key) -> Option<Delivery> {
+    /// The wire form of queue items for `me`: envelopes trimmed to `me`'s stanza, as
+    /// `Delivery::Stored` with the relay's acceptance signed now (one group signature for
+    /// the lot). `None` if the relay is stopping before it could sign.
+    pub async fn deliveries(&self, items: &[Arc<Item>], me: &Key) -> Option<Vec<Delivery>> {
+        let wanted: Vec<([u8; 32], u64)> = items
+            .iter()
+            .filter_map(|i| match &**i {
+                Item::Envelope {
+                    stored_at_ms,
+                    envelope_hash,
+                    ..
+                } => Some((*envelope_hash, *stored_at_ms)),
+                _ => None,
+            })
+            .collect();
+        let mut proofs = self.signer.sign_all(&wanted).await?.into_iter();
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let proof = match &**item {
+                Item::Envelope { .. } => Some(proofs.next()?),
+                _ => None,
+            };
+            out.extend(Self::delivery(item, me, proof));
+        }
+        Some(out)
+    }
+
+    /// The wire form of one queue item for `me` (an envelope needs its acceptance proof).
+    fn delivery(item: &Item, me: &Key, proof: Option<AcceptProof>) -> Option<Delivery> {
         Some(match item {
-            Item::Envelope { seq, envelope } => match pocnet_crypto::trim_for_recipient(envelope, me) {
-                Ok(envelope) => Delivery::Envelope { seq: *seq, envelope },
+            Item::Envelope {
+                seq,
+                envelope,
+                stored_at_ms,
+                ..
+            } => match pocnet_crypto::trim_for_recipient(envelope, me) {
+                Ok(envelope) => Delivery::Stored {
+                    seq: *seq,
+                    envelope,
+                    stored_at_ms: *stored_at_ms,
+                    proof: proof?,
+                },
                 Err(e) => {
                     // Refused at send, so only a damaged store gets here.
                     tracing::error!("stored envelope {seq} cannot be trimmed: {e}");
@@ -761,10 +880,29 @@ impl<S: Store, C: Clock> Service<S, C> {
         }
     }
 
+    /// Releases the held envelopes due by the clock into their recipients' queues (live
+    /// watchers get them now); returns how many. The edge calls it every second.
+    pub async fn release(&self) -> u64 {
+        match self.store.release(self.clock.now_ms()).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!("released {n} held envelopes");
+                }
+                n
+            }
+            Err(e) => {
+                tracing::error!("release of held envelopes failed: {e}");
+                0
+            }
+        }
+    }
+
     /// Expires queue items and attachments by the clock; returns the attachments whose
     /// files the edge must delete.
     pub async fn sweep(&self) -> Vec<(Key, MessageId)> {
         let now = self.clock.now_ms();
+        // Held envelopes due are released before anything expires.
+        self.release().await;
         match self.store.expire(now).await {
             Ok(n) if n > 0 => tracing::info!("expired {n} undelivered items"),
             Ok(_) => {}

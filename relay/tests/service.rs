@@ -19,7 +19,7 @@ use pocnet_relay::clock::{Clock, ManualClock};
 use pocnet_relay::service::{Kind, Service, UploadPlan, LOG_PAGE_LEAVES};
 use pocnet_relay::store::{Log, MemberRecord, Members, Queue, SqliteStore, StoredCheckpoint};
 use pocnet_relay::Config;
-use pocnet_wire::{verify_acceptance, ErrorCode, Member, Request, Response};
+use pocnet_wire::{verify_acceptance, Cancel, Delivery, ErrorCode, Member, Request, Response};
 
 const T0: u64 = 1_800_000_000_000;
 const ORIGIN: &str = "directory.oas.example";
@@ -437,7 +437,7 @@ fn every_request_type_has_its_own_rate_limit_refilled_by_the_clock() {
             code(&w.send(&a, sealed(&a, &[&b]).bytes).await),
             Some(ErrorCode::RateLimited)
         );
-        for kind in [Kind::Watch, Kind::GetBlob, Kind::Hello] {
+        for kind in [Kind::Watch, Kind::GetBlob, Kind::Hello, Kind::Hold] {
             assert!(w.svc.admit(a.public_key(), kind).await.is_ok());
             assert!(w.svc.admit(a.public_key(), kind).await.is_ok());
             assert_eq!(
@@ -1476,5 +1476,402 @@ fn an_entry_dated_ahead_of_the_relays_clock_is_refused() {
         let leaves = vec![st.as_bytes().to_vec()];
         let note = w.note_over(&leaves, &w.sec);
         assert_eq!(w.append(&w.sec, leaves, note).await, Response::Done);
+    });
+}
+
+const HOUR: u64 = 3_600_000;
+
+/// `from` holds `envelope` for `to`, due at `due`, cancelled by an acknowledgement of
+/// message `about` from one of `signers`.
+fn hold_req(envelope: &[u8], to: &Identity, due: u64, about: [u8; 16], signers: &[&Identity]) -> Request {
+    Request::Hold {
+        envelope: envelope.to_vec(),
+        recipient: *to.public_key().as_bytes(),
+        not_before_ms: due,
+        cancel: Cancel {
+            message_id: about,
+            signers: signers.iter().map(|k| *k.public_key().as_bytes()).collect(),
+        },
+    }
+}
+
+fn ack_of(signer: &Identity, kind: ReceiptKind, about: &pocnet_crypto::Sealed, sender: &Identity) -> Request {
+    Request::SendReceipt {
+        to: *sender.public_key().as_bytes(),
+        receipt: Receipt::sign(
+            signer,
+            kind,
+            about.message_id,
+            about.envelope_hash,
+            sender.public_key(),
+            T0,
+        )
+        .as_bytes()
+        .to_vec(),
+    }
+}
+
+/// Message ids of the envelopes in `who`'s backlog (by the service's clock).
+async fn backlog_ids(svc: &Svc, who: &Identity) -> Vec<[u8; 16]> {
+    let items = svc.backlog(who.public_key(), 0).await.unwrap();
+    items
+        .iter()
+        .filter_map(|i| match i {
+            pocnet_relay::store::Item::Envelope { envelope, .. } => {
+                let sender = pocnet_crypto::claimed_sender(envelope).unwrap();
+                Some(pocnet_crypto::verify_from(envelope, &sender).unwrap().0.message_id)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_held_envelope_reaches_only_its_recipient_when_due_each_once_with_the_relays_acceptance() {
+    rt().block_on(async {
+        let w = world(Config::default()).await;
+        let [sec, b, c]: [Identity; 3] = w
+            .members(&[("AR", "primary"), ("CL", "primary"), ("MX", "primary")])
+            .await
+            .try_into()
+            .ok()
+            .unwrap();
+        let challenge = sealed(&sec, &[&b, &c]);
+        let reminder = sealed(&sec, &[&b, &c]);
+        let due = T0 + HOUR;
+        let (stored_at, proof) = match w
+            .ask(&sec, hold_req(&reminder.bytes, &b, due, challenge.message_id, &[&b]))
+            .await
+        {
+            Response::Accepted {
+                message_id,
+                envelope_hash,
+                stored_at_ms,
+                duplicate: false,
+                proof,
+            } => {
+                assert_eq!(
+                    (message_id, envelope_hash),
+                    (reminder.message_id, reminder.envelope_hash)
+                );
+                (stored_at_ms, proof)
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(stored_at, T0);
+        verify_acceptance(w.relay.public_key(), &reminder.envelope_hash, stored_at, &proof).unwrap();
+        // Watchers subscribed before the due time.
+        let mut live_b = w.svc.subscribe(b.public_key()).unwrap();
+        let mut live_c = w.svc.subscribe(c.public_key()).unwrap();
+        // Something queued meanwhile, taken by b's watcher (its seq passes the held row's).
+        assert!(matches!(
+            w.send(&sec, challenge.bytes.clone()).await,
+            Response::Accepted { .. }
+        ));
+        assert!(live_b.try_recv().is_some() && live_c.try_recv().is_some());
+        w.clock.advance(HOUR - 1);
+        assert_eq!(w.svc.release().await, 0);
+        w.svc.sweep().await;
+        assert_eq!(
+            backlog_ids(&w.svc, &b).await,
+            vec![challenge.message_id],
+            "not before it is due"
+        );
+        assert!(live_b.try_recv().is_none());
+        w.clock.advance(1);
+        assert_eq!(w.svc.release().await, 1);
+        let item = live_b.try_recv().expect("released to the live watcher");
+        assert!(live_b.try_recv().is_none(), "once");
+        assert!(live_c.try_recv().is_none(), "to its recipient only");
+        assert_eq!(w.svc.release().await, 0);
+        w.svc.sweep().await;
+        assert!(live_b.try_recv().is_none(), "never announced again");
+        // The delivery carries the relay's acceptance of the envelope, as the sender got it.
+        match &w.svc.deliveries(&[item], b.public_key().as_bytes()).await.unwrap()[..] {
+            [Delivery::Stored {
+                envelope,
+                stored_at_ms,
+                proof,
+                ..
+            }] => {
+                assert_eq!(*stored_at_ms, T0);
+                // Trimmed to b's stanza, b opens it and it hashes as the relay stated.
+                let opened = pocnet_crypto::open(&b, envelope, sec.public_key()).unwrap();
+                let hash = opened.envelope_hash;
+                assert_eq!(
+                    (opened.header.message_id, hash),
+                    (reminder.message_id, reminder.envelope_hash)
+                );
+                verify_acceptance(w.relay.public_key(), &hash, T0, proof).unwrap();
+            }
+            other => panic!("{other:?}"),
+        }
+        // A reconnecting watcher finds it in the backlog, once, until acknowledged.
+        assert_eq!(
+            backlog_ids(&w.svc, &b).await,
+            vec![challenge.message_id, reminder.message_id]
+        );
+        assert_eq!(backlog_ids(&w.svc, &c).await, vec![challenge.message_id]);
+        let seqs = w
+            .svc
+            .backlog(b.public_key(), 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|i| i.seq())
+            .collect();
+        assert_eq!(w.ask(&b, Request::Ack { seqs }).await, Response::Done);
+        assert!(w.svc.backlog(b.public_key(), 0).await.unwrap().is_empty());
+    });
+}
+
+#[test]
+fn only_the_recipients_own_acknowledgement_of_the_named_message_cancels_its_held_envelope() {
+    rt().block_on(async {
+        let w = world(Config::default()).await;
+        let [sec, b, c]: [Identity; 3] = w
+            .members(&[("AR", "primary"), ("CL", "primary"), ("MX", "primary")])
+            .await
+            .try_into()
+            .ok()
+            .unwrap();
+        let challenge = sealed(&sec, &[&b, &c]);
+        let other = sealed(&sec, &[&b]);
+        for m in [&challenge, &other] {
+            assert!(matches!(w.send(&sec, m.bytes.clone()).await, Response::Accepted { .. }));
+        }
+        let due = T0 + 12 * HOUR;
+        let r_b = sealed(&sec, &[&b]); // b's, cancelled by b's answer to the challenge
+        let r_b_other = sealed(&sec, &[&b]); // b's, waits on the other message
+        let r_b_by_c = sealed(&sec, &[&b]); // b's, lists only c
+        let r_c = sealed(&sec, &[&c]); // c's, lists b and c
+        for (r, to, about, signers) in [
+            (&r_b, &b, &challenge, vec![&b]),
+            (&r_b_other, &b, &other, vec![&b]),
+            (&r_b_by_c, &b, &challenge, vec![&c]),
+            (&r_c, &c, &challenge, vec![&b, &c]),
+        ] {
+            let resp = w
+                .ask(&sec, hold_req(&r.bytes, to, due, about.message_id, &signers))
+                .await;
+            assert!(matches!(resp, Response::Accepted { .. }), "{resp:?}");
+        }
+        // b's client says the challenge arrived and was read: not an answer, nothing cancelled.
+        for kind in [ReceiptKind::Delivered, ReceiptKind::Read] {
+            assert_eq!(w.ask(&b, ack_of(&b, kind, &challenge, &sec)).await, Response::Done);
+        }
+        // A receipt signed by another key than the connection's is refused outright.
+        assert_eq!(
+            code(&w.ask(&c, ack_of(&b, ReceiptKind::Acknowledged, &challenge, &sec)).await),
+            Some(ErrorCode::BadEnvelope)
+        );
+        // b answers the challenge: b's own held envelope waiting on it goes, nothing else.
+        assert_eq!(
+            w.ask(&b, ack_of(&b, ReceiptKind::Acknowledged, &challenge, &sec)).await,
+            Response::Done
+        );
+        w.clock.advance(12 * HOUR);
+        assert_eq!(w.svc.release().await, 3);
+        let mut got = backlog_ids(&w.svc, &b).await;
+        got.sort();
+        let mut want = vec![
+            challenge.message_id,
+            other.message_id,
+            r_b_other.message_id,
+            r_b_by_c.message_id,
+        ];
+        want.sort();
+        assert_eq!(got, want, "b's other held envelopes were released");
+        assert_eq!(
+            backlog_ids(&w.svc, &c).await,
+            vec![challenge.message_id, r_c.message_id],
+            "b's answer does not cancel c's, though c's lists b"
+        );
+        // After release, an answer recalls nothing.
+        assert_eq!(
+            w.ask(&b, ack_of(&b, ReceiptKind::Acknowledged, &other, &sec)).await,
+            Response::Done
+        );
+        assert_eq!(
+            w.ask(&c, ack_of(&c, ReceiptKind::Acknowledged, &challenge, &sec)).await,
+            Response::Done
+        );
+        assert!(backlog_ids(&w.svc, &b).await.contains(&r_b_other.message_id));
+        assert!(backlog_ids(&w.svc, &c).await.contains(&r_c.message_id));
+        // The sender got every receipt that was accepted.
+        assert_eq!(w.svc.backlog(sec.public_key(), 0).await.unwrap().len(), 5);
+    });
+}
+
+#[test]
+fn held_envelopes_survive_a_restart_and_fall_due_at_their_own_times() {
+    rt().block_on(async {
+        let w = world(Config::default()).await;
+        let [sec, b, c]: [Identity; 3] = w
+            .members(&[("AR", "primary"), ("CL", "primary"), ("MX", "primary")])
+            .await
+            .try_into()
+            .ok()
+            .unwrap();
+        let challenge = sealed(&sec, &[&b, &c]);
+        assert!(matches!(
+            w.send(&sec, challenge.bytes.clone()).await,
+            Response::Accepted { .. }
+        ));
+        let (half, late) = (sealed(&sec, &[&b]), sealed(&sec, &[&b]));
+        let r_c = sealed(&sec, &[&c]);
+        for (r, to, due) in [
+            (&half, &b, T0 + 12 * HOUR),
+            (&late, &b, T0 + 22 * HOUR),
+            (&r_c, &c, T0 + 12 * HOUR),
+        ] {
+            let resp = w
+                .ask(&sec, hold_req(&r.bytes, to, due, challenge.message_id, &[to]))
+                .await;
+            assert!(matches!(resp, Response::Accepted { .. }), "{resp:?}");
+        }
+        // A second relay process over the same database, as after a crash.
+        let (svc, loaded) = w.restart().await;
+        loaded.unwrap();
+        let mut live = svc.subscribe(b.public_key()).unwrap();
+        w.clock.advance(12 * HOUR - 1);
+        assert_eq!(svc.release().await, 0);
+        assert_eq!(backlog_ids(&svc, &b).await, vec![challenge.message_id]);
+        // c answers after the restart: its cancel rule was kept.
+        assert_eq!(
+            svc.handle(c.public_key(), ack_of(&c, ReceiptKind::Acknowledged, &challenge, &sec))
+                .await,
+            Response::Done
+        );
+        w.clock.advance(1);
+        assert_eq!(svc.release().await, 1);
+        assert!(live.try_recv().is_some() && live.try_recv().is_none());
+        assert_eq!(backlog_ids(&svc, &b).await, vec![challenge.message_id, half.message_id]);
+        assert_eq!(backlog_ids(&svc, &c).await, vec![challenge.message_id]);
+        w.clock.advance(10 * HOUR);
+        svc.sweep().await;
+        assert!(live.try_recv().is_some() && live.try_recv().is_none());
+        assert_eq!(
+            backlog_ids(&svc, &b).await,
+            vec![challenge.message_id, half.message_id, late.message_id]
+        );
+    });
+}
+
+#[test]
+fn holds_are_refused_unless_sound_and_a_retry_or_past_time_is_no_exception() {
+    rt().block_on(async {
+        let w = world(Config::default()).await;
+        let [sec, b, c]: [Identity; 3] = w
+            .members(&[("AR", "primary"), ("CL", "primary"), ("MX", "primary")])
+            .await
+            .try_into()
+            .ok()
+            .unwrap();
+        let stranger = id();
+        let due = T0 + HOUR;
+        let about = [7; 16];
+        let to_b = sealed(&sec, &[&b]);
+        let refused = |r: Response| code(&r);
+        // The recipient must be one of the envelope's.
+        assert_eq!(
+            refused(w.ask(&sec, hold_req(&to_b.bytes, &c, due, about, &[&c])).await),
+            Some(ErrorCode::Malformed)
+        );
+        // ... and enrolled (the envelope's other recipients need not be).
+        let with_stranger = sealed(&sec, &[&b, &stranger]);
+        assert_eq!(
+            refused(
+                w.ask(
+                    &sec,
+                    hold_req(&with_stranger.bytes, &stranger, due, about, &[&stranger])
+                )
+                .await
+            ),
+            Some(ErrorCode::UnknownRecipient)
+        );
+        // At most 400 days ahead.
+        let far = T0 + 400 * 24 * HOUR + 1;
+        assert_eq!(
+            refused(w.ask(&sec, hold_req(&to_b.bytes, &b, far, about, &[&b])).await),
+            Some(ErrorCode::Malformed)
+        );
+        // One to sixteen keys may cancel.
+        assert_eq!(
+            refused(w.ask(&sec, hold_req(&to_b.bytes, &b, due, about, &[])).await),
+            Some(ErrorCode::Malformed)
+        );
+        let many: Vec<Identity> = (0..17).map(|_| id()).collect();
+        let many: Vec<&Identity> = many.iter().collect();
+        assert_eq!(
+            refused(w.ask(&sec, hold_req(&to_b.bytes, &b, due, about, &many)).await),
+            Some(ErrorCode::TooLarge)
+        );
+        // Verified like a send: signed by the connection's key, untampered.
+        assert_eq!(
+            refused(w.ask(&c, hold_req(&to_b.bytes, &b, due, about, &[&b])).await),
+            Some(ErrorCode::NotSender)
+        );
+        let mut bad = to_b.bytes.clone();
+        let n = bad.len();
+        bad[n - 100] ^= 1;
+        assert_eq!(
+            refused(w.ask(&sec, hold_req(&bad, &b, due, about, &[&b])).await),
+            Some(ErrorCode::BadEnvelope)
+        );
+        assert!(w.svc.backlog(b.public_key(), 0).await.unwrap().is_empty());
+        // Sound, with the envelope's other recipient not enrolled; then retried.
+        for (duplicate_expected, at) in [(false, T0), (true, T0)] {
+            match w.ask(&sec, hold_req(&with_stranger.bytes, &b, due, about, &[&b])).await {
+                Response::Accepted {
+                    duplicate,
+                    stored_at_ms,
+                    ..
+                } => assert_eq!((duplicate, stored_at_ms), (duplicate_expected, at)),
+                other => panic!("{other:?}"),
+            }
+            w.clock.advance(1_000);
+        }
+        // A time in the past means now.
+        let past = sealed(&sec, &[&b]);
+        assert!(matches!(
+            w.ask(&sec, hold_req(&past.bytes, &b, T0 - HOUR, about, &[&b])).await,
+            Response::Accepted { .. }
+        ));
+        assert_eq!(backlog_ids(&w.svc, &b).await, vec![past.message_id]);
+        w.clock.set(due);
+        assert_eq!(
+            backlog_ids(&w.svc, &b).await,
+            vec![past.message_id, with_stranger.message_id]
+        );
+    });
+}
+
+#[test]
+fn held_envelopes_take_the_recipients_queue_room_and_the_senders_share() {
+    rt().block_on(async {
+        let w = world(Config {
+            queue_quota: 4,
+            ..Config::default()
+        })
+        .await;
+        let [sec, b]: [Identity; 2] = w
+            .members(&[("AR", "primary"), ("CL", "primary")])
+            .await
+            .try_into()
+            .ok()
+            .unwrap();
+        let challenge = sealed(&sec, &[&b]);
+        let r = sealed(&sec, &[&b]);
+        assert!(matches!(
+            w.ask(&sec, hold_req(&r.bytes, &b, T0 + HOUR, challenge.message_id, &[&b]))
+                .await,
+            Response::Accepted { .. }
+        ));
+        assert_eq!(
+            code(&w.send(&sec, challenge.bytes.clone()).await),
+            Some(ErrorCode::QuotaExceeded),
+            "the held envelope holds the sender's quarter of b's queue"
+        );
     });
 }

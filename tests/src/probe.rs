@@ -502,7 +502,9 @@ impl Honest {
                     while let Ok(Some(c)) = rx.read_chunk(256 * 1024, true).await {
                         dec.push(&c.bytes);
                         while let Ok(Some(resp)) = dec.decode_next::<Response>() {
-                            if let Response::Deliver(Delivery::Envelope { seq, .. }) = resp {
+                            if let Response::Deliver(Delivery::Envelope { seq, .. } | Delivery::Stored { seq, .. }) =
+                                resp
+                            {
                                 if seen.insert(seq) {
                                     d.fetch_add(1, Ordering::Relaxed);
                                 }

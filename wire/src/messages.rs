@@ -64,6 +64,26 @@ pub enum Request {
     Submissions { after: u64 },
     /// Drop submitted statements (the Secretariat published or refused them).
     Dismiss { ids: Vec<u64> },
+    /// Store an envelope for exactly one of its recipients, released to it at
+    /// `not_before_ms` (a past time means now) unless `cancel` is met first. Answered
+    /// `Accepted` (as `Send`) once durable.
+    Hold {
+        envelope: Vec<u8>,
+        recipient: Key,
+        not_before_ms: u64,
+        cancel: Cancel,
+    },
+}
+
+/// When a held envelope is dropped unreleased: the relay accepts an `Acknowledged`
+/// receipt about `message_id` signed by one of `signers`, who is the held envelope's
+/// recipient.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Cancel {
+    /// The message the receipt must be about.
+    pub message_id: MessageId,
+    /// Who may cancel (1 to 16 keys).
+    pub signers: Vec<Key>,
 }
 
 /// A statement waiting for the Secretariat.
@@ -118,13 +138,25 @@ pub enum Delivery {
         message_id: MessageId,
         recipient: Key,
     },
+    /// An envelope, trimmed to this recipient's key stanza, with the relay's acceptance:
+    /// when it was stored and the relay's signed proof over `(envelope_hash,
+    /// stored_at_ms)`, the statement its sender got (how protocol-3 relays deliver).
+    Stored {
+        seq: u64,
+        envelope: Vec<u8>,
+        stored_at_ms: u64,
+        proof: crate::accept::AcceptProof,
+    },
 }
 
 impl Delivery {
     /// The queue sequence number to acknowledge.
     pub fn seq(&self) -> u64 {
         match self {
-            Delivery::Envelope { seq, .. } | Delivery::Receipt { seq, .. } | Delivery::Expired { seq, .. } => *seq,
+            Delivery::Envelope { seq, .. }
+            | Delivery::Receipt { seq, .. }
+            | Delivery::Expired { seq, .. }
+            | Delivery::Stored { seq, .. } => *seq,
         }
     }
 }
@@ -218,4 +250,51 @@ pub enum Response {
     Registered { public_identity: Vec<u8> },
     /// Answer to `Submissions`.
     Submitted { items: Vec<Submission> },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The worked example of PROTOCOL.md §8: variant numbers and field order are the format.
+    #[test]
+    fn hold_and_stored_encode_as_protocol_md_says() {
+        let hold = Request::Hold {
+            envelope: vec![0xaa],
+            recipient: [0x11; 32],
+            not_before_ms: 300,
+            cancel: Cancel {
+                message_id: [0x22; 16],
+                signers: vec![[0x33; 32]],
+            },
+        };
+        let mut want = vec![0, 0, 0, 0x56, 0x14, 0x01, 0xaa];
+        want.extend([0x11; 32]);
+        want.extend([0xac, 0x02]);
+        want.extend([0x22; 16]);
+        want.push(0x01);
+        want.extend([0x33; 32]);
+        assert_eq!(crate::encode(&hold), want);
+        let stored = Response::Deliver(Delivery::Stored {
+            seq: 1,
+            envelope: vec![],
+            stored_at_ms: 2,
+            proof: crate::AcceptProof {
+                tree_size: 1,
+                index: 0,
+                path: vec![],
+                signature: vec![],
+            },
+        });
+        assert_eq!(&crate::encode(&stored)[4..], &[0x04, 0x03, 1, 0, 2, 1, 0, 0, 0]);
+        assert_eq!(
+            Delivery::Expired {
+                seq: 5,
+                message_id: [0; 16],
+                recipient: [0; 32]
+            }
+            .seq(),
+            5
+        );
+    }
 }

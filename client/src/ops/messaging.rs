@@ -225,27 +225,36 @@ impl Client {
     }
 
     async fn handle_delivery(&self, s: &Session, d: Delivery, stats: &mut SyncStats) -> Result<Option<StoredMessage>> {
+        // A protocol-3 relay states when it stored the envelope, with its signed proof.
+        let d_acceptance = match &d {
+            Delivery::Stored {
+                stored_at_ms, proof, ..
+            } => Some((*stored_at_ms, proof.clone())),
+            _ => None,
+        };
         match d {
-            Delivery::Envelope { envelope, .. } => match self.receive(s, &envelope).await {
-                Ok(Some(r)) => {
-                    stats.new_messages += 1;
-                    Ok(Some(r))
+            Delivery::Envelope { envelope, .. } | Delivery::Stored { envelope, .. } => {
+                match self.receive(s, &envelope, d_acceptance).await {
+                    Ok(Some(r)) => {
+                        stats.new_messages += 1;
+                        Ok(Some(r))
+                    }
+                    Ok(None) => {
+                        stats.duplicates += 1;
+                        Ok(None)
+                    }
+                    Err(e) if e.condemns_envelope() => {
+                        tracing::warn!(
+                            "dropped an envelope that failed verification: {}",
+                            crate::render::line(&e.to_string())
+                        );
+                        stats.rejected += 1;
+                        Ok(None)
+                    }
+                    // Anything else (network, disk) is not the envelope's fault: no ack, retry later.
+                    Err(e) => Err(e),
                 }
-                Ok(None) => {
-                    stats.duplicates += 1;
-                    Ok(None)
-                }
-                Err(e) if e.condemns_envelope() => {
-                    tracing::warn!(
-                        "dropped an envelope that failed verification: {}",
-                        crate::render::line(&e.to_string())
-                    );
-                    stats.rejected += 1;
-                    Ok(None)
-                }
-                // Anything else (network, disk) is not the envelope's fault: no ack, retry later.
-                Err(e) => Err(e),
-            },
+            }
             Delivery::Receipt { from, receipt, .. } => {
                 let Ok(key) = IdentityKey::from_bytes(&from) else {
                     return Ok(None);
@@ -280,7 +289,12 @@ impl Client {
     /// Verifies, opens and stores one envelope; `None` if it was already stored. Errors
     /// that condemn the envelope itself are [`Error::BadEnvelope`] or [`Error::TooLarge`];
     /// others leave it at the relay.
-    async fn receive(&self, s: &Session, envelope: &[u8]) -> Result<Option<StoredMessage>> {
+    async fn receive(
+        &self,
+        s: &Session,
+        envelope: &[u8],
+        acceptance: Option<(u64, pocnet_wire::AcceptProof)>,
+    ) -> Result<Option<StoredMessage>> {
         let reject = |e: &dyn std::fmt::Display| Error::BadEnvelope(e.to_string());
         // Verify under the key the envelope claims, before parsing anything else of it.
         let sender = pocnet_crypto::claimed_sender(envelope).map_err(|e| reject(&e))?;
@@ -355,6 +369,21 @@ impl Client {
             });
         }
         let keys: Vec<[u8; 32]> = h.recipients.iter().map(|r| r.key).collect();
+        // The relay's acceptance time is kept only if the pinned relay key signed it for
+        // exactly this envelope; the message itself stands on its sender's signature.
+        let relay_stored_at = acceptance.and_then(|(stored_at, proof)| {
+            match self.check_relay_signature(&opened.envelope_hash, stored_at, &proof) {
+                Ok(()) => Some(stored_at),
+                Err(e) => {
+                    tracing::warn!(
+                        "the relay's acceptance of message {} does not verify ({}); its time is not kept",
+                        id.to_hex(),
+                        crate::render::line(&e.to_string())
+                    );
+                    None
+                }
+            }
+        });
         let now = now_ms();
         let new = self.store.insert_message(&NewMessage {
             id,
@@ -371,7 +400,7 @@ impl Client {
             created_at: h.created_at_ms,
             received_at: now,
             envelope_hash: EnvelopeHash(opened.envelope_hash),
-            relay_stored_at: None,
+            relay_stored_at,
             attachments: &attachments,
         })?;
         if !new {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use pocnet_wire::Member;
 
-use super::{BlobLimits, Conflict, Item, Listed, LogAppend, NewEnvelope, Quota, Store, StoreError, UploadStart};
+use super::{BlobLimits, Conflict, Hold, Item, Listed, LogAppend, NewEnvelope, Quota, Store, StoreError, UploadStart};
 
 /// How a test wants its store opened.
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +66,12 @@ macro_rules! store_conformance_tests {
             uploads_reserve_quota_and_cap_before_bytes_and_are_owned,
             uploads_and_attachments_expire_by_age,
             a_full_store_refuses_cleanly_keeps_what_it_accepted_and_recovers,
+            held_items_are_invisible_until_due_then_announced_once_with_a_new_seq,
+            held_items_fall_due_in_pending_too_and_are_announced_once,
+            a_receipt_cancels_only_its_signers_own_held_items_about_the_named_message,
+            a_receipt_after_release_recalls_nothing,
+            held_items_their_due_times_and_cancel_rules_survive_reopen,
+            held_items_count_against_the_quota_and_the_senders_share,
         );
     };
 }
@@ -155,7 +161,7 @@ pub async fn one_sender_holds_at_most_a_quarter_of_a_queue<S: Store>(open: Open<
     );
     assert_eq!(
         store
-            .queue_receipt([2; 32], [1; 32], vec![1], 1_000_000)
+            .queue_receipt([2; 32], [1; 32], vec![1], 1_000_000, None)
             .await
             .unwrap_err(),
         StoreError::Quota(Quota::QueueShare([2; 32])),
@@ -242,10 +248,16 @@ pub async fn receipts_count_against_the_recipients_quota<S: Store>(open: Open<'_
             ..Opts::default()
         },
     );
-    store.queue_receipt([2; 32], [3; 32], vec![1], 1_000_000).await.unwrap();
-    store.queue_receipt([2; 32], [4; 32], vec![2], 1_000_000).await.unwrap();
+    store
+        .queue_receipt([2; 32], [3; 32], vec![1], 1_000_000, None)
+        .await
+        .unwrap();
+    store
+        .queue_receipt([2; 32], [4; 32], vec![2], 1_000_000, None)
+        .await
+        .unwrap();
     assert!(matches!(
-        store.queue_receipt([2; 32], [5; 32], vec![3], 1_000_000).await,
+        store.queue_receipt([2; 32], [5; 32], vec![3], 1_000_000, None).await,
         Err(StoreError::Quota(Quota::Queue(_)))
     ));
     assert!(matches!(
@@ -647,4 +659,240 @@ pub async fn a_full_store_refuses_cleanly_keeps_what_it_accepted_and_recovers<S:
     store.ack([2; 32], seqs(&pending)).await.unwrap();
     store.accept(big(60_000)).await.unwrap();
     assert!(store.accept(big(0)).await.unwrap().duplicate);
+}
+
+/// A hold of envelope `id` from `sender` for `recipient`, due at `due`, cancelled by a
+/// receipt about message `about` from one of `signers`.
+fn held(sender: u8, id: u8, recipient: u8, now_ms: u64, due: u64, about: u8, signers: &[u8]) -> (NewEnvelope, Hold) {
+    (
+        env(sender, id, &[recipient], now_ms, due - now_ms + 1_000_000),
+        Hold {
+            not_before_ms: due,
+            cancel_message_id: [about; 16],
+            cancel_signers: signers.iter().map(|k| [*k; 32]).collect(),
+        },
+    )
+}
+
+async fn hold<S: Store>(store: &S, h: (NewEnvelope, Hold)) -> super::Accepted {
+    store.hold(h.0, h.1).await.unwrap()
+}
+
+fn envelope_ids(items: &[Item]) -> Vec<u8> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Envelope { envelope, .. } => Some(envelope[0]),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A held item is in no page and no announcement before it is due; released, it is
+/// announced once (to its recipient only), with its acceptance time and hash, under a seq
+/// above everything queued meanwhile; it is pending once until acknowledged.
+pub async fn held_items_are_invisible_until_due_then_announced_once_with_a_new_seq<S: Store>(
+    open: Open<'_, S>,
+    dir: &Path,
+) {
+    let store = open(dir, Opts::default());
+    let mut two = store.subscribe([2; 32], 4).unwrap();
+    let mut three = store.subscribe([3; 32], 4).unwrap();
+    let a = hold(&store, held(1, 7, 2, 1_000, 5_000, 9, &[2])).await;
+    assert_eq!(
+        a,
+        super::Accepted {
+            stored_at_ms: 1_000,
+            duplicate: false
+        }
+    );
+    assert!(
+        hold(&store, held(1, 7, 2, 1_200, 5_000, 9, &[2])).await.duplicate,
+        "a retried hold is stored once"
+    );
+    assert!(two.try_recv().is_none(), "not announced when held");
+    store.accept(env(4, 8, &[2], 2_000, 1_000_000)).await.unwrap();
+    let meanwhile = two.try_recv().unwrap().seq();
+    assert_eq!(
+        envelope_ids(&store.pending([2; 32], 0, 10, 4_999).await.unwrap()),
+        vec![8]
+    );
+    assert_eq!(store.release(4_999).await.unwrap(), 0);
+    assert!(two.try_recv().is_none());
+    assert_eq!(store.release(5_000).await.unwrap(), 1);
+    match two.try_recv().as_deref() {
+        Some(Item::Envelope {
+            seq,
+            envelope,
+            stored_at_ms,
+            envelope_hash,
+        }) => {
+            assert!(*seq > meanwhile, "a watcher past the held row's old seq still takes it");
+            assert_eq!((envelope[0], *stored_at_ms, *envelope_hash), (7, 1_000, [7; 32]));
+        }
+        other => panic!("the watcher should have the released item: {other:?}"),
+    }
+    assert!(two.try_recv().is_none(), "once");
+    assert!(three.try_recv().is_none(), "to its recipient only");
+    assert_eq!(store.release(9_000).await.unwrap(), 0, "released once");
+    assert!(two.try_recv().is_none());
+    let page = store.pending([2; 32], 0, 10, 9_000).await.unwrap();
+    assert_eq!(envelope_ids(&page), vec![8, 7], "pending once, in release order");
+    assert!(store.pending([3; 32], 0, 10, 9_000).await.unwrap().is_empty());
+    assert_eq!(store.ack([2; 32], seqs(&page)).await.unwrap(), 2);
+    assert!(store.pending([2; 32], 0, 10, 9_000).await.unwrap().is_empty());
+    // A hold due already (a past time) is queued and announced at once.
+    hold(&store, held(1, 6, 2, 10_000, 10_000, 9, &[2])).await;
+    assert!(matches!(two.try_recv().as_deref(), Some(Item::Envelope { .. })));
+}
+
+/// A recipient reading its queue at or after the due time gets the item without waiting
+/// for a release; its other watchers get it announced once, and no later release repeats it.
+pub async fn held_items_fall_due_in_pending_too_and_are_announced_once<S: Store>(open: Open<'_, S>, dir: &Path) {
+    let store = open(dir, Opts::default());
+    hold(&store, held(1, 7, 2, 0, 5_000, 9, &[2])).await;
+    let mut live = store.subscribe([2; 32], 4).unwrap();
+    assert!(store.pending([2; 32], 0, 10, 4_999).await.unwrap().is_empty());
+    let page = store.pending([2; 32], 0, 10, 5_000).await.unwrap();
+    assert_eq!(envelope_ids(&page), vec![7]);
+    assert_eq!(live.try_recv().map(|i| i.seq()), Some(page[0].seq()));
+    assert_eq!(store.release(6_000).await.unwrap(), 0);
+    assert!(live.try_recv().is_none());
+    assert_eq!(store.pending([2; 32], 0, 10, 6_000).await.unwrap(), page);
+}
+
+/// Cancelling takes an acknowledgement about the named message, from a listed signer, who
+/// is the held item's recipient: another signer, another message, another recipient's
+/// held item (even one that lists the signer) are untouched.
+pub async fn a_receipt_cancels_only_its_signers_own_held_items_about_the_named_message<S: Store>(
+    open: Open<'_, S>,
+    dir: &Path,
+) {
+    let store = open(dir, Opts::default());
+    hold(&store, held(1, 10, 2, 0, 5_000, 9, &[2, 3])).await; // 2's, cancellable by 2 (or 3)
+    hold(&store, held(1, 11, 3, 0, 5_000, 9, &[2])).await; // 3's, lists only 2
+    hold(&store, held(1, 12, 2, 0, 5_000, 8, &[2])).await; // 2's, about message 8
+    hold(&store, held(1, 13, 4, 0, 5_000, 9, &[4])).await; // 4's
+    let receipt = |from: u8, about: Option<u8>| {
+        store.queue_receipt([1; 32], [from; 32], vec![from], 1_000_000, about.map(|m| [m; 16]))
+    };
+    assert_eq!(receipt(5, Some(9)).await.unwrap(), 0, "a signer listed nowhere");
+    assert_eq!(receipt(2, None).await.unwrap(), 0, "a receipt that cancels nothing");
+    assert_eq!(receipt(2, Some(7)).await.unwrap(), 0, "another message");
+    assert_eq!(
+        receipt(3, Some(9)).await.unwrap(),
+        0,
+        "3 is listed only on 2's item; 3's own item does not list 3"
+    );
+    assert_eq!(receipt(2, Some(9)).await.unwrap(), 1, "2's own item about message 9");
+    assert_eq!(receipt(2, Some(9)).await.unwrap(), 0, "once");
+    assert_eq!(store.release(5_000).await.unwrap(), 3);
+    assert_eq!(
+        envelope_ids(&store.pending([2; 32], 0, 10, 5_000).await.unwrap()),
+        vec![12]
+    );
+    assert_eq!(
+        envelope_ids(&store.pending([3; 32], 0, 10, 5_000).await.unwrap()),
+        vec![11]
+    );
+    assert_eq!(
+        envelope_ids(&store.pending([4; 32], 0, 10, 5_000).await.unwrap()),
+        vec![13]
+    );
+    assert_eq!(
+        store.pending([1; 32], 0, 10, 5_000).await.unwrap().len(),
+        6,
+        "every receipt was queued"
+    );
+}
+
+/// Once released, an item is the recipient's: a matching receipt recalls nothing.
+pub async fn a_receipt_after_release_recalls_nothing<S: Store>(open: Open<'_, S>, dir: &Path) {
+    let store = open(dir, Opts::default());
+    hold(&store, held(1, 10, 2, 0, 5_000, 9, &[2])).await;
+    assert_eq!(store.release(5_000).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .queue_receipt([1; 32], [2; 32], vec![1], 1_000_000, Some([9; 16]))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        envelope_ids(&store.pending([2; 32], 0, 10, 5_000).await.unwrap()),
+        vec![10]
+    );
+}
+
+/// A reopened store keeps held items unreleased until their own due times, and their
+/// cancel rules.
+pub async fn held_items_their_due_times_and_cancel_rules_survive_reopen<S: Store>(open: Open<'_, S>, dir: &Path) {
+    {
+        let store = open(dir, Opts::default());
+        hold(&store, held(1, 10, 2, 0, 5_000, 9, &[2])).await;
+        hold(&store, held(1, 11, 2, 0, 8_000, 9, &[2])).await;
+        hold(&store, held(1, 12, 3, 0, 8_000, 9, &[3])).await;
+    }
+    let store = open(dir, Opts::default());
+    let mut live = store.subscribe([2; 32], 4).unwrap();
+    assert!(store.pending([2; 32], 0, 10, 4_999).await.unwrap().is_empty());
+    assert_eq!(store.release(4_999).await.unwrap(), 0);
+    assert_eq!(store.release(5_000).await.unwrap(), 1);
+    assert!(matches!(live.try_recv().as_deref(), Some(Item::Envelope { envelope, .. }) if envelope[0] == 10));
+    assert_eq!(
+        store
+            .queue_receipt([1; 32], [3; 32], vec![1], 1_000_000, Some([9; 16]))
+            .await
+            .unwrap(),
+        1,
+        "3's cancel rule was kept"
+    );
+    assert_eq!(store.release(8_000).await.unwrap(), 1);
+    assert!(matches!(live.try_recv().as_deref(), Some(Item::Envelope { envelope, .. }) if envelope[0] == 11));
+    assert!(live.try_recv().is_none());
+    assert!(store.pending([3; 32], 0, 10, 9_000).await.unwrap().is_empty());
+    assert_eq!(
+        envelope_ids(&store.pending([2; 32], 0, 10, 9_000).await.unwrap()),
+        vec![10, 11]
+    );
+}
+
+/// A held item takes queue room like a queued one (also as counted after a reopen); a
+/// cancel frees it.
+pub async fn held_items_count_against_the_quota_and_the_senders_share<S: Store>(open: Open<'_, S>, dir: &Path) {
+    let opts = Opts {
+        queue_quota: 4,
+        ..Opts::default()
+    };
+    {
+        let store = open(dir, opts);
+        hold(&store, held(1, 10, 2, 0, 5_000, 9, &[2])).await;
+        let (e, h) = held(1, 11, 2, 0, 5_000, 9, &[2]);
+        assert_eq!(
+            store.hold(e, h).await.unwrap_err(),
+            StoreError::Quota(Quota::QueueShare([2; 32])),
+            "one sender's quarter of a queue of 4"
+        );
+    }
+    let store = open(dir, opts);
+    assert_eq!(
+        store.accept(env(1, 12, &[2], 0, 1_000_000)).await.unwrap_err(),
+        StoreError::Quota(Quota::QueueShare([2; 32])),
+        "still counted after a reopen"
+    );
+    for s in 3..=5 {
+        store.accept(env(s, 20 + s, &[2], 0, 1_000_000)).await.unwrap();
+    }
+    assert_eq!(
+        store.accept(env(6, 30, &[2], 0, 1_000_000)).await.unwrap_err(),
+        StoreError::Quota(Quota::Queue([2; 32]))
+    );
+    assert_eq!(
+        store
+            .queue_receipt([1; 32], [2; 32], vec![1], 1_000_000, Some([9; 16]))
+            .await
+            .unwrap(),
+        1
+    );
+    store.accept(env(6, 30, &[2], 0, 1_000_000)).await.unwrap();
 }

@@ -16,6 +16,12 @@
 //!   live watcher of its recipients has the item.
 //! - **Notifications may be lost**, never invented: a watcher that falls behind is cut off
 //!   and re-reads from [`Queue::pending`].
+//! - **Held items are announced once, when released.** A held item ([`Queue::hold`]) is
+//!   invisible until it falls due; it is released (given a new, higher seq, so watchers
+//!   that already passed its old one still take it) by [`Queue::release`] or by a
+//!   [`Queue::pending`] of its recipient at or after its due time, and announced to live
+//!   watchers by the commit that releases it, never again. A reopened store keeps held
+//!   items and their due times.
 
 pub mod conformance;
 pub mod sqlite;
@@ -115,6 +121,18 @@ pub struct NewEnvelope {
     pub expires_at_ms: u64,
 }
 
+/// How an envelope stored with [`Queue::hold`] waits: for one recipient, until a time,
+/// unless cancelled first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    /// Released at this time (Unix ms), not before.
+    pub not_before_ms: u64,
+    /// The message a cancelling receipt must be about.
+    pub cancel_message_id: MessageId,
+    /// Who may cancel: the recipient must be one of them.
+    pub cancel_signers: Vec<Key>,
+}
+
 /// Outcome of storing an envelope.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Accepted {
@@ -128,8 +146,15 @@ pub struct Accepted {
 /// recipient or watcher; the edge trims them for the recipient as it sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Item {
-    /// An envelope (untrimmed).
-    Envelope { seq: u64, envelope: Arc<[u8]> },
+    /// An envelope (untrimmed), with what the relay's acceptance of it states.
+    Envelope {
+        seq: u64,
+        envelope: Arc<[u8]>,
+        /// When it was first stored (Unix ms).
+        stored_at_ms: u64,
+        /// Its envelope hash.
+        envelope_hash: [u8; 32],
+    },
     /// A signed receipt from `from`.
     Receipt { seq: u64, from: Key, receipt: Vec<u8> },
     /// A message this recipient sent expired undelivered for `recipient`.
@@ -235,18 +260,31 @@ pub trait Queue: Send + Sync {
     /// hash is `Conflict::IdReused`. A full recipient queue — or a sender already holding a
     /// quarter of it (`Quota::QueueShare`) — refuses the whole envelope.
     fn accept(&self, env: NewEnvelope) -> impl Future<Output = Result<Accepted, StoreError>> + Send;
-    /// Queues a signed receipt from `from` for `to`.
+    /// Stores an envelope for one recipient (`env.recipients` holds exactly it), held until
+    /// `hold.not_before_ms`; resolves once durable. The same rules as [`Queue::accept`]:
+    /// idempotent retries, `Conflict::IdReused`, the queue quota and the sender's share (a
+    /// held item takes room like a queued one). Nothing is announced until it is released.
+    fn hold(&self, env: NewEnvelope, hold: Hold) -> impl Future<Output = Result<Accepted, StoreError>> + Send;
+    /// Queues a signed receipt from `from` for `to`. With `cancel = Some(m)`, in the same
+    /// commit, drops every unreleased held item whose recipient is `from`, whose cancel
+    /// rule names message `m` and lists `from` among its signers; returns how many were
+    /// dropped. Released items are never recalled.
     fn queue_receipt(
         &self,
         to: Key,
         from: Key,
         receipt: Vec<u8>,
         expires_at_ms: u64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        cancel: Option<MessageId>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Releases every held item due at `now_ms` into its recipient's queue and announces it
+    /// to live watchers before resolving; returns how many were released.
+    fn release(&self, now_ms: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Pending items for `recipient` after `after_seq`, oldest first: at most `limit` items,
     /// and no more once the page's envelope bytes reach [`PAGE_BYTES`] (a page always holds
     /// at least one item if any is pending), so a backlog of large envelopes is read in
-    /// bounded pieces.
+    /// bounded pieces. Held items of `recipient` due at `now_ms` are released first (see
+    /// [`Queue::release`]); those not due are not shown.
     fn pending(
         &self,
         recipient: Key,

@@ -19,7 +19,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::oneshot;
 
 use super::{
-    Accepted, BlobInfo, BlobLimits, Conflict, Hub, Item, LogAppend, MemberRecord, NewEnvelope, Quota, StoreError,
+    Accepted, BlobInfo, BlobLimits, Conflict, Hold, Hub, Item, LogAppend, MemberRecord, NewEnvelope, Quota, StoreError,
     StoredCheckpoint, Subscription, UploadStart,
 };
 
@@ -77,7 +77,19 @@ CREATE TABLE submissions(id INTEGER PRIMARY KEY AUTOINCREMENT, author BLOB NOT N
     statement BLOB NOT NULL, hash BLOB NOT NULL UNIQUE, at INTEGER NOT NULL);
 CREATE INDEX submissions_by_author ON submissions(author);
 ",
+    // 5: held deliveries. A held item is a queue row with `state = 1` and its due time in
+    // `not_before`; its cancel rule is here. Released, it becomes a new `state = 0` row.
+    "
+CREATE TABLE holds(seq INTEGER PRIMARY KEY, cancel_id BLOB NOT NULL, signers BLOB NOT NULL);
+CREATE INDEX holds_by_cancel ON holds(cancel_id);
+CREATE INDEX queue_held ON queue(not_before) WHERE state = 1;
+CREATE INDEX queue_held_by_recipient ON queue(recipient, not_before) WHERE state = 1;
+",
 ];
+
+/// Queue row states as stored.
+const QUEUED: i64 = 0;
+const HELD: i64 = 1;
 
 /// Queue item kinds as stored.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -167,13 +179,18 @@ fn migrate(conn: &Connection) -> R<()> {
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 enum Cmd {
-    Accept(NewEnvelope, Reply<Accepted>),
+    Accept(NewEnvelope, Option<Hold>, Reply<Accepted>),
     QueueReceipt {
         to: Key,
         from: Key,
         receipt: Vec<u8>,
         expires_at_ms: u64,
-        reply: Reply<()>,
+        cancel: Option<MessageId>,
+        reply: Reply<u64>,
+    },
+    Release {
+        now_ms: u64,
+        reply: Reply<u64>,
     },
     Pending {
         recipient: Key,
@@ -274,17 +291,36 @@ impl SqliteStore {
 
 impl super::Queue for SqliteStore {
     async fn accept(&self, env: NewEnvelope) -> Result<Accepted, StoreError> {
-        self.call(|r| Cmd::Accept(env, r)).await
+        self.call(|r| Cmd::Accept(env, None, r)).await
     }
-    async fn queue_receipt(&self, to: Key, from: Key, receipt: Vec<u8>, expires_at_ms: u64) -> Result<(), StoreError> {
+    async fn hold(&self, env: NewEnvelope, hold: Hold) -> Result<Accepted, StoreError> {
+        if env.recipients.len() != 1 {
+            return Err(StoreError::Unavailable(
+                "a held envelope has exactly one recipient".into(),
+            ));
+        }
+        self.call(|r| Cmd::Accept(env, Some(hold), r)).await
+    }
+    async fn queue_receipt(
+        &self,
+        to: Key,
+        from: Key,
+        receipt: Vec<u8>,
+        expires_at_ms: u64,
+        cancel: Option<MessageId>,
+    ) -> Result<u64, StoreError> {
         self.call(|reply| Cmd::QueueReceipt {
             to,
             from,
             receipt,
             expires_at_ms,
+            cancel,
             reply,
         })
         .await
+    }
+    async fn release(&self, now_ms: u64) -> Result<u64, StoreError> {
+        self.call(|reply| Cmd::Release { now_ms, reply }).await
     }
     async fn pending(&self, recipient: Key, after_seq: u64, limit: u32, now_ms: u64) -> Result<Vec<Item>, StoreError> {
         // Through the writer, not the read connection: an item whose accept ran before a
@@ -942,10 +978,13 @@ fn as_done(cmd: Cmd) -> Done {
         Err(Fail::Store(StoreError::Unavailable("not applied".into())))
     }
     match cmd {
-        Cmd::Accept(_, r) => Done::Accept(r, e()),
-        Cmd::QueueReceipt { reply, .. } | Cmd::Write(_, reply) => Done::Unit(reply, e()),
+        Cmd::Accept(_, _, r) => Done::Accept(r, e()),
+        Cmd::Write(_, reply) => Done::Unit(reply, e()),
         Cmd::Pending { reply, .. } => Done::Items(reply, e()),
-        Cmd::Ack { reply, .. } | Cmd::Expire { reply, .. } => Done::Count(reply, e()),
+        Cmd::QueueReceipt { reply, .. }
+        | Cmd::Release { reply, .. }
+        | Cmd::Ack { reply, .. }
+        | Cmd::Expire { reply, .. } => Done::Count(reply, e()),
     }
 }
 
@@ -980,10 +1019,10 @@ fn apply(
     hub: &Hub,
 ) -> Done {
     match cmd {
-        Cmd::Accept(env, reply) => {
+        Cmd::Accept(env, hold, reply) => {
             let mut local = Vec::new();
             let mut c = CountsTx::new(counts);
-            let r = in_savepoint(tx, |tx| accept(tx, &env, &mut c, quota, &mut local, hub));
+            let r = in_savepoint(tx, |tx| accept(tx, &env, hold.as_ref(), &mut c, quota, &mut local, hub));
             if r.is_ok() {
                 c.keep();
                 announced.append(&mut local);
@@ -995,6 +1034,7 @@ fn apply(
             from,
             receipt,
             expires_at_ms,
+            cancel,
             reply,
         } => {
             let mut c = CountsTx::new(counts);
@@ -1013,12 +1053,23 @@ fn apply(
                 let seq = tx.last_insert_rowid() as u64;
                 c.add(to, from, 1);
                 announced.push((to, Arc::new(Item::Receipt { seq, from, receipt })));
-                Ok(())
+                match cancel {
+                    Some(m) => cancel_held(tx, &from, &m, &mut c),
+                    None => Ok(0),
+                }
             });
             if r.is_ok() {
                 c.keep();
             }
-            Done::Unit(reply, r)
+            Done::Count(reply, r)
+        }
+        Cmd::Release { now_ms, reply } => {
+            let mut local = Vec::new();
+            let r = in_savepoint(tx, |tx| release(tx, None, now_ms, &mut local, hub));
+            if r.is_ok() {
+                announced.append(&mut local);
+            }
+            Done::Count(reply, r)
         }
         Cmd::Pending {
             recipient,
@@ -1026,14 +1077,26 @@ fn apply(
             limit,
             now_ms,
             reply,
-        } => Done::Items(reply, pending(tx, &recipient, after_seq, limit, now_ms)),
+        } => {
+            // Due held items of this recipient join its queue first (and are announced to
+            // its other watchers), so a reader never waits for the release tick.
+            let mut local = Vec::new();
+            let r = in_savepoint(tx, |tx| {
+                release(tx, Some(&recipient), now_ms, &mut local, hub)?;
+                pending(tx, &recipient, after_seq, limit, now_ms)
+            });
+            if r.is_ok() {
+                announced.append(&mut local);
+            }
+            Done::Items(reply, r)
+        }
         Cmd::Ack { recipient, seqs, reply } => {
             let mut c = CountsTx::new(counts);
             let r = in_savepoint(tx, |tx| {
                 let mut n = 0;
                 // One statement per item: delete it and learn its envelope and sender.
                 let mut delete = tx.prepare_cached(
-                    "DELETE FROM queue WHERE recipient = ?1 AND seq = ?2 RETURNING envelope_id, peer",
+                    "DELETE FROM queue WHERE recipient = ?1 AND seq = ?2 AND state = 0 RETURNING envelope_id, peer",
                 )?;
                 // Once every recipient has acknowledged an envelope, its ciphertext is dropped;
                 // the row stays (id and hash) so a retried send is still recognised.
@@ -1121,6 +1184,7 @@ fn check_room(c: &CountsTx<'_>, recipient: &Key, sender: &Key, quota: u64) -> R<
 fn accept(
     tx: &Transaction<'_>,
     env: &NewEnvelope,
+    hold: Option<&Hold>,
     counts: &mut CountsTx<'_>,
     quota: u64,
     announced: &mut Vec<(Key, Arc<Item>)>,
@@ -1154,8 +1218,15 @@ fn accept(
             env.expires_at_ms as i64
         ])?;
     let id = tx.last_insert_rowid();
+    // A hold already due is queued as it stands (its cancel rule could no longer apply).
+    let hold = hold.filter(|h| h.not_before_ms > env.now_ms);
+    let (state, not_before) = match hold {
+        Some(h) => (HELD, h.not_before_ms),
+        None => (QUEUED, 0),
+    };
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO queue(recipient, kind, envelope_id, peer, message_id, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO queue(recipient, kind, envelope_id, peer, message_id, state, not_before, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for r in &env.recipients {
         stmt.execute(params![
@@ -1164,16 +1235,27 @@ fn accept(
             id,
             env.sender.as_slice(),
             env.message_id.as_slice(),
+            state,
+            not_before as i64,
             env.expires_at_ms as i64
         ])?;
         let seq = tx.last_insert_rowid() as u64;
         counts.add(*r, env.sender, 1);
-        if hub.is_watched(r) {
+        if let Some(h) = hold {
+            tx.prepare_cached("INSERT INTO holds(seq, cancel_id, signers) VALUES (?1, ?2, ?3)")?
+                .execute(params![
+                    seq as i64,
+                    h.cancel_message_id.as_slice(),
+                    h.cancel_signers.concat()
+                ])?;
+        } else if hub.is_watched(r) {
             announced.push((
                 *r,
                 Arc::new(Item::Envelope {
                     seq,
                     envelope: env.bytes.clone(),
+                    stored_at_ms: env.now_ms,
+                    envelope_hash: env.envelope_hash,
                 }),
             ));
         }
@@ -1186,7 +1268,8 @@ fn accept(
 
 fn pending(tx: &Transaction<'_>, recipient: &Key, after_seq: u64, limit: u32, now_ms: u64) -> R<Vec<Item>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT q.seq, q.kind, e.bytes, q.payload, q.peer, q.message_id FROM queue q LEFT JOIN envelopes e ON e.id = q.envelope_id
+        "SELECT q.seq, q.kind, e.bytes, q.payload, q.peer, q.message_id, e.stored_at, e.envelope_hash
+         FROM queue q LEFT JOIN envelopes e ON e.id = q.envelope_id
          WHERE q.recipient = ?1 AND q.seq > ?2 AND q.state = 0 AND q.not_before <= ?3 ORDER BY q.seq LIMIT ?4",
     )?;
     let rows = stmt.query_map(
@@ -1198,6 +1281,8 @@ fn pending(tx: &Transaction<'_>, recipient: &Key, after_seq: u64, limit: u32, no
                 Item::Envelope {
                     seq,
                     envelope: r.get::<_, Option<Vec<u8>>>(2)?.unwrap_or_default().into(),
+                    stored_at_ms: r.get::<_, Option<i64>>(6)?.unwrap_or_default() as u64,
+                    envelope_hash: to_key(&r.get::<_, Option<Vec<u8>>>(7)?.unwrap_or_default()),
                 }
             } else if kind == Kind::Receipt as i64 {
                 Item::Receipt {
@@ -1247,6 +1332,7 @@ fn expire(
     let notice_ttl = now_ms + 30 * 24 * 3600 * 1000;
     for (seq, recipient, kind, peer, mid) in &expired {
         tx.execute("DELETE FROM queue WHERE seq = ?1", [seq])?;
+        tx.execute("DELETE FROM holds WHERE seq = ?1", [seq])?;
         let rk = to_key(recipient);
         counts.add(rk, to_key(peer.as_deref().unwrap_or_default()), -1);
         if *kind == Kind::Envelope as i64 {
@@ -1271,4 +1357,98 @@ fn expire(
     }
     tx.execute("DELETE FROM envelopes WHERE expires_at <= ?1 AND id NOT IN (SELECT envelope_id FROM queue WHERE envelope_id IS NOT NULL)", [now_ms as i64])?;
     Ok(expired.len() as u64)
+}
+
+/// Moves held items due at `now_ms` (of `recipient` only, if given) into the queue: each
+/// becomes a new row with a fresh, higher seq — so a watcher that has passed the held row's
+/// seq still takes it — and is announced if watched. Queue sizes do not change.
+fn release(
+    tx: &Transaction<'_>,
+    recipient: Option<&Key>,
+    now_ms: u64,
+    announced: &mut Vec<(Key, Arc<Item>)>,
+    hub: &Hub,
+) -> R<u64> {
+    let due: Vec<(i64, Vec<u8>)> = match recipient {
+        None => {
+            let mut st = tx.prepare_cached(
+                "SELECT seq, recipient FROM queue WHERE state = 1 AND not_before <= ?1 ORDER BY not_before, seq",
+            )?;
+            let rows = st.query_map([now_ms as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        }
+        Some(k) => {
+            let mut st = tx.prepare_cached(
+                "SELECT seq, recipient FROM queue WHERE recipient = ?1 AND state = 1 AND not_before <= ?2
+                 ORDER BY not_before, seq",
+            )?;
+            let rows = st.query_map(params![k.as_slice(), now_ms as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        }
+    };
+    let mut copy = tx.prepare_cached(
+        "INSERT INTO queue(recipient, kind, envelope_id, peer, message_id, state, not_before, expires_at)
+         SELECT recipient, kind, envelope_id, peer, message_id, 0, not_before, expires_at FROM queue WHERE seq = ?1",
+    )?;
+    let mut drop_row = tx.prepare_cached("DELETE FROM queue WHERE seq = ?1")?;
+    let mut drop_hold = tx.prepare_cached("DELETE FROM holds WHERE seq = ?1")?;
+    let mut envelope = tx.prepare_cached(
+        "SELECT e.bytes, e.stored_at, e.envelope_hash FROM queue q JOIN envelopes e ON e.id = q.envelope_id
+         WHERE q.seq = ?1",
+    )?;
+    for (old, r) in &due {
+        copy.execute([old])?;
+        let seq = tx.last_insert_rowid();
+        drop_row.execute([old])?;
+        drop_hold.execute([old])?;
+        let r = to_key(r);
+        if hub.is_watched(&r) {
+            let (bytes, stored_at, hash): (Vec<u8>, i64, Vec<u8>) =
+                envelope.query_row([seq], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+            announced.push((
+                r,
+                Arc::new(Item::Envelope {
+                    seq: seq as u64,
+                    envelope: bytes.into(),
+                    stored_at_ms: stored_at as u64,
+                    envelope_hash: to_key(&hash),
+                }),
+            ));
+        }
+    }
+    Ok(due.len() as u64)
+}
+
+/// Drops `signer`'s own unreleased held items whose cancel rule names `message_id` and lists
+/// `signer`; returns how many.
+fn cancel_held(tx: &Transaction<'_>, signer: &Key, message_id: &MessageId, counts: &mut CountsTx<'_>) -> R<u64> {
+    type Row = (i64, Vec<u8>, Option<i64>, Option<Vec<u8>>);
+    let held: Vec<Row> = {
+        let mut st = tx.prepare_cached(
+            "SELECT h.seq, h.signers, q.envelope_id, q.peer FROM holds h JOIN queue q ON q.seq = h.seq
+             WHERE h.cancel_id = ?1 AND q.recipient = ?2 AND q.state = 1",
+        )?;
+        let rows = st.query_map(params![message_id.as_slice(), signer.as_slice()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut n = 0;
+    for (seq, signers, envelope, peer) in held {
+        if !signers.chunks_exact(32).any(|k| k == signer.as_slice()) {
+            continue;
+        }
+        tx.prepare_cached("DELETE FROM queue WHERE seq = ?1")?.execute([seq])?;
+        tx.prepare_cached("DELETE FROM holds WHERE seq = ?1")?.execute([seq])?;
+        counts.add(*signer, to_key(&peer.unwrap_or_default()), -1);
+        if let Some(id) = envelope {
+            // The row stays (id and hash) so a retried hold is still recognised.
+            tx.prepare_cached(
+                "UPDATE envelopes SET bytes = x'' WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM queue WHERE envelope_id = ?1)",
+            )?
+            .execute([id])?;
+        }
+        n += 1;
+    }
+    Ok(n)
 }

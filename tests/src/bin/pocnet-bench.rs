@@ -263,7 +263,10 @@ async fn setup(
                 let now = Instant::now();
                 let mut got = Vec::new();
                 while let Some(resp) = dec.decode_next::<Response>().unwrap() {
-                    if let Response::Deliver(Delivery::Envelope { seq, envelope }) = resp {
+                    if let Response::Deliver(
+                        Delivery::Envelope { seq, envelope } | Delivery::Stored { seq, envelope, .. },
+                    ) = resp
+                    {
                         let mut id = [0u8; 16];
                         id.copy_from_slice(&envelope[7..23]);
                         got.push(id);
