@@ -304,9 +304,15 @@ impl Client {
         if self.store.has_message(Direction::In, &sender, id)? {
             return Ok(None);
         }
-        let body: MessageBody = match h.content_type {
+        let mut body: MessageBody = match h.content_type {
             ContentType::Message | ContentType::Alert => postcard::from_bytes(&opened.plaintext)
                 .map_err(|e| reject(&format!("message body does not decode: {e}")))?,
+            // Decoded once the sender is known to be listed (below).
+            ContentType::RoundChallenge | ContentType::RoundResponse => MessageBody {
+                subject: String::new(),
+                text: String::new(),
+                attachments: Vec::new(),
+            },
             other => return Err(reject(&format!("unexpected content type {other:?} in the inbox"))),
         };
         // Sizes and counts the sender chose are checked before anything is allocated or fetched.
@@ -341,6 +347,36 @@ impl Client {
         let log = self.log()?;
         let dir = log.directory();
         let peer = self.peer_in(dir, &sender);
+        match h.content_type {
+            ContentType::RoundChallenge => {
+                let (subject, text) =
+                    self.round_received(&sender, h.message_id, opened.envelope_hash, &opened.plaintext)?;
+                body.subject = subject;
+                body.text = text;
+            }
+            ContentType::RoundResponse => {
+                // The report times answers by the relay's signed acceptance, so it must verify.
+                let accepted = match &acceptance {
+                    Some((stored_at, proof)) => {
+                        self.check_relay_signature(&opened.envelope_hash, *stored_at, proof)?;
+                        Some(pocnet_core::round::Acceptance {
+                            stored_at_ms: *stored_at,
+                            proof: proof.clone(),
+                        })
+                    }
+                    None => None,
+                };
+                let handle = self
+                    .round_answer_received(s, &sender, opened.envelope_hash, &opened.plaintext, accepted)
+                    .await?;
+                body.subject = format!("Contact check answered by {handle}");
+                let a = pocnet_core::round::SignedAnswer::decode_unverified(&opened.plaintext)
+                    .map(|a| a.note)
+                    .unwrap_or_default();
+                body.text = a;
+            }
+            _ => {}
+        }
         let mut attachments = Vec::new();
         for a in &body.attachments {
             let state = match self.fetch_attachment(s, &sender, a).await {
