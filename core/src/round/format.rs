@@ -154,8 +154,7 @@ pub(crate) fn text(name: &'static str, s: &str, min: usize, max: usize, lines: b
     if s.len() < min {
         return Err(field(name, "is empty"));
     }
-    if s
-        .chars()
+    if s.chars()
         .any(|c| (c.is_control() && !(lines && c == '\n')) || is_bidi_control(c))
     {
         return Err(field(name, "contains a control or text-direction character"));
@@ -582,13 +581,7 @@ impl Outcome {
     /// Signs it with the Secretariat's key.
     pub fn sign(&self, secretariat: &Identity) -> Result<SignedOutcome, RoundError> {
         self.check()?;
-        let bytes = sign_body(
-            "outcome",
-            context::ROUND_OUTCOME,
-            secretariat,
-            self,
-            MAX_OUTCOME_LEN,
-        )?;
+        let bytes = sign_body("outcome", context::ROUND_OUTCOME, secretariat, self, MAX_OUTCOME_LEN)?;
         Ok(SignedOutcome {
             bytes,
             outcome: self.clone(),
@@ -695,13 +688,7 @@ impl Manifest {
     /// Signs it with the Secretariat's key.
     pub fn sign(&self, secretariat: &Identity) -> Result<SignedManifest, RoundError> {
         self.check()?;
-        let bytes = sign_body(
-            "manifest",
-            context::ROUND_MANIFEST,
-            secretariat,
-            self,
-            MAX_MANIFEST_LEN,
-        )?;
+        let bytes = sign_body("manifest", context::ROUND_MANIFEST, secretariat, self, MAX_MANIFEST_LEN)?;
         Ok(SignedManifest {
             bytes,
             manifest: self.clone(),

@@ -16,8 +16,8 @@ pub mod render;
 pub mod report;
 
 pub use bundle::{
-    secretariat_of, verify_bundle, Acceptance, AnswerRecord, Bundle, BundleBuilder, BundleError, Target,
-    TargetRecord, MAX_BUNDLE_LEN,
+    secretariat_of, verify_bundle, Acceptance, AnswerRecord, Bundle, BundleBuilder, BundleError, Target, TargetRecord,
+    MAX_BUNDLE_LEN,
 };
 pub use format::{
     sha256, Answer, Challenge, Manifest, ManifestEntry, Outcome, Request, RoundError, RoundId, SignedAnswer,

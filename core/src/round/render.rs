@@ -146,7 +146,12 @@ impl Report {
         let t = &self.totals;
         let mut o = String::new();
         let _ = writeln!(o, "# Contact verification round {}\n", self.round_id);
-        let _ = writeln!(o, "- Directory: {} (size {})", md_escape(&self.origin), self.directory_size);
+        let _ = writeln!(
+            o,
+            "- Directory: {} (size {})",
+            md_escape(&self.origin),
+            self.directory_size
+        );
         let _ = writeln!(o, "- Started: {}", fmt_utc(self.started_ms));
         let _ = writeln!(o, "- Deadline: {}", fmt_utc(self.deadline_ms));
         let _ = writeln!(o, "- Request: {}", md_escape(&self.request));
@@ -198,8 +203,16 @@ impl Report {
                 v.iter().map(|s| md_escape(s)).collect::<Vec<_>>().join(", ")
             }
         };
-        let _ = writeln!(o, "\nStates with no POC answering in pocnet: {}", list(&self.states_without_answer));
-        let _ = writeln!(o, "\nStates with no POC answering at all: {}\n", list(&self.states_unreached));
+        let _ = writeln!(
+            o,
+            "\nStates with no POC answering in pocnet: {}",
+            list(&self.states_without_answer)
+        );
+        let _ = writeln!(
+            o,
+            "\nStates with no POC answering at all: {}\n",
+            list(&self.states_unreached)
+        );
         let _ = writeln!(o, "## POCs\n");
         let _ = writeln!(
             o,
@@ -241,7 +254,11 @@ impl Report {
              .late{background:#f8dcc0}.never{background:#f4c7c7}.outside{background:#dde4f2}\n\
              svg text{font-family:sans-serif;font-size:11px}\n</style>\n</head>\n<body>\n",
         );
-        let _ = writeln!(o, "<h1>Contact verification round <code>{}</code></h1>", e(&self.round_id));
+        let _ = writeln!(
+            o,
+            "<h1>Contact verification round <code>{}</code></h1>",
+            e(&self.round_id)
+        );
         let _ = writeln!(
             o,
             "<ul><li>Directory: {} (size {})</li><li>Started: {}</li><li>Deadline: {}</li><li>Request: {}</li><li>Reminders due: {}</li></ul>",
@@ -402,7 +419,13 @@ impl Report {
     fn svg_state_bars(&self) -> String {
         let (w, l, r, row, top) = (640.0, 60.0, 90.0, 18.0, 10.0);
         let h = top + row * self.states.len().max(1) as f64 + 30.0;
-        let max = self.states.iter().filter_map(|s| s.median_ms).max().unwrap_or(HOUR_MS).max(1) as f64;
+        let max = self
+            .states
+            .iter()
+            .filter_map(|s| s.median_ms)
+            .max()
+            .unwrap_or(HOUR_MS)
+            .max(1) as f64;
         let mut o = String::new();
         let _ = writeln!(
             o,

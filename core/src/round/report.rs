@@ -247,7 +247,12 @@ impl Report {
                     let ans = SignedAnswer::decode_unverified(&a.signed)?;
                     let at = a.accepted.stored_at_ms;
                     let tta = at.saturating_sub(c_at);
-                    (status_of(tta, at, ch.deadline_ms), Some(at), Some(tta), ans.update.is_some())
+                    (
+                        status_of(tta, at, ch.deadline_ms),
+                        Some(at),
+                        Some(tta),
+                        ans.update.is_some(),
+                    )
                 }
                 None => (Status::Never, None, None, false),
             };
