@@ -355,7 +355,7 @@ pub enum BundleError {
     /// The checkpoint note does not parse, is not the Secretariat's, or names another log.
     #[error("checkpoint is invalid: {0}")]
     Checkpoint(String),
-    /// The same target twice.
+    /// The same target (key or handle) twice.
     #[error("target {target} appears twice")]
     DuplicateTarget {
         /// The target.
@@ -595,8 +595,9 @@ pub fn verify_bundle(bytes: &[u8]) -> Result<(Bundle, Report), BundleError> {
         }
     }
     let mut seen: HashSet<[u8; 32]> = HashSet::with_capacity(bundle.targets.len());
+    let mut handles: HashSet<&str> = HashSet::with_capacity(bundle.targets.len());
     for r in &bundle.targets {
-        if !seen.insert(r.target.key) {
+        if !seen.insert(r.target.key) || !handles.insert(&r.target.handle) {
             return Err(BundleError::DuplicateTarget {
                 target: r.target.handle.clone(),
             });
