@@ -40,6 +40,13 @@ pub const RECEIPT: SigningContext = SigningContext::new(b"pocnet/v1/receipt\0");
 /// Signature on a directory log statement.
 pub const DIRECTORY: SigningContext = SigningContext::new(b"pocnet/v1/directory\0");
 
+/// The POC's signature on its answer to a contact-verification round.
+pub const ROUND_ANSWER: SigningContext = SigningContext::new(b"pocnet/v1/round-answer\0");
+/// The Secretariat's signature on an outcome recorded outside pocnet (phone, e-mail).
+pub const ROUND_OUTCOME: SigningContext = SigningContext::new(b"pocnet/v1/round-outcome\0");
+/// The Secretariat's signature on a round's manifest (targets and what each answered).
+pub const ROUND_MANIFEST: SigningContext = SigningContext::new(b"pocnet/v1/round-manifest\0");
+
 /// HPKE `info` prefix for key stanzas.
 pub(crate) const STANZA_INFO: &[u8] = b"pocnet/v1/stanza\0";
 /// HKDF `info` for the payload key.
