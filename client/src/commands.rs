@@ -601,7 +601,11 @@ pub async fn round(ctx: &Ctx, what: RoundCmd) -> Result<(), Error> {
                 Some(q) => pocnet_core::round::Request::Question(q),
                 None => pocnet_core::round::Request::ConfirmDetails,
             };
-            let reminders = if reminders.is_empty() { vec![0.5, 0.9] } else { reminders };
+            let reminders = if reminders.is_empty() {
+                vec![0.5, 0.9]
+            } else {
+                reminders
+            };
             let deadline = now_ms() + (deadline_hours * 3_600_000.0) as u64;
             let s = c.connect().await?;
             let r = c.round_start(&s, &sel, deadline, request, &reminders).await;
@@ -622,7 +626,12 @@ pub async fn round(ctx: &Ctx, what: RoundCmd) -> Result<(), Error> {
         RoundCmd::Pending => {
             let open = c.round_unanswered()?;
             if ctx.json {
-                print_json(&open.iter().map(|p| pocnet_crypto::to_hex(&p.round_id)).collect::<Vec<_>>());
+                print_json(
+                    &open
+                        .iter()
+                        .map(|p| pocnet_crypto::to_hex(&p.round_id))
+                        .collect::<Vec<_>>(),
+                );
             } else if open.is_empty() {
                 println!("no contact check waits for your answer");
             } else {
@@ -695,7 +704,10 @@ pub async fn round(ctx: &Ctx, what: RoundCmd) -> Result<(), Error> {
                 context: format!("cannot write {}", out.display()),
                 source: e,
             })?;
-            println!("bundle written to {}; anyone re-verifies it with `pocnet round verify`", out.display());
+            println!(
+                "bundle written to {}; anyone re-verifies it with `pocnet round verify`",
+                out.display()
+            );
         }
         RoundCmd::Verify { .. } => unreachable!("handled above"),
     }

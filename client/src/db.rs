@@ -775,7 +775,9 @@ impl Store {
     pub fn round_load(&self, id: &[u8; 16]) -> Result<Option<crate::ops::rounds::RoundState>> {
         let b: Option<Vec<u8>> = self
             .conn
-            .query_row("SELECT state FROM rounds WHERE round_id = ?1", [id.as_slice()], |r| r.get(0))
+            .query_row("SELECT state FROM rounds WHERE round_id = ?1", [id.as_slice()], |r| {
+                r.get(0)
+            })
             .optional()?;
         b.map(|b| serde_json::from_slice(&b).map_err(|e| Error::DamagedStore(format!("round record: {e}"))))
             .transpose()
@@ -795,7 +797,8 @@ impl Store {
             let id: [u8; 16] = id
                 .try_into()
                 .map_err(|_| Error::DamagedStore("a round id has the wrong length".into()))?;
-            let state = serde_json::from_slice(&state).map_err(|e| Error::DamagedStore(format!("round record: {e}")))?;
+            let state =
+                serde_json::from_slice(&state).map_err(|e| Error::DamagedStore(format!("round record: {e}")))?;
             out.push((id, state, at as u64));
         }
         Ok(out)

@@ -756,7 +756,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
             commands::national(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref()), what).await?
         }
         Command::Rotate => commands::rotate(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref())).await?,
-        Command::Round { what } => commands::round(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref()), what).await?,
+        Command::Round { what } => {
+            commands::round(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref()), what).await?
+        }
     }
     Ok(())
 }

@@ -52,7 +52,12 @@ fn a_held_reminder_survives_kill_9_reaches_only_the_silent_and_a_receipt_cancels
     let mut held = Vec::new();
     for (challenge, due) in [("challenge A", 8_000), ("challenge B", 10_000)] {
         let c = seal(&sec, &poc.public(), challenge);
-        match relay.request(&sec, Request::Send { envelope: c.bytes.clone() }) {
+        match relay.request(
+            &sec,
+            Request::Send {
+                envelope: c.bytes.clone(),
+            },
+        ) {
             Ok(Response::Accepted { .. }) => {}
             other => panic!("{other:?}"),
         }

@@ -429,14 +429,18 @@ impl Client {
         let signed = SignedAnswer::verify(plaintext, sender).map_err(|e| Error::BadEnvelope(e.to_string()))?;
         let a = signed.answer().clone();
         let Some(mut state) = self.store.round_load(&a.round_id)? else {
-            return Err(Error::BadEnvelope("an answer to a round this Secretariat did not start".into()));
+            return Err(Error::BadEnvelope(
+                "an answer to a round this Secretariat did not start".into(),
+            ));
         };
         let Some(rec) = state
             .targets
             .iter_mut()
             .find(|t| &t.target.key == sender.as_bytes() && t.challenge_id == a.challenge_id)
         else {
-            return Err(Error::BadEnvelope("an answer from a key this round did not challenge".into()));
+            return Err(Error::BadEnvelope(
+                "an answer from a key this round did not challenge".into(),
+            ));
         };
         let Some(accepted) = accepted else {
             return Err(Error::Protocol(
@@ -493,8 +497,12 @@ impl Client {
                 let (id, s, _) = m.into_iter().next().expect("one");
                 Ok((id, s))
             }
-            0 => Err(Error::Usage(format!("no round {round:?}: list them with `pocnet round list`"))),
-            n => Err(Error::Usage(format!("{n} rounds start with {round:?}; give more digits"))),
+            0 => Err(Error::Usage(format!(
+                "no round {round:?}: list them with `pocnet round list`"
+            ))),
+            n => Err(Error::Usage(format!(
+                "{n} rounds start with {round:?}; give more digits"
+            ))),
         }
     }
 
@@ -532,7 +540,11 @@ impl Client {
             .rounds()?
             .into_iter()
             .map(|(id, s, at)| {
-                let answered = s.targets.iter().filter(|t| t.answer.is_some() || t.outcome.is_some()).count();
+                let answered = s
+                    .targets
+                    .iter()
+                    .filter(|t| t.answer.is_some() || t.outcome.is_some())
+                    .count();
                 (hex(&id), s.targets.len(), answered, at)
             })
             .collect())

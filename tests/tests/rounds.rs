@@ -1,0 +1,117 @@
+//! Contact verification rounds end to end: the real relay binary, real `pocnet` binaries
+//! for the Secretariat and the POCs.
+
+use pocnet_tests::{Poc, Relay};
+
+fn inbox_subjects(p: &Poc) -> Vec<String> {
+    p.json(&["inbox", "--offline"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A prompt POC confirms, another updates its details, a third stays silent and gets the
+/// held reminder (the others do not), one answers by phone; the report counts each, the
+/// bundle re-verifies anywhere, and a tampered bundle does not.
+#[test]
+fn a_round_challenges_reminds_only_the_silent_and_its_bundle_reverifies() {
+    let relay = Relay::start();
+    let cl = Poc::enrolled(&relay, "CL", "primary");
+    let mx = Poc::enrolled(&relay, "MX", "primary");
+    let us = Poc::enrolled(&relay, "US", "primary");
+    let br = Poc::enrolled(&relay, "BR", "primary");
+    let sec = &relay.secretariat;
+    // A short window (36 s) with one reminder at its middle (18 s).
+    let started = sec.json(&["round", "start", "--deadline-hours", "0.01", "--reminder", "0.5"]);
+    let round = started["round"].as_str().unwrap().to_string();
+    assert_eq!(started["targets"], 4);
+    assert_eq!(started["reminders"], 4);
+
+    // Every POC sees the challenge until it answers.
+    for p in [&cl, &mx, &us, &br] {
+        p.ok(&["inbox"]);
+        assert!(
+            inbox_subjects(p)[0].starts_with("CONTACT CHECK"),
+            "{:?}",
+            inbox_subjects(p)
+        );
+        assert!(p.ok(&["round", "pending"]).contains(&round));
+    }
+    cl.ok(&["round", "answer", "--note", "all good"]);
+    mx.ok(&["round", "answer", "--email", "mateo.new@example.gov"]);
+    assert!(cl.ok(&["round", "pending"]).contains("no contact check waits"));
+    // A second answer is refused: nothing waits.
+    assert!(!cl.run(&["round", "answer"]).status.success());
+
+    // The silent POC gets the reminder the relay held; wait for it as a user would.
+    us.ok(&["watch", "--count", "1"]);
+    assert!(
+        inbox_subjects(&us).iter().any(|s| s.starts_with("REMINDER 1")),
+        "{:?}",
+        inbox_subjects(&us)
+    );
+    // Those who answered got no reminder (theirs were cancelled by their signed receipts).
+    cl.ok(&["inbox"]);
+    mx.ok(&["inbox"]);
+    assert!(!inbox_subjects(&cl).iter().any(|s| s.starts_with("REMINDER")));
+    assert!(!inbox_subjects(&mx).iter().any(|s| s.starts_with("REMINDER")));
+
+    // BR answers by phone: the Secretariat records it.
+    sec.ok(&[
+        "round",
+        "outcome",
+        &round,
+        "BR.primary",
+        "--how",
+        "phone",
+        "--note",
+        "called back",
+    ]);
+    // The Secretariat fetches the answers (and publishes MX's update).
+    let report = sec.json(&["round", "report", &round, "--format", "json"]);
+    let pocs = report["pocs"].as_array().unwrap();
+    let status = |h: &str| {
+        pocs.iter()
+            .find(|p| p["handle"] == h)
+            .map(|p| p["status"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(status("CL.primary"), "within_1h");
+    assert_eq!(status("MX.primary"), "within_1h");
+    assert_eq!(status("US.primary"), "never");
+    assert_eq!(status("BR.primary"), "outside");
+    let changed: Vec<&str> = pocs
+        .iter()
+        .filter(|p| p["details_changed"] == true)
+        .map(|p| p["handle"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, vec!["MX.primary"]);
+    // MX's new e-mail is in the directory now.
+    cl.ok(&["directory", "sync"]);
+    assert!(cl
+        .ok(&["directory", "show", "MX.primary"])
+        .contains("mateo.new@example.gov"));
+
+    // The bundle re-verifies anywhere, to the same figures.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("round.bundle");
+    sec.ok(&["round", "bundle", &round, "--out", path.to_str().unwrap()]);
+    let anyone = Poc::new();
+    let again = anyone.json(&["round", "verify", path.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(again["pocs"], report["pocs"]);
+    for fmt in ["md", "csv", "html"] {
+        assert!(!anyone
+            .ok(&["round", "verify", path.to_str().unwrap(), "--format", fmt])
+            .is_empty());
+    }
+    // A flipped byte anywhere past the header fails verification.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 1;
+    let bad = dir.path().join("tampered.bundle");
+    std::fs::write(&bad, &bytes).unwrap();
+    let out = anyone.run(&["round", "verify", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(13), "{}", String::from_utf8_lossy(&out.stderr));
+}
