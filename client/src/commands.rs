@@ -579,8 +579,61 @@ pub async fn round(ctx: &Ctx, what: RoundCmd) -> Result<(), Error> {
         eprintln!("bundle verified: every signature, acceptance proof and the Secretariat's manifest check out");
         return write_out(None, &render_report(&report, format)?);
     }
-    let c = ctx.open()?;
+    let mut c = ctx.open()?;
     match what {
+        RoundCmd::Schedule {
+            every_days,
+            deadline_hours,
+            reminders,
+        } => {
+            if every_days == 0 || !(0.01..=24.0 * 366.0).contains(&deadline_hours) {
+                return Err(Error::Usage(
+                    "--every-days must be at least 1 and --deadline-hours between 0.01 and a year".into(),
+                ));
+            }
+            if deadline_hours > f64::from(every_days) * 24.0 {
+                return Err(Error::Usage("each round must end before the next one starts".into()));
+            }
+            let reminders = if reminders.is_empty() { vec![0.5, 0.9] } else { reminders };
+            c.profile.config.round_schedule = Some(pocnet_client::profile::RoundSchedule {
+                every_days,
+                deadline_hours,
+                reminders,
+            });
+            c.profile.save()?;
+            println!(
+                "every POC will be checked every {every_days} days; run `pocnet round due` daily (cron or a systemd timer)"
+            );
+        }
+        RoundCmd::Due => {
+            let Some(sched) = c.profile.config.round_schedule.clone() else {
+                return Err(Error::Usage("no schedule: set one with `pocnet round schedule --every-days N`".into()));
+            };
+            let last = c.round_list()?.first().map(|(_, _, _, at)| *at);
+            let every = u64::from(sched.every_days) * 86_400_000;
+            let now = now_ms();
+            if let Some(at) = last.filter(|at| now < at + every) {
+                println!("not due: the last round started {}; the next is due {}", render::fmt_time(at), render::fmt_time(at + every));
+                return Ok(());
+            }
+            let s = c.connect().await?;
+            let r = c
+                .round_start(
+                    &s,
+                    &Selection::default(),
+                    now + (sched.deadline_hours * 3_600_000.0) as u64,
+                    pocnet_core::round::Request::ConfirmDetails,
+                    &sched.reminders,
+                )
+                .await;
+            s.close().await;
+            let r = r?;
+            if ctx.json {
+                print_json(&r);
+            } else {
+                println!("scheduled round {} started: {} POCs challenged", r.round, r.targets);
+            }
+        }
         RoundCmd::Start {
             states,
             categories,

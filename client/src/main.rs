@@ -220,6 +220,18 @@ enum RoundCmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Secretariat: check every POC every N days (then run `pocnet round due` daily, from
+    /// cron or a systemd timer; it starts a round when one is due).
+    Schedule {
+        #[arg(long)]
+        every_days: u32,
+        #[arg(long, default_value_t = 72.0)]
+        deadline_hours: f64,
+        #[arg(long = "reminder")]
+        reminders: Vec<f64>,
+    },
+    /// Secretariat: start the scheduled round if it is due (safe to run as often as you like).
+    Due,
     /// Anyone: re-verify a bundle and recompute its report (md, json, csv or html).
     Verify {
         bundle: PathBuf,
@@ -596,6 +608,14 @@ async fn run(cli: Cli) -> Result<(), Error> {
             commands::alarm(&c);
             if !cli.json {
                 commands::reminders(&c);
+                if let Ok(open) = c.round_unanswered() {
+                    if !open.is_empty() {
+                        eprintln!(
+                            "CONTACT CHECK: {} waiting for your answer: `pocnet round answer` (see `pocnet round pending`)",
+                            open.len()
+                        );
+                    }
+                }
             }
             if let Ok(Some(me)) = c.own_record() {
                 if me.is_stale(pocnet_client::now_ms()) && !cli.json {
@@ -651,6 +671,14 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Watch { exec, count } => {
             let c = Client::open(&home, pass()?.as_bytes())?;
             commands::alarm(&c);
+            if let Ok(open) = c.round_unanswered() {
+                if !open.is_empty() {
+                    eprintln!(
+                        "CONTACT CHECK: {} waiting for your answer: `pocnet round answer` (see `pocnet round pending`)",
+                        open.len()
+                    );
+                }
+            }
             let s = c.connect().await?;
             let json = cli.json;
             let result = {

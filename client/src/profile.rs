@@ -30,6 +30,20 @@ pub struct ProfileConfig {
     /// The directory this profile trusts: the Secretariat's C2SP verifier key
     /// (`<origin>+<key id>+<key>`), as the Secretariat gave it.
     pub directory: Option<String>,
+    /// The Secretariat's recurring contact check, if it set one.
+    pub round_schedule: Option<RoundSchedule>,
+}
+
+/// A recurring contact verification round (all POCs), started by `pocnet round due`
+/// (from cron or a systemd timer) whenever the last one is this old.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RoundSchedule {
+    /// Days between rounds.
+    pub every_days: u32,
+    /// Hours each round leaves for answers.
+    pub deadline_hours: f64,
+    /// Reminders, as fractions of the window.
+    pub reminders: Vec<f64>,
 }
 
 /// An opened profile directory.

@@ -115,3 +115,23 @@ fn a_round_challenges_reminds_only_the_silent_and_its_bundle_reverifies() {
     let out = anyone.run(&["round", "verify", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(13), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A recurring round: `round due` starts one when the schedule says so, and not again
+/// before the period is over; POCs see the check in their inbox until they answer.
+#[test]
+fn a_scheduled_round_starts_when_due_and_only_then() {
+    let relay = Relay::start();
+    let cl = Poc::enrolled(&relay, "CL", "primary");
+    let sec = &relay.secretariat;
+    assert!(!sec.run(&["round", "due"]).status.success(), "no schedule yet");
+    sec.ok(&["round", "schedule", "--every-days", "90", "--deadline-hours", "72"]);
+    let first = sec.json(&["round", "due"]);
+    assert_eq!(first["targets"], 1);
+    assert!(sec.ok(&["round", "due"]).contains("not due"));
+    assert_eq!(sec.json(&["round", "list"]).as_array().unwrap().len(), 1);
+    let out = cl.run(&["inbox"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CONTACT CHECK: 1 waiting"));
+    cl.ok(&["round", "answer"]);
+    let out = cl.run(&["inbox"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("CONTACT CHECK"));
+}
