@@ -594,7 +594,11 @@ pub async fn round(ctx: &Ctx, what: RoundCmd) -> Result<(), Error> {
             if deadline_hours > f64::from(every_days) * 24.0 {
                 return Err(Error::Usage("each round must end before the next one starts".into()));
             }
-            let reminders = if reminders.is_empty() { vec![0.5, 0.9] } else { reminders };
+            let reminders = if reminders.is_empty() {
+                vec![0.5, 0.9]
+            } else {
+                reminders
+            };
             c.profile.config.round_schedule = Some(pocnet_client::profile::RoundSchedule {
                 every_days,
                 deadline_hours,
@@ -607,13 +611,19 @@ pub async fn round(ctx: &Ctx, what: RoundCmd) -> Result<(), Error> {
         }
         RoundCmd::Due => {
             let Some(sched) = c.profile.config.round_schedule.clone() else {
-                return Err(Error::Usage("no schedule: set one with `pocnet round schedule --every-days N`".into()));
+                return Err(Error::Usage(
+                    "no schedule: set one with `pocnet round schedule --every-days N`".into(),
+                ));
             };
             let last = c.round_list()?.first().map(|(_, _, _, at)| *at);
             let every = u64::from(sched.every_days) * 86_400_000;
             let now = now_ms();
             if let Some(at) = last.filter(|at| now < at + every) {
-                println!("not due: the last round started {}; the next is due {}", render::fmt_time(at), render::fmt_time(at + every));
+                println!(
+                    "not due: the last round started {}; the next is due {}",
+                    render::fmt_time(at),
+                    render::fmt_time(at + every)
+                );
                 return Ok(());
             }
             let s = c.connect().await?;
