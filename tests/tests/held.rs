@@ -2,7 +2,7 @@
 //! not-before time survives a kill -9, is released to that recipient when due, and is never
 //! released once the recipient's signed receipt about the named message has cancelled it.
 
-use pocnet_crypto::{ContentType, HeaderFields, Identity, PublicIdentity, Receipt, ReceiptKind, Suite, Tlp};
+use pocnet_crypto::{HeaderFields, Identity, PublicIdentity, Receipt, ReceiptKind, Suite, Tlp};
 use pocnet_tests::{Poc, Relay};
 use pocnet_wire::content::MessageBody;
 use pocnet_wire::{Cancel, Request, Response};
