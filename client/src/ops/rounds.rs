@@ -508,10 +508,15 @@ impl Client {
 
     /// Secretariat: the signed bundle of a round as it stands now.
     pub fn round_bundle(&self, round: &str) -> Result<Bundle> {
+        self.round_bundle_at(round, now_ms())
+    }
+
+    /// As [`Client::round_bundle`], as of `now` (Unix ms): reminders due by then and not
+    /// cancelled count as released.
+    pub fn round_bundle_at(&self, round: &str, now: u64) -> Result<Bundle> {
         let (_, mut state) = self.round_find(round)?;
         let challenge = Challenge::parse(&state.challenge).map_err(round_err)?;
         let relay = IdentityKey::from_bytes(&state.relay).map_err(|e| Error::DamagedStore(e.to_string()))?;
-        let now = now_ms();
         let mut b = BundleBuilder::new(&challenge, &state.checkpoint, &relay).map_err(round_err)?;
         for rec in state.targets.iter_mut() {
             let key = IdentityKey::from_bytes(&rec.target.key).map_err(|e| Error::DamagedStore(e.to_string()))?;
@@ -529,7 +534,12 @@ impl Client {
 
     /// Secretariat: the report of a round as it stands now.
     pub fn round_report(&self, round: &str) -> Result<Report> {
-        let b = self.round_bundle(round)?;
+        self.round_report_at(round, now_ms())
+    }
+
+    /// As [`Client::round_report`], as of `now` (Unix ms).
+    pub fn round_report_at(&self, round: &str, now: u64) -> Result<Report> {
+        let b = self.round_bundle_at(round, now)?;
         Report::compute(&b).map_err(round_err)
     }
 
