@@ -171,7 +171,7 @@ fn main() {
         revoked: false,
     };
     let requests = vec![
-        Request::Hello { protocol: 2 },
+        Request::Hello { protocol: 3 },
         Request::Pipeline,
         Request::Enrol {
             invite: "ABCD-EFGH".into(),
@@ -200,6 +200,21 @@ fn main() {
             message_id: [6; 16],
             offset: 0,
         },
+        // Protocol 3: the directory log and held deliveries.
+        Request::LogLeaves { from: 0, limit: 512 },
+        Request::LogProof { old_size: 1, new_size: 3 },
+        Request::Register {
+            public_identity: me().public().to_bytes(),
+        },
+        Request::Hold {
+            envelope: trimmed[..200].to_vec(),
+            recipient: [5; 32],
+            not_before_ms: NOW_MS + 3_600_000,
+            cancel: pocnet_wire::Cancel {
+                message_id: [7; 16],
+                signers: vec![[5; 32]],
+            },
+        },
     ];
     let responses = vec![
         Response::Welcome {
@@ -225,6 +240,17 @@ fn main() {
         Response::Deliver(Delivery::Envelope {
             seq: 1,
             envelope: vec![1; 40],
+        }),
+        Response::Deliver(Delivery::Stored {
+            seq: 4,
+            envelope: vec![1; 40],
+            stored_at_ms: NOW_MS,
+            proof: pocnet_wire::AcceptProof {
+                tree_size: 1,
+                index: 0,
+                path: vec![],
+                signature: vec![9; 64],
+            },
         }),
         Response::Deliver(Delivery::Receipt {
             seq: 2,

@@ -135,3 +135,58 @@ fn a_scheduled_round_starts_when_due_and_only_then() {
     let out = cl.run(&["inbox"]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("CONTACT CHECK"));
 }
+
+/// Forged answers reach the Secretariat and are refused: an answer signed by another key
+/// than its envelope's, and an answer to another round. Neither counts in the report.
+#[test]
+fn forged_answers_are_refused() {
+    use pocnet_crypto::{ContentType, HeaderFields, Suite, Tlp};
+    let relay = Relay::start();
+    let cl = Poc::enrolled(&relay, "CL", "primary");
+    let mx = Poc::enrolled(&relay, "MX", "primary");
+    let sec = &relay.secretariat;
+    let round = sec.json(&["round", "start", "--deadline-hours", "24", "--reminder", "0.5"])["round"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    mx.ok(&["inbox"]);
+    let pending = mx.client().store.round_pending().unwrap();
+    let challenge_id = pending[0].challenge_id;
+    let round_id: [u8; 16] = pocnet_crypto::from_hex(&round).unwrap().try_into().unwrap();
+    let (mxid, clid, secid) = (mx.client().identity, cl.client().identity, sec.client().identity);
+    let send = |signed_by: &pocnet_crypto::Identity, round_id: [u8; 16]| {
+        let answer = pocnet_core::round::Answer::new(round_id, challenge_id, true, None, "forged", 1);
+        let signed = answer.sign(signed_by).unwrap();
+        let fields = HeaderFields {
+            suite: Suite::XWing,
+            tlp: Tlp::Amber,
+            content_type: ContentType::RoundResponse,
+            ..HeaderFields::message(pocnet_client::now_ms())
+        };
+        // Always sealed and sent by MX, to the Secretariat.
+        let sealed = pocnet_crypto::seal(
+            &mut pocnet_crypto::os_rng(),
+            &mxid,
+            &[secid.public()],
+            &fields,
+            signed.as_bytes(),
+        )
+        .unwrap();
+        match relay.request(&mxid, pocnet_wire::Request::Send { envelope: sealed.bytes }) {
+            Ok(pocnet_wire::Response::Accepted { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    send(&clid, round_id); // signed by CL inside MX's envelope
+    let mut other_round = round_id;
+    other_round[0] ^= 1;
+    send(&mxid, other_round); // MX's own signature, another round
+    let out = sec.run(&["inbox"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("2 REJECTED"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = sec.json(&["round", "report", &round, "--format", "json"]);
+    assert_eq!(report["totals"]["never"], 2, "{report}");
+}
