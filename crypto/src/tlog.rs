@@ -86,9 +86,9 @@ fn path(m: usize, leaves: &[Hash], out: &mut Vec<Hash>) {
     }
 }
 
-/// Verifies that `leaf` (a leaf hash) is at `index` in the tree of `size` leaves whose
-/// root is `root` (RFC 9162 §2.1.3.2).
-pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> Result<()> {
+/// The root that `proof` leads to from `leaf` at `index` in a tree of `size` leaves
+/// (RFC 9162 §2.1.3.2), or an error if the proof's length does not fit the position.
+pub fn root_from_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash]) -> Result<Hash> {
     if index >= size {
         return Err(Error::Proof("leaf index is not below the tree size"));
     }
@@ -113,7 +113,13 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
     if snode != 0 {
         return Err(Error::Proof("inclusion proof is too short"));
     }
-    if &r != root {
+    Ok(r)
+}
+
+/// Verifies that `leaf` (a leaf hash) is at `index` in the tree of `size` leaves whose
+/// root is `root` (RFC 9162 §2.1.3.2).
+pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> Result<()> {
+    if &root_from_inclusion(leaf, index, size, proof)? != root {
         return Err(Error::Proof("inclusion proof does not lead to the root"));
     }
     Ok(())

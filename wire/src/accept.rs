@@ -10,6 +10,7 @@
 //! Integers are big-endian. See PROTOCOL.md §"Acceptance proofs".
 
 use pocnet_crypto::context::SigningContext;
+use pocnet_crypto::tlog;
 use pocnet_crypto::{Identity, IdentityKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -57,55 +58,15 @@ pub fn leaf_hash(envelope_hash: &[u8; 32], stored_at_ms: u64) -> Hash {
     h.finalize().into()
 }
 
-fn node(left: &Hash, right: &Hash) -> Hash {
-    let mut h = Sha256::new();
-    h.update([1u8]);
-    h.update(left);
-    h.update(right);
-    h.finalize().into()
-}
-
-/// Largest power of two strictly less than `n` (n ≥ 2).
-fn split(n: usize) -> usize {
-    let mut k = 1;
-    while k * 2 < n {
-        k *= 2;
-    }
-    k
-}
-
-/// RFC 9162 `MTH` over leaf hashes (at least one).
+/// RFC 9162 `MTH` over leaf hashes (the empty tree's root for none).
 pub fn root(leaves: &[Hash]) -> Hash {
-    match leaves.len() {
-        0 => Sha256::digest([]).into(),
-        1 => leaves[0],
-        n => {
-            let k = split(n);
-            node(&root(&leaves[..k]), &root(&leaves[k..]))
-        }
-    }
+    tlog::root(leaves)
 }
 
-/// RFC 9162 `PATH(m, D[n])`: the audit path of leaf `m`, leaf level first.
+/// RFC 9162 `PATH(m, D[n])`: the audit path of leaf `m`, leaf level first (empty if `m`
+/// is not a leaf).
 pub fn audit_path(leaves: &[Hash], m: usize) -> Vec<Hash> {
-    let mut out = Vec::new();
-    path_into(leaves, m, &mut out);
-    out
-}
-
-fn path_into(leaves: &[Hash], m: usize, out: &mut Vec<Hash>) {
-    let n = leaves.len();
-    if n <= 1 {
-        return;
-    }
-    let k = split(n);
-    if m < k {
-        path_into(&leaves[..k], m, out);
-        out.push(root(&leaves[k..]));
-    } else {
-        path_into(&leaves[k..], m - k, out);
-        out.push(root(&leaves[..k]));
-    }
+    tlog::inclusion_proof(leaves, m as u64).unwrap_or_default()
 }
 
 /// All audit paths of a tree at once, in O(n log n) hashes: what the relay computes per group.
@@ -117,10 +78,11 @@ pub fn all_paths(leaves: &[Hash]) -> (Hash, Vec<Vec<Hash>>) {
 
 fn fill(leaves: &[Hash], paths: &mut [Vec<Hash>]) -> Hash {
     match leaves.len() {
-        0 => Sha256::digest([]).into(),
+        0 => tlog::empty_root(),
         1 => leaves[0],
         n => {
-            let k = split(n);
+            // RFC 9162's split: the largest power of two strictly below n.
+            let k = 1 << (usize::BITS - 1 - (n - 1).leading_zeros());
             let (pl, pr) = paths.split_at_mut(k);
             let l = fill(&leaves[..k], pl);
             let r = fill(&leaves[k..], pr);
@@ -130,7 +92,7 @@ fn fill(leaves: &[Hash], paths: &mut [Vec<Hash>]) -> Hash {
             for p in pr.iter_mut() {
                 p.push(l);
             }
-            node(&l, &r)
+            tlog::node_hash(&l, &r)
         }
     }
 }
@@ -138,30 +100,7 @@ fn fill(leaves: &[Hash], paths: &mut [Vec<Hash>]) -> Hash {
 /// RFC 9162 §2.1.3.2: the root implied by `leaf` at `index` of `size` with `path`,
 /// or `None` if the path's length does not fit the position.
 pub fn root_from_path(leaf: &Hash, index: u64, size: u64, path: &[Hash]) -> Option<Hash> {
-    if index >= size {
-        return None;
-    }
-    let (mut f_n, mut s_n) = (index, size - 1);
-    let mut r = *leaf;
-    for p in path {
-        if s_n == 0 {
-            return None;
-        }
-        if f_n & 1 == 1 || f_n == s_n {
-            r = node(p, &r);
-            if f_n & 1 == 0 {
-                while f_n & 1 == 0 && f_n != 0 {
-                    f_n >>= 1;
-                    s_n >>= 1;
-                }
-            }
-        } else {
-            r = node(&r, p);
-        }
-        f_n >>= 1;
-        s_n >>= 1;
-    }
-    (s_n == 0).then_some(r)
+    tlog::root_from_inclusion(leaf, index, size, path).ok()
 }
 
 /// The bytes signed (after the context) for a group: `root || u64 tree_size`.
