@@ -46,6 +46,9 @@ pub struct Client {
     pub identity: Identity,
     /// The local store (contents sealed under a key derived from `identity`).
     pub store: Store,
+    /// The stored log as last verified, keyed by the checkpoint note it was verified
+    /// against: re-verified from the first entry once per process, not once per call.
+    pub(crate) verified_log: std::sync::Mutex<Option<(String, pocnet_core::directory::LogState)>>,
 }
 
 impl Client {
@@ -60,6 +63,7 @@ impl Client {
             profile,
             identity,
             store,
+            verified_log: std::sync::Mutex::new(None),
         };
         c.reseal_legacy_attachments()?;
         Ok(c)

@@ -96,22 +96,36 @@ impl Client {
         })
     }
 
-    /// The verified log as stored locally (re-verified from the first entry: the stored
-    /// copy is never trusted more than the relay's), or `None` before the first sync.
+    /// The verified log as stored locally (re-verified from the first entry once per
+    /// process: the stored copy is never trusted more than the relay's), or `None` before
+    /// the first sync.
     pub fn local_log(&self) -> Result<Option<LogState>> {
-        let Some(note) = self.store.log_checkpoint()? else {
+        let Some(text) = self.store.log_checkpoint()? else {
             return Ok(None);
         };
-        let note = SignedNote::parse(&note).map_err(|e| Error::DamagedStore(format!("stored checkpoint: {e}")))?;
+        if let Some((cached, st)) = &*self.verified_log.lock().expect("log cache") {
+            if *cached == text {
+                return Ok(Some(st.clone()));
+            }
+        }
+        let note = SignedNote::parse(&text).map_err(|e| Error::DamagedStore(format!("stored checkpoint: {e}")))?;
         let leaves = self.store.log_leaves()?;
         match LogState::verify_all(&self.anchor()?, &leaves, &note) {
-            Ok(st) => Ok(Some(st)),
+            Ok(st) => {
+                self.remember_log(&text, &st);
+                Ok(Some(st))
+            }
             // The Secretariat's own genesis before the witnesses cosigned it: not verified yet.
             Err(LogError::Quorum { .. }) => Ok(None),
             Err(e) => Err(Error::DamagedStore(format!(
                 "the stored directory log no longer verifies: {e}"
             ))),
         }
+    }
+
+    /// Keeps `st`, verified against the checkpoint note `text` now stored, for this process.
+    fn remember_log(&self, text: &str, st: &LogState) {
+        *self.verified_log.lock().expect("log cache") = Some((text.to_string(), st.clone()));
     }
 
     /// The verified log, or an error telling the user to sync.
@@ -129,7 +143,9 @@ impl Client {
         Error::DirectoryFork { how: how.to_string() }
     }
 
-    async fn fetch_leaves(&self, s: &Session, from: u64, to: u64) -> Result<Vec<Vec<u8>>> {
+    /// Log leaves `from..to` from the relay, in pages; refuses a relay that serves fewer
+    /// (or more) than its checkpoint covers.
+    pub(crate) async fn fetch_leaves(&self, s: &Session, from: u64, to: u64) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
         while from + (out.len() as u64) < to {
             let at = from + out.len() as u64;
@@ -196,6 +212,7 @@ impl Client {
                 Err(e) => return Err(log_err(e)),
             };
             self.store.log_save(0, &leaves, &note_text)?;
+            self.remember_log(&note_text, &st);
             return Ok(DirSync {
                 size: st.size(),
                 added: st.size(),
@@ -260,6 +277,7 @@ impl Client {
             }
             Ok(_) => {
                 self.store.log_save(have, &new_leaves, &note_text)?;
+                self.remember_log(&note_text, &st);
                 Ok(DirSync {
                     size: st.size(),
                     added: st.size() - have,

@@ -180,7 +180,7 @@ impl Client {
             let cp = pocnet_crypto::note::SignedNote::parse(&note)
                 .and_then(|n| n.checkpoint())
                 .map_err(|e| Error::RelayLied(format!("checkpoint: {e}")))?;
-            let extra = self.fetch_leaves_pub(s, leaves.len() as u64, cp.size).await?;
+            let extra = self.fetch_leaves(s, leaves.len() as u64, cp.size).await?;
             leaves.extend(extra);
         }
         let mut p = Publisher::resume(&anchor.origin, anchor.key, leaves)
@@ -210,28 +210,6 @@ impl Client {
             self.sync_directory(s).await?;
         }
         Ok(size)
-    }
-
-    async fn fetch_leaves_pub(&self, s: &Session, from: u64, to: u64) -> Result<Vec<Vec<u8>>> {
-        let mut out = Vec::new();
-        while from + (out.len() as u64) < to {
-            let at = from + out.len() as u64;
-            match s
-                .request(&Request::LogLeaves {
-                    from: at,
-                    limit: ((to - at).min(512)) as u32,
-                })
-                .await?
-            {
-                Response::Leaves { from: f, leaves } if f == at && !leaves.is_empty() => out.extend(leaves),
-                _ => {
-                    return Err(Error::RelayLied(
-                        "the relay does not serve the entries its checkpoint covers".into(),
-                    ))
-                }
-            }
-        }
-        Ok(out)
     }
 
     /// The public identity a key offered the relay (`pocnet enrol`), by full fingerprint.
@@ -663,7 +641,7 @@ impl Client {
             )));
         }
         let mut all = ours.clone();
-        all.extend(self.fetch_leaves_pub(s, ours.len() as u64, cp.size).await?);
+        all.extend(self.fetch_leaves(s, ours.len() as u64, cp.size).await?);
         let anchor = self.anchor()?;
         let p = Publisher::resume(&anchor.origin, anchor.key, all).map_err(|e| Error::RelayLied(e.to_string()))?;
         let hashes: Vec<_> = p.leaves().iter().map(|l| pocnet_crypto::tlog::leaf_hash(l)).collect();

@@ -94,7 +94,7 @@ impl Client {
         };
         let note = pocnet_crypto::note::SignedNote::parse(&note_text).map_err(|e| Error::RelayLied(e.to_string()))?;
         let cp = note.checkpoint().map_err(|e| Error::RelayLied(e.to_string()))?;
-        let leaves = self.fetch_all(s, cp.size).await?;
+        let leaves = self.fetch_leaves(s, 0, cp.size).await?;
         let fresh = pocnet_core::directory::LogState::verify_all(&self.anchor()?, &leaves, &note)
             .map_err(|e| Error::RelayLied(format!("the log does not verify from its first entry: {e}")))?;
         if let Some(old) = before {
@@ -109,27 +109,5 @@ impl Client {
         }
         self.store.log_save(0, &leaves, &note_text)?;
         Ok(fresh.size())
-    }
-
-    async fn fetch_all(&self, s: &Session, size: u64) -> Result<Vec<Vec<u8>>> {
-        let mut out: Vec<Vec<u8>> = Vec::new();
-        while (out.len() as u64) < size {
-            match s
-                .request(&pocnet_wire::Request::LogLeaves {
-                    from: out.len() as u64,
-                    limit: 512,
-                })
-                .await?
-            {
-                pocnet_wire::Response::Leaves { leaves, .. } if !leaves.is_empty() => out.extend(leaves),
-                _ => {
-                    return Err(Error::RelayLied(
-                        "the relay does not serve the entries its checkpoint covers".into(),
-                    ))
-                }
-            }
-        }
-        out.truncate(size as usize);
-        Ok(out)
     }
 }
