@@ -412,6 +412,114 @@ fn hpke_err(e: hpke::HpkeError) -> Error {
     Error::BadRecipientKey(e.to_string())
 }
 
+/// From this many recipients on, the per-recipient KEMs run on every core.
+pub const PARALLEL_SEAL_MIN: usize = 16;
+
+/// Wraps the content key to every recipient, in order. Each recipient's KEM is
+/// independent, so from [`PARALLEL_SEAL_MIN`] recipients on the work is split across the
+/// machine's cores; each thread draws from its own ChaCha20 generator seeded from `rng`
+/// (so a fixed `rng` still gives fixed output on a given machine).
+fn wrap_all<R: CryptoRng>(
+    rng: &mut R,
+    suite: Suite,
+    recipients: &[PublicIdentity],
+    message_id: &[u8; 16],
+    sender_key: &[u8; 32],
+    at_secs: u64,
+    content_key: &Zeroizing<[u8; 32]>,
+) -> Result<Vec<(RecipientEntry, Vec<u8>)>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if recipients.len() < PARALLEL_SEAL_MIN || threads < 2 {
+        return recipients
+            .iter()
+            .map(|r| wrap_one(rng, suite, r, message_id, sender_key, at_secs, content_key))
+            .collect();
+    }
+    let per = recipients.len().div_ceil(threads);
+    let seeds: Vec<Zeroizing<[u8; 32]>> = recipients
+        .chunks(per)
+        .map(|_| {
+            let mut seed = Zeroizing::new([0u8; 32]);
+            rng.fill_bytes(seed.as_mut());
+            seed
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = recipients
+            .chunks(per)
+            .zip(&seeds)
+            .map(|(chunk, seed)| {
+                scope.spawn(move || {
+                    let mut rng = <chacha20::ChaCha20Rng as rand_core::SeedableRng>::from_seed(**seed);
+                    chunk
+                        .iter()
+                        .map(|r| wrap_one(&mut rng, suite, r, message_id, sender_key, at_secs, content_key))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(recipients.len());
+        for h in handles {
+            out.extend(
+                h.join()
+                    .map_err(|_| Error::BadRecipientKey("a sealing thread panicked".into()))??,
+            );
+        }
+        Ok(out)
+    })
+}
+
+/// Wraps the content key to one recipient: its signed-list entry and its key stanza.
+fn wrap_one<R: CryptoRng>(
+    rng: &mut R,
+    suite: Suite,
+    rcpt: &PublicIdentity,
+    message_id: &[u8; 16],
+    sender_key: &[u8; 32],
+    at_secs: u64,
+    content_key: &Zeroizing<[u8; 32]>,
+) -> Result<(RecipientEntry, Vec<u8>)> {
+    let record = rcpt.encryption_record();
+    record.check_valid_at(at_secs)?;
+    let record_hash = record.hash();
+    let info = stanza_info(message_id, sender_key, &record_hash);
+    let mut stanza = Vec::with_capacity(suite.stanza_len());
+    match suite {
+        Suite::X25519 => {
+            let (enc, ct) = hpke::single_shot_seal_with_rng::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
+                &OpModeS::Base,
+                record.x25519(),
+                &info,
+                content_key.as_ref(),
+                &[],
+                rng,
+            )
+            .map_err(hpke_err)?;
+            stanza.extend_from_slice(&enc.to_bytes());
+            stanza.extend_from_slice(&ct);
+        }
+        Suite::XWing => {
+            let (enc, ct) = hpke::single_shot_seal_with_rng::<HpkeChaCha, HkdfSha256, XWing>(
+                &OpModeS::Base,
+                record.xwing(),
+                &info,
+                content_key.as_ref(),
+                &[],
+                rng,
+            )
+            .map_err(hpke_err)?;
+            stanza.extend_from_slice(&enc.to_bytes());
+            stanza.extend_from_slice(&ct);
+        }
+    }
+    let entry = RecipientEntry {
+        key: *rcpt.key().as_bytes(),
+        record_hash,
+        stanza_hash: Sha256::digest(&stanza).into(),
+    };
+    Ok((entry, stanza))
+}
+
 /// Everything before the body, and what is needed to seal it.
 struct Prepared {
     prefix: Vec<u8>,
@@ -455,49 +563,21 @@ fn prepare<R: CryptoRng>(
     let at_secs = fields.created_at_ms / 1000;
 
     let stanza_len = fields.suite.stanza_len();
+    let wrapped = wrap_all(
+        rng,
+        fields.suite,
+        recipients,
+        &message_id,
+        sender_key,
+        at_secs,
+        &content_key,
+    )?;
     let mut stanzas = Writer::with_capacity(2 + recipients.len() * (2 + stanza_len));
     stanzas.u16(recipients.len() as u16);
     let mut entries = Vec::with_capacity(recipients.len());
-    for (i, rcpt) in recipients.iter().enumerate() {
-        let record = rcpt.encryption_record();
-        record.check_valid_at(at_secs)?;
-        let record_hash = record.hash();
-        let info = stanza_info(&message_id, sender_key, &record_hash);
-        let mut stanza = Vec::with_capacity(stanza_len);
-        match fields.suite {
-            Suite::X25519 => {
-                let (enc, ct) = hpke::single_shot_seal_with_rng::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
-                    &OpModeS::Base,
-                    record.x25519(),
-                    &info,
-                    content_key.as_ref(),
-                    &[],
-                    rng,
-                )
-                .map_err(hpke_err)?;
-                stanza.extend_from_slice(&enc.to_bytes());
-                stanza.extend_from_slice(&ct);
-            }
-            Suite::XWing => {
-                let (enc, ct) = hpke::single_shot_seal_with_rng::<HpkeChaCha, HkdfSha256, XWing>(
-                    &OpModeS::Base,
-                    record.xwing(),
-                    &info,
-                    content_key.as_ref(),
-                    &[],
-                    rng,
-                )
-                .map_err(hpke_err)?;
-                stanza.extend_from_slice(&enc.to_bytes());
-                stanza.extend_from_slice(&ct);
-            }
-        }
+    for (i, (entry, stanza)) in wrapped.into_iter().enumerate() {
         debug_assert_eq!(stanza.len(), stanza_len);
-        entries.push(RecipientEntry {
-            key: *rcpt.key().as_bytes(),
-            record_hash,
-            stanza_hash: Sha256::digest(&stanza).into(),
-        });
+        entries.push(entry);
         stanzas.u16(i as u16).bytes(&stanza);
     }
     let header = Header {
