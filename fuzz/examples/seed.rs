@@ -215,6 +215,12 @@ fn main() {
                 signers: vec![[5; 32]],
             },
         },
+        // Escalation alerts (issue 16): an alert envelope with its plan bytes.
+        Request::Escalate {
+            envelope: envelopes[8].clone(),
+            plan: vec![0x01; 120],
+        },
+        Request::EscalationStatus { alert: [7; 16] },
     ];
     let responses = vec![
         Response::Welcome {
@@ -252,6 +258,47 @@ fn main() {
                 signature: vec![9; 64],
             },
         }),
+        Response::Deliver(Delivery::Escalated {
+            seq: 5,
+            envelope: vec![1; 40],
+            stored_at_ms: NOW_MS,
+            proof: pocnet_wire::AcceptProof {
+                tree_size: 2,
+                index: 1,
+                path: vec![[9; 32]],
+                signature: vec![9; 64],
+            },
+            release: pocnet_wire::Release {
+                due_ms: NOW_MS + 900_000,
+                released_ms: NOW_MS + 906_000,
+                rank: 1,
+                repeat: 0,
+            },
+        }),
+        Response::Escalation {
+            accepted_ms: NOW_MS,
+            plan: vec![0x01; 120],
+            steps: vec![
+                pocnet_wire::StepReport {
+                    recipient: [5; 32],
+                    rank: 0,
+                    repeat: 0,
+                    due_ms: NOW_MS,
+                    released_ms: Some(NOW_MS),
+                    cancelled_ms: None,
+                    cancelled_by: None,
+                },
+                pocnet_wire::StepReport {
+                    recipient: [6; 32],
+                    rank: 1,
+                    repeat: 0,
+                    due_ms: NOW_MS + 900_000,
+                    released_ms: None,
+                    cancelled_ms: Some(NOW_MS + 60_000),
+                    cancelled_by: Some([5; 32]),
+                },
+            ],
+        },
         Response::Deliver(Delivery::Receipt {
             seq: 2,
             from: [1; 32],

@@ -4,8 +4,9 @@
 use serde::{de::DeserializeOwned, Serialize};
 use thiserror::Error;
 
-/// Largest frame body: a 1 MiB envelope plus room for the request around it.
-pub const MAX_FRAME: usize = 1024 * 1024 + 64 * 1024;
+/// Largest frame body: a 2 MiB alert envelope (X-Wing sealed to 1,000 POCs is about
+/// 1.3 MB) plus room for the request around it (its signed plan included).
+pub const MAX_FRAME: usize = 2 * 1024 * 1024 + 64 * 1024;
 
 /// Why a frame was refused.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]

@@ -73,6 +73,15 @@ pub enum Request {
         not_before_ms: u64,
         cancel: Cancel,
     },
+    /// Store an alert envelope with its signed plan (`pocnet_core::alert` `SignedPlan`
+    /// bytes, signed by the connection's key). An `Escalate` plan: the relay queues rank 0
+    /// now and holds every later step (next ranks, then repeats to the whole state) until
+    /// due, dropping a state's held steps when one of its POCs acknowledges. A `FollowUp`
+    /// plan (update, cancel, all-clear of an earlier alert): queued now for whoever was
+    /// released that alert (see PROTOCOL.md §8). Answered `Accepted` once durable.
+    Escalate { envelope: Vec<u8>, plan: Vec<u8> },
+    /// The relay's per-step record of alert `alert` (only its sender may ask).
+    EscalationStatus { alert: MessageId },
 }
 
 /// When a held envelope is dropped unreleased: the relay accepts an `Acknowledged`
@@ -84,6 +93,40 @@ pub struct Cancel {
     pub message_id: MessageId,
     /// Who may cancel (1 to 16 keys).
     pub signers: Vec<Key>,
+}
+
+/// When and why the relay released one step of an escalation.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Release {
+    /// When the plan said the step falls due, Unix ms (by the relay's clock at acceptance).
+    pub due_ms: u64,
+    /// When the relay released it, Unix ms (later than `due_ms` after downtime: a late
+    /// release).
+    pub released_ms: u64,
+    /// The recipient's rank in its state (0 = primary).
+    pub rank: u8,
+    /// 0 for the rank's own release, 1..=N for the repeats to the whole state.
+    pub repeat: u8,
+}
+
+/// The relay's record of one step of an escalation (one recipient, one release).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StepReport {
+    /// Who the step releases the alert to.
+    pub recipient: Key,
+    /// The recipient's rank in its state.
+    pub rank: u8,
+    /// 0 for the rank's own release, 1..=N for repeats.
+    pub repeat: u8,
+    /// When it falls due, Unix ms.
+    pub due_ms: u64,
+    /// When the relay released it, if it did.
+    pub released_ms: Option<u64>,
+    /// When the relay dropped it unreleased, if it did.
+    pub cancelled_ms: Option<u64>,
+    /// Whose signed acknowledgement (or, for the sender's own stop, the sender's key)
+    /// dropped it.
+    pub cancelled_by: Option<Key>,
 }
 
 /// A statement waiting for the Secretariat.
@@ -147,6 +190,16 @@ pub enum Delivery {
         stored_at_ms: u64,
         proof: crate::accept::AcceptProof,
     },
+    /// As `Stored`, for a step of an escalation: when it fell due and when the relay
+    /// released it. A repeat is the same envelope again (same message id): a ring, not a
+    /// new message.
+    Escalated {
+        seq: u64,
+        envelope: Vec<u8>,
+        stored_at_ms: u64,
+        proof: crate::accept::AcceptProof,
+        release: Release,
+    },
 }
 
 impl Delivery {
@@ -156,7 +209,8 @@ impl Delivery {
             Delivery::Envelope { seq, .. }
             | Delivery::Receipt { seq, .. }
             | Delivery::Expired { seq, .. }
-            | Delivery::Stored { seq, .. } => *seq,
+            | Delivery::Stored { seq, .. }
+            | Delivery::Escalated { seq, .. } => *seq,
         }
     }
 }
@@ -250,6 +304,13 @@ pub enum Response {
     Registered { public_identity: Vec<u8> },
     /// Answer to `Submissions`.
     Submitted { items: Vec<Submission> },
+    /// Answer to `EscalationStatus`: when the relay accepted the alert, its signed plan as
+    /// sent, and every step (in due order) with what became of it.
+    Escalation {
+        accepted_ms: u64,
+        plan: Vec<u8>,
+        steps: Vec<StepReport>,
+    },
 }
 
 #[cfg(test)]
@@ -287,6 +348,75 @@ mod tests {
             },
         });
         assert_eq!(&crate::encode(&stored)[4..], &[0x04, 0x03, 1, 0, 2, 1, 0, 0, 0]);
+    }
+
+    /// The escalation worked example of PROTOCOL.md §8.
+    #[test]
+    fn escalate_and_escalated_encode_as_protocol_md_says() {
+        let escalate = Request::Escalate {
+            envelope: vec![0xaa, 0xbb],
+            plan: vec![0xcc],
+        };
+        assert_eq!(
+            crate::encode(&escalate),
+            vec![0, 0, 0, 6, 0x15, 0x02, 0xaa, 0xbb, 0x01, 0xcc]
+        );
+        let mut want = vec![0, 0, 0, 17, 0x16];
+        want.extend([0x22; 16]);
+        assert_eq!(crate::encode(&Request::EscalationStatus { alert: [0x22; 16] }), want);
+        let escalated = Response::Deliver(Delivery::Escalated {
+            seq: 1,
+            envelope: vec![],
+            stored_at_ms: 2,
+            proof: crate::AcceptProof {
+                tree_size: 1,
+                index: 0,
+                path: vec![],
+                signature: vec![],
+            },
+            release: Release {
+                due_ms: 300,
+                released_ms: 5300,
+                rank: 1,
+                repeat: 2,
+            },
+        });
+        assert_eq!(
+            &crate::encode(&escalated)[4..],
+            &[0x04, 0x04, 1, 0, 2, 1, 0, 0, 0, 0xac, 0x02, 0xb4, 0x29, 0x01, 0x02]
+        );
+        assert!(matches!(&escalated, Response::Deliver(d) if d.seq() == 1));
+        let status = Response::Escalation {
+            accepted_ms: 2,
+            plan: vec![0xcc],
+            steps: vec![StepReport {
+                recipient: [0x11; 32],
+                rank: 0,
+                repeat: 1,
+                due_ms: 300,
+                released_ms: Some(301),
+                cancelled_ms: None,
+                cancelled_by: None,
+            }],
+        };
+        let mut want = vec![0x0f, 0x02, 0x01, 0xcc, 0x01];
+        want.extend([0x11; 32]);
+        want.extend([0x00, 0x01, 0xac, 0x02, 0x01, 0xad, 0x02, 0x00, 0x00]);
+        assert_eq!(&crate::encode(&status)[4..], &want[..]);
+        // The earlier variants keep their numbers.
+        assert_eq!(crate::encode(&Request::Pipeline)[4..], [0x09]);
+        assert_eq!(crate::encode(&Response::Submitted { items: vec![] })[4..], [0x0e, 0x00]);
+        // Round trip, strictly.
+        for r in [escalate, Request::EscalationStatus { alert: [1; 16] }] {
+            assert_eq!(crate::decode::<Request>(&crate::encode(&r)[4..]).unwrap(), r);
+        }
+        for r in [escalated, status] {
+            assert_eq!(crate::decode::<Response>(&crate::encode(&r)[4..]).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn delivery_seq_of_every_kind() {
         assert_eq!(
             Delivery::Expired {
                 seq: 5,
