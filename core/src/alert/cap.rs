@@ -9,7 +9,7 @@
 //! `sender,identifier,sent` triples (CAP 1.2 §3.2.1). Every text is escaped (`&`, `<`, `>`,
 //! `"`, `'`) and any character XML 1.0 forbids is replaced by U+FFFD (a checked body has
 //! none). In identifiers, sender, reference triples and incident ids — whose CAP syntax is
-//! space- and comma-separated — whitespace, commas, `<` and `&` become `_`.
+//! space- and comma-separated — whitespace, commas, `<`, `>`, `&` and quotes become `_`.
 
 use std::fmt::Write;
 
@@ -90,12 +90,12 @@ fn esc(s: &str) -> String {
     o
 }
 
-/// A CAP token (identifier, sender, incident): no whitespace, comma, `<` or `&`.
+/// A CAP token (identifier, sender, incident): no whitespace, comma, `<`, `>`, `&` or quote.
 fn token(s: &str) -> String {
     let t: String = s
         .chars()
         .map(|c| {
-            if c.is_whitespace() || c.is_control() || matches!(c, ',' | '<' | '&') {
+            if c.is_whitespace() || c.is_control() || matches!(c, ',' | '<' | '>' | '&' | '"' | '\'') {
                 '_'
             } else {
                 c
@@ -221,6 +221,6 @@ mod tests {
     fn escaping_and_tokens() {
         assert_eq!(esc("a<b>&\"'c]]>"), "a&lt;b&gt;&amp;&quot;&apos;c]]&gt;");
         assert_eq!(esc("x\u{1}\u{7f}y\nz"), "x\u{FFFD}\u{FFFD}y\nz");
-        assert_eq!(token("a b,c<d&e"), "a_b_c_d_e");
+        assert_eq!(token("a b,c<d&e>\"'"), "a_b_c_d_e___");
     }
 }
