@@ -2,10 +2,14 @@
 //!
 //! The POC directory: the signed statements that make up the Secretariat's append-only log,
 //! the state machine that applies them in order, and the verifier that checks a log against
-//! its signed checkpoints; and contact verification rounds ([`round`]): challenges, signed
-//! answers, the round bundle and its report. Pure: no sockets, no files, no clock — callers pass time in.
+//! its signed checkpoints; contact verification rounds ([`round`]): challenges, signed
+//! answers, the round bundle and its report; and escalation alerts ([`alert`]): the sender's
+//! signed escalation plan (the only part of an alert the relay reads) and its schedule, the
+//! sans-IO escalation state machine, the sealed alert body with CAP 1.2's fields, alert
+//! status, TLP 2.0 forwarding rules, incident timelines, labels in four languages and CAP 1.2
+//! XML export. Pure: no sockets, no files, no clock — callers pass time in.
 //!
-//! The byte formats are specified in `PROTOCOL.md` §12 and §13 at the repository root.
+//! The byte formats are specified in `PROTOCOL.md` §12, §13 and §14 at the repository root.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

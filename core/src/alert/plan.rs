@@ -396,12 +396,28 @@ pub(crate) mod tests {
     pub(crate) const W: u64 = 15 * 60 * 1000;
     pub(crate) const A: u64 = 1_790_000_000_000;
 
-    /// A deterministic RNG (a counter through SHA-256), so identities are reproducible.
-    pub(crate) struct TestRng(pub u64);
-    impl pocnet_crypto::rand_core::TryRng for TestRng {
+    /// NOT random: the known-answer generator of PROTOCOL.md §10 (SHA-256 of the label, then
+    /// SHA-256(seed || i as u64 big-endian) blocks, consumed front to back).
+    pub(crate) struct SeededRng {
+        seed: [u8; 32],
+        counter: u64,
+        buf: Vec<u8>,
+    }
+    impl SeededRng {
+        pub(crate) fn new(label: &str) -> Self {
+            SeededRng {
+                seed: crate::round::sha256(label.as_bytes()),
+                counter: 0,
+                buf: Vec::new(),
+            }
+        }
+    }
+    impl pocnet_crypto::rand_core::TryRng for SeededRng {
         type Error = Infallible;
         fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-            Ok(self.try_next_u64()? as u32)
+            let mut b = [0u8; 4];
+            self.try_fill_bytes(&mut b)?;
+            Ok(u32::from_le_bytes(b))
         }
         fn try_next_u64(&mut self) -> Result<u64, Infallible> {
             let mut b = [0u8; 8];
@@ -409,18 +425,24 @@ pub(crate) mod tests {
             Ok(u64::from_le_bytes(b))
         }
         fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-            for chunk in dst.chunks_mut(32) {
-                let h = crate::round::sha256(&self.0.to_le_bytes());
-                self.0 += 1;
-                chunk.copy_from_slice(&h[..chunk.len()]);
+            for d in dst.iter_mut() {
+                if self.buf.is_empty() {
+                    let mut block = self.seed.to_vec();
+                    block.extend_from_slice(&self.counter.to_be_bytes());
+                    self.counter += 1;
+                    self.buf = crate::round::sha256(&block).to_vec();
+                    self.buf.reverse();
+                }
+                *d = self.buf.pop().expect("refilled above");
             }
             Ok(())
         }
     }
-    impl pocnet_crypto::rand_core::TryCryptoRng for TestRng {}
+    impl pocnet_crypto::rand_core::TryCryptoRng for SeededRng {}
 
-    pub(crate) fn identity(seed: u64) -> Identity {
-        Identity::generate(&mut TestRng(seed << 32), A / 1000, 365 * 86_400).unwrap()
+    /// The known-answer identity `label` (`vector-alice` is §10's alice).
+    pub(crate) fn identity(label: &str) -> Identity {
+        Identity::generate(&mut SeededRng::new(label), 1_790_000_000, 365 * 86_400).unwrap()
     }
 
     pub(crate) fn k(n: u8) -> [u8; 32] {
@@ -589,8 +611,8 @@ pub(crate) mod tests {
 
     #[test]
     fn signed_plan_round_trips_and_binds_its_signer() {
-        let alice = identity(1);
-        let bob = identity(2);
+        let alice = identity("vector-alice");
+        let bob = identity("vector-bob");
         let p = plan(3);
         let sp = p.sign(&alice).unwrap();
         let back = SignedPlan::parse(sp.as_bytes(), None).unwrap();
@@ -626,7 +648,7 @@ pub(crate) mod tests {
 
     #[test]
     fn every_tampered_byte_is_refused() {
-        let alice = identity(1);
+        let alice = identity("vector-alice");
         let sp = plan(1).sign(&alice).unwrap();
         for i in 0..sp.as_bytes().len() {
             let mut b = sp.as_bytes().to_vec();
@@ -666,7 +688,7 @@ pub(crate) mod tests {
 
     #[test]
     fn non_canonical_and_invalid_plans_are_refused_even_when_signed() {
-        let alice = identity(1);
+        let alice = identity("vector-alice");
         let body = plan(1).encode().unwrap();
         // Offset 49 is the PlanKind tag (after version 1 + alert 16 + hash 32); 0x00 as the
         // over-long varint 0x80 0x00 means the same, in a second encoding.
@@ -688,4 +710,90 @@ pub(crate) mod tests {
         // And the honest bytes made the same way parse.
         SignedPlan::parse(&sign_raw(&alice, &body), None).unwrap();
     }
+}
+
+#[cfg(test)]
+mod example {
+    //! The worked example of PROTOCOL.md §14.2, byte for byte.
+    use super::tests::identity;
+    use super::*;
+
+    pub(crate) fn tiny() -> Plan {
+        Plan::escalate(
+            [0x11; 16],
+            [0x22; 32],
+            900_000,
+            1,
+            vec![StatePlan {
+                state: "CL".into(),
+                ranks: vec![vec![[0xb0; 32]], vec![[0xb1; 32]]],
+            }],
+        )
+    }
+
+    #[test]
+    fn protocol_example_bytes() {
+        let alice = identity("vector-alice");
+        // §10's alice: the same Ed25519 seed as crypto/tests/vectors/v1.txt.
+        assert_eq!(
+            pocnet_crypto::to_hex(alice.signing_seed().as_ref()),
+            "50b5105c174bf332e0b3f78f7321da662855a30f6b74bb907015292a85990162"
+        );
+        let sp = tiny().sign(&alice).unwrap();
+        let hex = pocnet_crypto::to_hex(sp.as_bytes());
+        assert_eq!(hex, EXAMPLE_HEX);
+        let body_len = sp.as_bytes().len() - 96;
+        assert_eq!(
+            pocnet_crypto::to_hex(&sp.as_bytes()[..body_len]),
+            concat!(
+                "01",
+                "11111111111111111111111111111111",
+                "2222222222222222222222222222222222222222222222222222222222222222",
+                "00",
+                "a0f736",
+                "01",
+                "01",
+                "02434c",
+                "02",
+                "01b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0",
+                "01b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1",
+            )
+        );
+        let back = SignedPlan::parse(sp.as_bytes(), Some(alice.public_key())).unwrap();
+        assert_eq!(back.plan(), &tiny());
+        let w = 900_000;
+        let a = 1_790_000_000_000;
+        let due: Vec<(u8, u8, u8, u64)> = back
+            .plan()
+            .schedule(a)
+            .iter()
+            .map(|s| (s.key[0], s.rank, s.repeat, s.due_ms))
+            .collect();
+        assert_eq!(
+            due,
+            [
+                (0xb0, 0, 0, a),
+                (0xb1, 1, 0, a + w),
+                (0xb0, 0, 1, a + 2 * w),
+                (0xb1, 1, 1, a + 2 * w)
+            ]
+        );
+        assert_eq!(back.plan().unreached_at(0, a), a + 3 * w);
+        // A follow-up's body: version, alert, hash, tag 1, of, stop.
+        let f = Plan::follow_up([0x33; 16], [0x44; 32], [0x11; 16], true);
+        assert_eq!(
+            pocnet_crypto::to_hex(&f.encode().unwrap()),
+            format!("01{}{}01{}01", "33".repeat(16), "44".repeat(32), "11".repeat(16))
+        );
+    }
+
+    const EXAMPLE_HEX: &str = concat!(
+        "0111111111111111111111111111111111222222222222222222222222222222",
+        "222222222222222222222222222222222200a0f736010102434c0201b0b0b0b0",
+        "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b001b1b1b1",
+        "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b127b0a6",
+        "c1ded2b34031d0b44f6cffbd6074d3980fd729b134f981bd041522c29fed0e15",
+        "869a3e6824a993d4ab3d954500a3901ff42eabd4e7ab7d2d944a769ff0833592",
+        "4aa82a91b0db11f5b795d7dfc3ba8ef592fe34100e4e3d9ebdd86be70e",
+    );
 }

@@ -1,7 +1,7 @@
 //! Contact verification rounds: the Secretariat's signed, timed check that every POC still
 //! answers, and the report any state can recompute from the round's bundle.
 //!
-//! - [`format`]: the challenge (content type 5; a reminder is the challenge with
+//! - [`format`](mod@format): the challenge (content type 5; a reminder is the challenge with
 //!   `reminder: Some(n)`), the POC's signed answer (carried in content type 6), the
 //!   Secretariat's signed outcome of an answer outside pocnet, and its signed manifest;
 //! - [`bundle`]: the bundle file, its builder and [`verify_bundle`];
