@@ -30,3 +30,12 @@ print("\n| 64 MiB stream | MiB/s | raw ChaCha20-Poly1305 MiB/s | ratio (target â
 for name in ["seal_stream", "open_stream"]:
     t = mean("stream_64MiB", name)
     print(f"| {name} | {mib/(t/1e6):.0f} | {mib/(raw/1e6):.0f} | {raw/t:.2f} |")
+
+alert_path = root / "alert"
+if alert_path.exists():
+    c4 = mean("primitive", "chacha20poly1305_4KiB")
+    print("\n| alert sealed once for every POC | ms (both cores) | one-core sum of primitives, ms | ratio (target â‰¤ 0.6) |\n|---|---|---|---|")
+    for n in [105, 1000]:
+        t = mean("alert", f"seal_4KiB_xwing_{n}")
+        ps = prim["ed25519_sign"] + n * prim["hpke_xwing_seal_32B"] + c4
+        print(f"| X-Wing, 4 KiB, {n} POCs | {t/1000:.1f} | {ps/1000:.1f} | {t/ps:.2f} |")

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::types::{receipt_kind_code, receipt_kind_from_code, Direction, EnvelopeHash, MessageId, Peer};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// HKDF info (and AAD prefix) for the store key.
 const STORE_LABEL: &[u8] = b"pocnet/v1/client-store";
@@ -129,7 +129,7 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS contacts(
         recipients TEXT NOT NULL, subject TEXT NOT NULL, body TEXT NOT NULL, tlp TEXT NOT NULL,
         exercise INTEGER NOT NULL, content_type INTEGER NOT NULL, created_at INTEGER NOT NULL,
         received_at INTEGER NOT NULL, envelope_hash BLOB NOT NULL, read_at INTEGER,
-        relay_stored_at INTEGER, attachments TEXT NOT NULL DEFAULT '[]',
+        relay_stored_at INTEGER, attachments TEXT NOT NULL DEFAULT '[]', incident TEXT,
         PRIMARY KEY(direction, peer, message_id));
      CREATE TABLE IF NOT EXISTS receipts(
         message_id BLOB NOT NULL, signer BLOB NOT NULL, kind INTEGER NOT NULL, at INTEGER NOT NULL,
@@ -141,7 +141,11 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS contacts(
      CREATE TABLE IF NOT EXISTS rounds(round_id BLOB PRIMARY KEY, state BLOB NOT NULL, started INTEGER NOT NULL);
      CREATE TABLE IF NOT EXISTS round_inbox(round_id BLOB PRIMARY KEY, pending BLOB NOT NULL);
      CREATE TABLE IF NOT EXISTS forks(id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,
-        how TEXT NOT NULL, ours TEXT NOT NULL, theirs TEXT NOT NULL, UNIQUE(ours, theirs));";
+        how TEXT NOT NULL, ours TEXT NOT NULL, theirs TEXT NOT NULL, UNIQUE(ours, theirs));
+     CREATE TABLE IF NOT EXISTS alerts(message_id BLOB NOT NULL, direction TEXT NOT NULL, peer BLOB NOT NULL,
+        body BLOB NOT NULL, record TEXT NOT NULL, PRIMARY KEY(direction, peer, message_id));
+     CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, to_key BLOB NOT NULL,
+        receipt BLOB NOT NULL UNIQUE);";
 
 /// An attachment as the store records it (inside the sealed `attachments` column).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,6 +226,8 @@ pub struct StoredMessage {
     pub envelope_hash: EnvelopeHash,
     /// Attachments.
     pub attachments: Vec<AttachmentRecord>,
+    /// Incident id from the signed header.
+    pub incident: Option<String>,
 }
 
 /// A message to insert.
@@ -259,10 +265,12 @@ pub struct NewMessage<'a> {
     pub relay_stored_at: Option<u64>,
     /// Attachments.
     pub attachments: &'a [AttachmentRecord],
+    /// Incident id from the signed header.
+    pub incident: Option<&'a str>,
 }
 
 const COLS: &str = "message_id, direction, peer, peer_handle, recipients, subject, body, tlp, exercise, content_type, \
-                    created_at, received_at, read_at, relay_stored_at, envelope_hash, attachments";
+                    created_at, received_at, read_at, relay_stored_at, envelope_hash, attachments, incident";
 
 fn content_type_from(v: u8) -> ContentType {
     ContentType::from_u8(v).unwrap_or(ContentType::Message)
@@ -321,6 +329,15 @@ impl Store {
         )? > 0;
         let tx = self.conn.unchecked_transaction()?;
         tx.execute_batch(SCHEMA)?;
+        let has_incident: bool = tx.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'incident'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? > 0;
+        if !has_incident {
+            // Version 3 and before: no incident column (messages filed before it have none).
+            tx.execute_batch("ALTER TABLE messages ADD COLUMN incident TEXT")?;
+        }
         if had_messages && version == 0 {
             // Version 0: subject, body and attachments in plaintext. Seal them in place.
             let mut rows = Vec::new();
@@ -429,6 +446,7 @@ impl Store {
             relay_stored_at: r.get::<_, Option<i64>>(13)?.map(|v| v as u64),
             envelope_hash: EnvelopeHash::from_slice(&hash).ok_or_else(|| bad("envelope hash"))?,
             attachments: serde_json::from_slice(&atts).map_err(|_| bad("attachment list"))?,
+            incident: r.get(16)?,
         })
     }
 
@@ -478,8 +496,8 @@ impl Store {
         let n = self.conn.execute(
             "INSERT OR IGNORE INTO messages(message_id, direction, peer, peer_handle, recipients, subject, body, tlp,
                 exercise, content_type, created_at, received_at, envelope_hash, attachments, recipient_keys,
-                relay_stored_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                relay_stored_at, incident)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             params![
                 m.id.0.as_slice(),
                 m.direction.as_str(),
@@ -503,6 +521,7 @@ impl Store {
                 ))
                 .unwrap_or_default(),
                 m.relay_stored_at.map(|v| v as i64),
+                m.incident,
             ],
         )?;
         Ok(n == 1)
@@ -835,6 +854,224 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    /// Keeps an alert's body (sealed like a message's) and its record, replacing any earlier
+    /// record of the same alert.
+    #[allow(clippy::too_many_arguments)]
+    pub fn alert_save(
+        &self,
+        direction: Direction,
+        peer: &IdentityKey,
+        id: MessageId,
+        _incident: Option<&str>,
+        _body: &pocnet_core::alert::AlertBody,
+        plaintext: &[u8],
+        record: &crate::ops::alerts::AlertRecord,
+    ) -> Result<()> {
+        let row = RowId {
+            direction,
+            peer: *peer.as_bytes(),
+            message_id: id,
+        };
+        self.conn.execute(
+            "INSERT INTO alerts(message_id, direction, peer, body, record) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(direction, peer, message_id) DO UPDATE SET record = excluded.record",
+            params![
+                id.0.as_slice(),
+                direction.as_str(),
+                peer.as_bytes().as_slice(),
+                self.key.seal("alert", &row, plaintext),
+                String::from_utf8(json(record)).unwrap_or_default()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// An alert's body and record.
+    pub fn alert_load(
+        &self,
+        direction: Direction,
+        peer: &IdentityKey,
+        id: MessageId,
+    ) -> Result<Option<(pocnet_core::alert::AlertBody, crate::ops::alerts::AlertRecord)>> {
+        let row = RowId {
+            direction,
+            peer: *peer.as_bytes(),
+            message_id: id,
+        };
+        let found: Option<(Vec<u8>, String)> = self
+            .conn
+            .query_row(
+                "SELECT body, record FROM alerts WHERE direction = ?1 AND peer = ?2 AND message_id = ?3",
+                params![direction.as_str(), peer.as_bytes().as_slice(), id.0.as_slice()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((sealed, record)) = found else {
+            return Ok(None);
+        };
+        let plain = self.key.open("alert", &row, &sealed)?;
+        let body = pocnet_core::alert::AlertBody::parse(&plain)
+            .map_err(|e| Error::DamagedStore(format!("alert {id}: {e}")))?;
+        let mut rec: crate::ops::alerts::AlertRecord =
+            serde_json::from_str(&record).map_err(|e| Error::DamagedStore(format!("alert record: {e}")))?;
+        rec.body = plain.to_vec();
+        Ok(Some((body, rec)))
+    }
+
+    fn alert_update(
+        &self,
+        direction: Direction,
+        peer: &IdentityKey,
+        id: MessageId,
+        f: impl FnOnce(&mut crate::ops::alerts::AlertRecord) -> bool,
+    ) -> Result<bool> {
+        let record: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT record FROM alerts WHERE direction = ?1 AND peer = ?2 AND message_id = ?3",
+                params![direction.as_str(), peer.as_bytes().as_slice(), id.0.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(record) = record else { return Ok(false) };
+        let mut rec: crate::ops::alerts::AlertRecord =
+            serde_json::from_str(&record).map_err(|e| Error::DamagedStore(format!("alert record: {e}")))?;
+        if !f(&mut rec) {
+            return Ok(false);
+        }
+        self.conn.execute(
+            "UPDATE alerts SET record = ?1 WHERE direction = ?2 AND peer = ?3 AND message_id = ?4",
+            params![
+                String::from_utf8(json(&rec)).unwrap_or_default(),
+                direction.as_str(),
+                peer.as_bytes().as_slice(),
+                id.0.as_slice()
+            ],
+        )?;
+        Ok(true)
+    }
+
+    /// Records our acknowledgement of a received alert (the first one counts).
+    pub fn alert_acked(&self, direction: Direction, peer: &IdentityKey, id: MessageId, at: u64) -> Result<()> {
+        self.alert_update(direction, peer, id, |r| {
+            if r.acked_at.is_none() {
+                r.acked_at = Some(at);
+                true
+            } else {
+                false
+            }
+        })?;
+        Ok(())
+    }
+
+    /// A repeat of a received alert: counts the ring and keeps the release; returns whether
+    /// it should ring (not acknowledged yet).
+    pub fn alert_ring(
+        &self,
+        peer: &IdentityKey,
+        id: MessageId,
+        release: &crate::ops::alerts::ReleaseInfo,
+    ) -> Result<bool> {
+        let mut ring = false;
+        self.alert_update(Direction::In, peer, id, |r| {
+            if r.release.as_ref() == Some(release) {
+                return false;
+            }
+            r.release = Some(*release);
+            if r.acked_at.is_none() {
+                r.rings += 1;
+                ring = true;
+            }
+            true
+        })?;
+        Ok(ring)
+    }
+
+    /// Queues a signed receipt to send (kept until the relay has it).
+    pub fn outbox_put(&self, to: &IdentityKey, receipt: &[u8]) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO outbox(to_key, receipt) VALUES (?1, ?2)",
+            params![to.as_bytes().as_slice(), receipt],
+        )?;
+        Ok(())
+    }
+
+    /// Receipts waiting to be sent, oldest first.
+    pub fn outbox(&self) -> Result<Vec<(i64, [u8; 32], Vec<u8>)>> {
+        let mut s = self
+            .conn
+            .prepare("SELECT id, to_key, receipt FROM outbox ORDER BY id")?;
+        let rows = s.query_map([], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, to, receipt) = row?;
+            let to: [u8; 32] = to
+                .try_into()
+                .map_err(|_| Error::DamagedStore("an outbox key has the wrong length".into()))?;
+            out.push((id, to, receipt));
+        }
+        Ok(out)
+    }
+
+    /// How many receipts wait in the outbox.
+    pub fn outbox_len(&self) -> Result<usize> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))? as usize)
+    }
+
+    /// Drops a sent receipt from the outbox.
+    pub fn outbox_drop(&self, id: i64) -> Result<()> {
+        self.conn.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Every verified receipt about `id`: signer, kind, time.
+    pub fn receipts_for(&self, id: MessageId) -> Result<Vec<([u8; 32], ReceiptKind, u64)>> {
+        let mut s = self
+            .conn
+            .prepare("SELECT signer, kind, at FROM receipts WHERE message_id = ?1 ORDER BY at, kind")?;
+        let rows = s.query_map([id.0.as_slice()], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u8>(1)?, r.get::<_, i64>(2)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (signer, kind, at) = row?;
+            let (Ok(signer), Some(kind)) = (<[u8; 32]>::try_from(signer.as_slice()), receipt_kind_from_code(kind))
+            else {
+                continue;
+            };
+            out.push((signer, kind, at as u64));
+        }
+        Ok(out)
+    }
+
+    /// The recipient keys a stored message's signed header lists.
+    pub fn recipient_keys(&self, m: &StoredMessage) -> Result<Vec<[u8; 32]>> {
+        let keys: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT recipient_keys FROM messages WHERE direction = ?1 AND peer = ?2 AND message_id = ?3",
+                params![
+                    m.direction.as_str(),
+                    m.peer_key.as_bytes().as_slice(),
+                    m.id.0.as_slice()
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let hex: Vec<String> = keys
+            .map(|k| serde_json::from_str(&k).unwrap_or_default())
+            .unwrap_or_default();
+        Ok(hex
+            .iter()
+            .filter_map(|h| pocnet_crypto::from_hex(h))
+            .filter_map(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+            .collect())
     }
 
     /// Whether `key` was verified by voice (its safety number compared).

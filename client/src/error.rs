@@ -57,6 +57,9 @@ pub enum Error {
     /// A directory statement or action was refused (rules, voice check).
     #[error("{0}")]
     DirectoryRefused(String),
+    /// Forwarding refused by the message's TLP 2.0 marking (the text explains the rule).
+    #[error("{0}")]
+    TlpRefused(String),
     /// The relay refused this key as revoked.
     #[error("the relay refused this key at the handshake: it has been revoked; contact the Secretariat")]
     Revoked,
@@ -248,6 +251,7 @@ impl Error {
             Error::RelayLied(_) => 6,
             Error::BlockedAtRelay { .. } => 8,
             Error::DirectoryRefused(_) => 13,
+            Error::TlpRefused(_) => 14,
             Error::UnknownContact { .. }
             | Error::AmbiguousContact { .. }
             | Error::NoRecipients

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod alert_cmd;
 mod commands;
+use alert_cmd::{AlertCmd, IncidentCmd};
 use commands::cli_ctx;
 use pocnet_client::app::{Client, Enrolment, Outgoing};
 use pocnet_client::db::StoredMessage;
@@ -30,7 +32,8 @@ use serde::Serialize;
 /// 8 relay refused or broke the protocol, 9 a contact's key CHANGED, 10 no such contact
 /// or message, 11 refused as too large or failing verification, 12 DIRECTORY FORK
 /// detected (evidence kept: `pocnet directory forks`), 13 refused by the directory rules
-/// or the voice check (nothing was signed or published).
+/// or the voice check (nothing was signed or published), 14 refused by TLP 2.0 (nothing
+/// was forwarded).
 #[derive(Parser)]
 #[command(name = "pocnet", version)]
 struct Cli {
@@ -152,6 +155,27 @@ enum Command {
     Round {
         #[command(subcommand)]
         what: RoundCmd,
+    },
+    /// Escalation alerts: raise one to states (released rank by rank until a POC of each
+    /// state acknowledges), acknowledge, follow, update, cancel, export as CAP 1.2.
+    Alert {
+        #[command(subcommand)]
+        what: AlertCmd,
+    },
+    /// Forward a message or alert (TLP 2.0 is enforced: TLP:RED only to those already on
+    /// it, TLP:AMBER+STRICT only inside your own state).
+    Forward {
+        id: String,
+        #[arg(required = true)]
+        to: Vec<String>,
+        /// A note above the forwarded text.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Incidents: one timeline from the signed records (md, json, html).
+    Incident {
+        #[command(subcommand)]
+        what: IncidentCmd,
     },
 }
 
@@ -466,8 +490,23 @@ fn print_json<T: Serialize>(v: &T) {
 
 /// Runs a `--exec` hook for one message. The hook gets the fields in variables
 /// (single-line, neutralised) and the body on standard input, and never our secrets.
-fn run_hook(cmd: &str, m: &MessageView) {
-    let child = std::process::Command::new("sh")
+fn run_hook(cmd: &str, m: &MessageView, alert: Option<&pocnet_client::ops::alerts::AlertView>) {
+    let mut command = std::process::Command::new("sh");
+    command.env("POCNET_KIND", if alert.is_some() { "alert" } else { "message" });
+    if let Some(a) = alert {
+        // What an SMS or voice gateway needs to say, and by when (see README "Bridging alerts").
+        command
+            .env("POCNET_ALERT_TYPE", a.body.msg_type.as_cap())
+            .env("POCNET_SEVERITY", a.body.severity.as_cap())
+            .env("POCNET_URGENCY", a.body.urgency.as_cap())
+            .env("POCNET_INCIDENT", render::line(a.incident.as_deref().unwrap_or("")))
+            .env("POCNET_RINGS", a.rings.to_string())
+            .env(
+                "POCNET_ACK_BY",
+                a.escalates_at().map(|t| render::fmt_time(t)).unwrap_or_default(),
+            );
+    }
+    let child = command
         .arg("-c")
         .arg(cmd)
         .env_remove("POCNET_PASSPHRASE")
@@ -598,6 +637,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let mut fetched = None;
             if !offline {
                 let s = c.connect().await?;
+                if let Err(e) = c.flush_outbox(&s).await {
+                    tracing::warn!("acknowledgements still waiting: {}", render::line(&e.to_string()));
+                }
                 let r = c.sync(&s, false, None, |_, _| {}).await;
                 s.close().await;
                 if r.is_err() {
@@ -620,6 +662,14 @@ async fn run(cli: Cli) -> Result<(), Error> {
             if let Ok(Some(me)) = c.own_record() {
                 if me.is_stale(pocnet_client::now_ms()) && !cli.json {
                     eprintln!("{}", render::stale_reminder(&me));
+                }
+            }
+            if !cli.json {
+                // Open alerts come above everything else.
+                let lang = c.own_language();
+                let now = pocnet_client::now_ms();
+                for a in c.alerts_open()? {
+                    print!("{}", alert_cmd::banner(&a, lang, now));
                 }
             }
             let view = InboxView {
@@ -680,22 +730,38 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 }
             }
             let s = c.connect().await?;
+            if let Err(e) = c.flush_outbox(&s).await {
+                tracing::warn!("acknowledgements still waiting: {}", render::line(&e.to_string()));
+            }
             let json = cli.json;
+            let lang = c.own_language();
+            if !json {
+                let now = pocnet_client::now_ms();
+                for a in c.alerts_open()? {
+                    print!("{}", alert_cmd::banner(&a, lang, now));
+                }
+            }
             let result = {
                 let on = |m: &StoredMessage, ct: ContentType| {
                     let view = MessageView::from(m);
+                    let alert = if ct == ContentType::Alert {
+                        c.alert_view(m).ok().flatten()
+                    } else {
+                        None
+                    };
                     if json {
                         println!("{}", render::json(&view, false));
+                    } else if let Some(a) = &alert {
+                        // Rings, and comes above everything else.
+                        print!("\x07");
+                        print!("{}", alert_cmd::banner(a, lang, pocnet_client::now_ms()));
                     } else {
-                        if ct == ContentType::Alert {
-                            print!("\x07");
-                        }
                         print!("{}", view.text());
                         println!("----");
                     }
                     let _ = std::io::stdout().flush();
                     if let Some(cmd) = &exec {
-                        run_hook(cmd, &view);
+                        run_hook(cmd, &view, alert.as_ref());
                     }
                 };
                 let handle = render::line(c.handle().unwrap_or("?"));
@@ -786,6 +852,26 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Rotate => commands::rotate(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref())).await?,
         Command::Round { what } => {
             commands::round(&cli_ctx(&home, cli.json, cli.passphrase_file.as_deref()), what).await?
+        }
+        Command::Alert { what } => {
+            let c = Client::open(&home, pass()?.as_bytes())?;
+            alert_cmd::alert(&c, cli.json, what).await?
+        }
+        Command::Incident { what } => {
+            let c = Client::open(&home, pass()?.as_bytes())?;
+            alert_cmd::incident(&c, cli.json, what)?
+        }
+        Command::Forward { id, to, note } => {
+            let c = Client::open(&home, pass()?.as_bytes())?;
+            let s = c.connect().await?;
+            let r = c.forward(&s, &id, &to, &note).await;
+            s.close().await;
+            let view = SentView(r?);
+            if cli.json {
+                print_json(&view);
+            } else {
+                print!("{}", view.text());
+            }
         }
     }
     Ok(())

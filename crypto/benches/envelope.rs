@@ -187,5 +187,39 @@ fn streaming(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, primitives, envelopes, streaming);
+/// An escalation alert: one envelope sealed to every POC of every targeted state, all
+/// ranks (35 states × 3 ranks, and 1,000 POCs). Each recipient's KEM is independent, so
+/// `seal` spreads them over every core; the ratio that matters is against the one-core sum
+/// of the primitives (`scripts/bench-ratios.py`).
+fn alerts(c: &mut Criterion) {
+    let mut g = c.benchmark_group("alert");
+    g.sample_size(10);
+    let sender = ids(1).pop().unwrap();
+    let body = vec![0x42u8; 4096];
+    let fields = HeaderFields {
+        suite: Suite::XWing,
+        content_type: pocnet_crypto::ContentType::Alert,
+        ..HeaderFields::message(NOW * 1000)
+    };
+    let all = ids(1000);
+    let pubs: Vec<_> = all.iter().map(|r| r.public()).collect();
+    for n in [105usize, 1000] {
+        g.bench_function(format!("seal_4KiB_xwing_{n}"), |b| {
+            b.iter(|| seal(&mut os_rng(), &sender, &pubs[..n], &fields, &body).unwrap())
+        });
+    }
+    g.finish();
+    let mut p = c.benchmark_group("primitive");
+    let aead = ChaCha20Poly1305::new(&[7u8; 32].into());
+    let mut buf = vec![0u8; 4096];
+    p.bench_function("chacha20poly1305_4KiB", |b| {
+        b.iter(|| {
+            aead.encrypt_inout_detached(&Nonce::from([0; 12]), &[], buf.as_mut_slice().into())
+                .unwrap()
+        })
+    });
+    p.finish();
+}
+
+criterion_group!(benches, primitives, envelopes, streaming, alerts);
 criterion_main!(benches);

@@ -69,6 +69,18 @@ impl Client {
                 }
             }
         }
+        self.send_prepared(s, recipients, msg, false).await
+    }
+
+    /// Seals and sends `msg` to `recipients` (already resolved from the verified
+    /// directory), marked as drill traffic if `exercise`.
+    pub async fn send_prepared(
+        &self,
+        s: &Session,
+        recipients: Vec<pocnet_core::directory::Poc>,
+        msg: &Outgoing,
+        exercise: bool,
+    ) -> Result<Sent> {
         let Some(first) = recipients.first() else {
             return Err(Error::NoRecipients);
         };
@@ -91,6 +103,7 @@ impl Client {
         let fields = HeaderFields {
             suite: Suite::XWing,
             tlp: msg.tlp,
+            exercise,
             incident_id: msg.incident_id.clone(),
             log_head,
             ..HeaderFields::message(now)
@@ -140,13 +153,14 @@ impl Client {
             subject: &msg.subject,
             body: &msg.text,
             tlp: msg.tlp,
-            exercise: false,
+            exercise,
             content_type: ContentType::Message,
             created_at: now,
             received_at: now,
             envelope_hash: EnvelopeHash(sealed.envelope_hash),
             relay_stored_at: Some(stored_at),
             attachments: &attachments,
+            incident: msg.incident_id.as_deref(),
         })?;
         Ok(Sent {
             id,
@@ -158,7 +172,7 @@ impl Client {
 
     /// The acceptance must be a group signature by the pinned relay key over a Merkle root
     /// that provably contains exactly this envelope at `stored_at` (PROTOCOL.md §8.2).
-    fn check_relay_signature(
+    pub(crate) fn check_relay_signature(
         &self,
         envelope_hash: &[u8; 32],
         stored_at: u64,
@@ -229,12 +243,21 @@ impl Client {
         let d_acceptance = match &d {
             Delivery::Stored {
                 stored_at_ms, proof, ..
+            }
+            | Delivery::Escalated {
+                stored_at_ms, proof, ..
             } => Some((*stored_at_ms, proof.clone())),
             _ => None,
         };
+        let release = match &d {
+            Delivery::Escalated { release, .. } => Some(crate::ops::alerts::ReleaseInfo::from(release)),
+            _ => None,
+        };
         match d {
-            Delivery::Envelope { envelope, .. } | Delivery::Stored { envelope, .. } => {
-                match self.receive(s, &envelope, d_acceptance).await {
+            Delivery::Envelope { envelope, .. }
+            | Delivery::Stored { envelope, .. }
+            | Delivery::Escalated { envelope, .. } => {
+                match self.receive(s, &envelope, d_acceptance, release).await {
                     Ok(Some(r)) => {
                         stats.new_messages += 1;
                         Ok(Some(r))
@@ -294,6 +317,7 @@ impl Client {
         s: &Session,
         envelope: &[u8],
         acceptance: Option<(u64, pocnet_wire::AcceptProof)>,
+        release: Option<crate::ops::alerts::ReleaseInfo>,
     ) -> Result<Option<StoredMessage>> {
         let reject = |e: &dyn std::fmt::Display| Error::BadEnvelope(e.to_string());
         // Verify under the key the envelope claims, before parsing anything else of it.
@@ -302,11 +326,30 @@ impl Client {
         let h = &opened.header;
         let id = MessageId(h.message_id);
         if self.store.has_message(Direction::In, &sender, id)? {
+            // A repeat of an alert (the same envelope released again): it rings again
+            // until someone here acknowledges it.
+            if let (ContentType::Alert, Some(r)) = (h.content_type, &release) {
+                if self.alert_rang_again(&sender, id, r)? {
+                    return self.store.find(&id.to_hex()).map(Some);
+                }
+            }
             return Ok(None);
         }
+        let mut alert = None;
         let mut body: MessageBody = match h.content_type {
-            ContentType::Message | ContentType::Alert => postcard::from_bytes(&opened.plaintext)
+            ContentType::Message => postcard::from_bytes(&opened.plaintext)
                 .map_err(|e| reject(&format!("message body does not decode: {e}")))?,
+            ContentType::Alert => {
+                let a = pocnet_core::alert::AlertBody::parse(&opened.plaintext)
+                    .map_err(|e| reject(&format!("alert does not decode: {e}")))?;
+                let b = MessageBody {
+                    subject: a.headline.clone(),
+                    text: crate::ops::alerts::alert_plain_text(&a),
+                    attachments: Vec::new(),
+                };
+                alert = Some(a);
+                b
+            }
             // Decoded once the sender is known to be listed (below).
             ContentType::RoundChallenge | ContentType::RoundResponse => MessageBody {
                 subject: String::new(),
@@ -421,6 +464,18 @@ impl Client {
             }
         });
         let now = now_ms();
+        if alert.is_some() {
+            // Kept before the message row: a crash in between leaves nothing half-stored
+            // (the alert row alone is overwritten when the envelope comes again).
+            self.alert_received(
+                &sender,
+                id,
+                h.incident_id.as_deref(),
+                &opened.plaintext,
+                relay_stored_at,
+                release,
+            )?;
+        }
         let new = self.store.insert_message(&NewMessage {
             id,
             direction: Direction::In,
@@ -438,6 +493,7 @@ impl Client {
             envelope_hash: EnvelopeHash(opened.envelope_hash),
             relay_stored_at,
             attachments: &attachments,
+            incident: h.incident_id.as_deref(),
         })?;
         if !new {
             return Ok(None);

@@ -1,6 +1,7 @@
 //! The client's operations, one module per capability, all as methods of
 //! [`crate::app::Client`].
 
+pub mod alerts;
 pub mod attachments;
 pub mod contacts;
 pub mod directory;

@@ -198,6 +198,7 @@ impl Client {
                 envelope_hash: EnvelopeHash(sealed.envelope_hash),
                 relay_stored_at: Some(stored_at_ms),
                 attachments: &[],
+                incident: None,
             })?;
             for (n, t) in reminders_ms.iter().enumerate() {
                 let fields = HeaderFields {

@@ -100,6 +100,10 @@ pub enum Label {
     LateRelease,
     /// "repeat".
     Repeat,
+    /// "ACKNOWLEDGEMENT" (a CAP Ack, e.g. a POC's note).
+    Acknowledgement,
+    /// "You acknowledged at".
+    AcknowledgedAt,
 }
 
 impl Label {
@@ -135,6 +139,8 @@ impl Label {
             Label::ResponseName,
             Label::LateRelease,
             Label::Repeat,
+            Label::Acknowledgement,
+            Label::AcknowledgedAt,
         ]);
         v
     }
@@ -261,6 +267,13 @@ fn row(l: Label) -> Row {
         Label::ResponseName => ["Response", "Respuesta", "Réponse", "Resposta"],
         Label::LateRelease => ["late release", "envío tardío", "diffusion tardive", "envio atrasado"],
         Label::Repeat => ["repeat", "repetición", "répétition", "repetição"],
+        Label::Acknowledgement => ["ACKNOWLEDGEMENT", "ACUSE DE RECIBO", "ACCUSÉ DE RÉCEPTION", "CONFIRMAÇÃO DE RECEBIMENTO"],
+        Label::AcknowledgedAt => [
+            "You acknowledged at",
+            "Usted acusó recibo el",
+            "Vous avez accusé réception le",
+            "Você confirmou o recebimento em",
+        ],
     }
 }
 

@@ -13,31 +13,13 @@
 use std::fmt::Write;
 
 use pocnet_crypto::ReceiptKind;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::plan::{Plan, Step, LATE_AFTER_MS};
 use crate::round::render::{fmt_duration, fmt_utc};
 
-/// The relay's record of one step (to become `pocnet_wire::StepReport`; defined here until
-/// the wire crate has it).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepReport {
-    /// The step's recipient.
-    pub recipient: [u8; 32],
-    /// The recipient's rank in its state.
-    pub rank: u8,
-    /// 0 for the rank's release; `j` for the j-th repeat.
-    pub repeat: u8,
-    /// When it fell due (the relay's word; [`compute`] uses the plan's).
-    pub due_ms: u64,
-    /// When the relay released it.
-    pub released_ms: Option<u64>,
-    /// When the relay cancelled it.
-    pub cancelled_ms: Option<u64>,
-    /// Whose signed acknowledgement (or the sender's stop) cancelled it.
-    pub cancelled_by: Option<[u8; 32]>,
-}
+/// The relay's record of one step (`EscalationStatus` answers with these).
+pub use pocnet_wire::StepReport;
 
 /// One POC's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -324,6 +306,12 @@ fn opt_time(t: Option<u64>) -> String {
 }
 
 impl AlertStatus {
+    /// Nothing more will change: stopped by the sender, or every state acknowledged or
+    /// unreached.
+    pub fn finished(&self) -> bool {
+        self.stopped || self.states.iter().all(|s| s.acknowledged_by.is_some() || s.unreached)
+    }
+
     /// A plain-text view for a terminal, times in UTC; `now_ms` gives "next step in …".
     pub fn render_text(&self, now_ms: u64) -> String {
         let mut o = String::new();
