@@ -66,6 +66,10 @@ pub enum Kind {
     Secretariat,
     /// `Hold`.
     Hold,
+    /// `Escalate`.
+    Escalate,
+    /// `EscalationStatus`.
+    EscalationStatus,
 }
 
 impl Kind {
@@ -89,6 +93,8 @@ impl Kind {
             Request::Submit { .. } => Kind::Submit,
             Request::Registration { .. } | Request::Submissions { .. } | Request::Dismiss { .. } => Kind::Secretariat,
             Request::Hold { .. } => Kind::Hold,
+            Request::Escalate { .. } => Kind::Escalate,
+            Request::EscalationStatus { .. } => Kind::EscalationStatus,
         }
     }
     /// Whether this request opens a stream of its own (and so cannot travel on a session
@@ -277,7 +283,9 @@ impl<S: Store, C: Clock> Service<S, C> {
 
     fn rate(&self, kind: Kind) -> (f64, f64) {
         match kind {
-            Kind::Send | Kind::Hold | Kind::Receipt | Kind::PutBlob => (self.cfg.rate_per_sec, self.cfg.rate_burst),
+            Kind::Send | Kind::Hold | Kind::Escalate | Kind::Receipt | Kind::PutBlob => {
+                (self.cfg.rate_per_sec, self.cfg.rate_burst)
+            }
             Kind::Ack => (self.cfg.request_rate_per_sec * 4.0, self.cfg.request_burst * 4.0),
             _ => (self.cfg.request_rate_per_sec, self.cfg.request_burst),
         }
@@ -427,6 +435,9 @@ impl<S: Store, C: Clock> Service<S, C> {
                 }
             }
             Request::SendReceipt { to, receipt } => self.receipt(peer, to, receipt, now).await,
+            Request::Escalate { .. } | Request::EscalationStatus { .. } => {
+                err(ErrorCode::Malformed, "escalation is not served yet")
+            }
             Request::Watch { .. } | Request::PutBlob { .. } | Request::GetBlob { .. } | Request::Pipeline => {
                 err(ErrorCode::Malformed, "this request opens its own stream")
             }
@@ -672,7 +683,14 @@ impl<S: Store, C: Clock> Service<S, C> {
         let cancel = (r.kind == ReceiptKind::Acknowledged).then_some(r.message_id);
         match self
             .store
-            .queue_receipt(to, *peer.as_bytes(), receipt, now.saturating_add(self.ttl_ms()), cancel)
+            .queue_receipt(
+                to,
+                *peer.as_bytes(),
+                receipt,
+                now,
+                now.saturating_add(self.ttl_ms()),
+                cancel,
+            )
             .await
         {
             Ok(n) => {
@@ -748,13 +766,24 @@ impl<S: Store, C: Clock> Service<S, C> {
                 seq,
                 envelope,
                 stored_at_ms,
+                release,
                 ..
             } => match pocnet_crypto::trim_for_recipient(envelope, me) {
-                Ok(envelope) => Delivery::Stored {
-                    seq: *seq,
-                    envelope,
-                    stored_at_ms: *stored_at_ms,
-                    proof: proof?,
+                // A released escalation step says when it fell due and was released.
+                Ok(envelope) => match release {
+                    Some(release) => Delivery::Escalated {
+                        seq: *seq,
+                        envelope,
+                        stored_at_ms: *stored_at_ms,
+                        proof: proof?,
+                        release: *release,
+                    },
+                    None => Delivery::Stored {
+                        seq: *seq,
+                        envelope,
+                        stored_at_ms: *stored_at_ms,
+                        proof: proof?,
+                    },
                 },
                 Err(e) => {
                     // Refused at send, so only a damaged store gets here.
