@@ -9,6 +9,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod alert;
 pub mod directory;
 pub mod iso3166;
 pub mod round;
+pub mod signed;

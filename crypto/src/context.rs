@@ -46,6 +46,8 @@ pub const ROUND_ANSWER: SigningContext = SigningContext::new(b"pocnet/v1/round-a
 pub const ROUND_OUTCOME: SigningContext = SigningContext::new(b"pocnet/v1/round-outcome\0");
 /// The Secretariat's signature on a round's manifest (targets and what each answered).
 pub const ROUND_MANIFEST: SigningContext = SigningContext::new(b"pocnet/v1/round-manifest\0");
+/// The sender's signature on an escalation alert's plan (states, ranks, release window).
+pub const ALERT_PLAN: SigningContext = SigningContext::new(b"pocnet/v1/alert-plan\0");
 
 /// HPKE `info` prefix for key stanzas.
 pub(crate) const STANZA_INFO: &[u8] = b"pocnet/v1/stanza\0";
