@@ -1224,27 +1224,28 @@ fn apply(
     }
 }
 
-/// Queue-size changes made inside one savepoint, applied only if it is released.
+/// Queue-size changes made inside one savepoint, applied only if it is released. Summed per
+/// key, so a write of many rows (an alert's steps) checks each in constant time.
 struct CountsTx<'a> {
     counts: &'a mut Counts,
-    delta: Vec<((Key, Key), i64)>,
+    delta: HashMap<(Key, Key), i64>,
 }
 
 impl<'a> CountsTx<'a> {
     fn new(counts: &'a mut Counts) -> Self {
         CountsTx {
             counts,
-            delta: Vec::new(),
+            delta: HashMap::new(),
         }
     }
     fn get(&self, k: &(Key, Key)) -> u64 {
         let base = self.counts.get(k).copied().unwrap_or(0) as i64;
-        (base + self.delta.iter().filter(|(d, _)| d == k).map(|(_, n)| n).sum::<i64>()).max(0) as u64
+        (base + self.delta.get(k).copied().unwrap_or(0)).max(0) as u64
     }
     /// One more (or fewer) item of `sender` for `recipient`.
     fn add(&mut self, recipient: Key, sender: Key, n: i64) {
-        self.delta.push(((recipient, ALL), n));
-        self.delta.push(((recipient, sender), n));
+        *self.delta.entry((recipient, ALL)).or_default() += n;
+        *self.delta.entry((recipient, sender)).or_default() += n;
     }
     fn keep(self) {
         for (k, n) in self.delta {
