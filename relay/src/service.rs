@@ -918,8 +918,9 @@ impl<S: Store, C: Clock> Service<S, C> {
             }
             Err(e) => return store_err(e),
         }
-        // An explicit acknowledgement (not the automatic "delivered" or "read") cancels the
-        // signer's own held envelopes waiting on this message, in the same commit.
+        // An explicit acknowledgement (not the automatic "delivered" or "read") cancels, in the
+        // same commit, the held envelopes of `to` waiting on this message whose cancel rule
+        // lists the signer, whoever their recipient (an alert state's remaining steps).
         let cancel = (r.kind == ReceiptKind::Acknowledged).then_some(r.message_id);
         match self
             .store

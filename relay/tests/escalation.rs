@@ -773,3 +773,36 @@ fn escalate_has_its_own_rate_limit_at_the_senders_envelope_rate() {
         assert!(w.svc.admit(a.public_key(), Kind::Escalate).await.is_ok());
     });
 }
+
+#[test]
+fn the_relays_store_holds_no_alert_text() {
+    rt().block_on(async {
+        let w = world(Config::default()).await;
+        let c = cast(&w).await;
+        const MARKER: &[u8] = b"PLAINTEXT-MARKER-airport-SCL-7f3a";
+        let alert = alert_to(&c.sender, &c.pocs(), MARKER);
+        let p = plan(&alert, &c.sender, 1, &c.states());
+        accepted(w.ask(&c.sender, escalate(&alert, p)).await);
+        let (update, up) = follow_up(&c.sender, &c.pocs(), &alert, false);
+        accepted(w.ask(&c.sender, escalate(&update, up)).await);
+        w.clock.set(T0 + W);
+        assert_eq!(w.svc.release().await, 4);
+        // The database and its write-ahead log, as on disk.
+        let mut bytes = Vec::new();
+        for suffix in ["", "-wal"] {
+            let path = format!("{}{suffix}", w.path().display());
+            bytes.extend(std::fs::read(&path).unwrap_or_default());
+        }
+        assert!(bytes.len() > 4096, "the store was read");
+        assert!(
+            bytes
+                .windows(alert.envelope_hash.len())
+                .any(|x| x == alert.envelope_hash),
+            "the alert itself is there, sealed"
+        );
+        assert!(
+            !bytes.windows(MARKER.len()).any(|x| x == MARKER),
+            "no plaintext at the relay"
+        );
+    });
+}
