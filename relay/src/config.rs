@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// UDP address to listen on.
     pub listen: String,
-    /// Largest inline envelope, bytes.
+    /// Largest inline envelope (`Send`, `Hold`), bytes.
     pub max_envelope_bytes: u64,
+    /// Largest alert envelope (`Escalate`), bytes: sealed once to every POC of every
+    /// targeted state, all ranks (X-Wing to 1,000 POCs is about 1.3 MB).
+    pub max_alert_bytes: u64,
     /// Largest attachment envelope, bytes.
     pub max_attachment_bytes: u64,
     /// Most pending items per recipient.
@@ -69,6 +72,7 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:4433".into(),
             max_envelope_bytes: 1024 * 1024,
+            max_alert_bytes: 2 * 1024 * 1024,
             max_attachment_bytes: 100 * 1024 * 1024,
             queue_quota: 10_000,
             rate_per_sec: 200.0,

@@ -256,6 +256,15 @@ impl RelayLog {
         }
     }
 
+    /// The state the verified log lists POC `key` for (`None`: no POC listed by that key —
+    /// an authority, a witness, the Secretariat, or nobody). What the relay checks each key
+    /// of an alert plan against.
+    pub fn poc_state(&self, key: &Key) -> Option<String> {
+        let key = IdentityKey::from_bytes(key).ok()?;
+        let view = self.view.lock().expect("log view");
+        view.as_ref()?.dir.by_key(&key).map(|p| p.state().to_string())
+    }
+
     /// The RFC 9162 consistency proof from `old` to `new` leaves.
     pub fn consistency(&self, old: u64, new: u64) -> Result<Vec<[u8; 32]>, String> {
         let view = self.view.lock().expect("log view");

@@ -12,6 +12,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use pocnet_core::alert::plan::{PlanKind, SignedPlan, MAX_PLAN_LEN};
+use pocnet_core::signed::FormatError;
 use pocnet_crypto::{ContentType, Header, Identity, IdentityKey, Receipt, ReceiptKind};
 use pocnet_wire::{AcceptProof, Cancel, Delivery, ErrorCode, Key, Member, MessageId, Request, Response};
 use tokio::sync::{mpsc, oneshot};
@@ -21,13 +23,17 @@ use crate::config::Config;
 use crate::directory::RelayLog;
 use crate::ratelimit::RateLimiter;
 use crate::store::{
-    BlobLimits, Conflict, Hold, Item, NewEnvelope, Quota, Store, StoreError, Subscription, UploadStart,
+    Accepted, BlobLimits, Conflict, Hold, Item, NewEnvelope, NewEscalation, PlannedStep, Quota, Store, StoreError,
+    Subscription, UploadStart,
 };
 
 /// How far ahead an envelope may be held.
 pub const MAX_HOLD_MS: u64 = 400 * 86_400_000;
 /// Most keys a hold's cancel rule may list.
 pub const MAX_CANCEL_SIGNERS: usize = 16;
+/// Most steps (releases) one escalation may have, so its `EscalationStatus` answer fits
+/// one frame (1,000 POCs with 9 repeats is 10,000).
+pub const MAX_ESCALATION_STEPS: usize = 16_384;
 
 /// Request kinds, each with its own rate limit per key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -66,6 +72,10 @@ pub enum Kind {
     Secretariat,
     /// `Hold`.
     Hold,
+    /// `Escalate`.
+    Escalate,
+    /// `EscalationStatus`.
+    EscalationStatus,
 }
 
 impl Kind {
@@ -89,6 +99,8 @@ impl Kind {
             Request::Submit { .. } => Kind::Submit,
             Request::Registration { .. } | Request::Submissions { .. } | Request::Dismiss { .. } => Kind::Secretariat,
             Request::Hold { .. } => Kind::Hold,
+            Request::Escalate { .. } => Kind::Escalate,
+            Request::EscalationStatus { .. } => Kind::EscalationStatus,
         }
     }
     /// Whether this request opens a stream of its own (and so cannot travel on a session
@@ -104,6 +116,19 @@ impl Kind {
             self,
             Kind::Hello | Kind::Enrol | Kind::Pipeline | Kind::Register | Kind::LogAppend
         )
+    }
+}
+
+/// Verifies an envelope under the connection's key (`verify_strict`, and a stanza for every
+/// listed recipient): `NotSender` if another key signed it, `BadEnvelope` otherwise.
+fn verify_envelope(peer: &IdentityKey, envelope: &[u8]) -> Result<(Header, [u8; 32]), Response> {
+    match pocnet_crypto::verify_from(envelope, peer) {
+        Ok(v) => Ok(v),
+        Err(pocnet_crypto::Error::WrongSender) => Err(err(
+            ErrorCode::NotSender,
+            "the envelope's signed sender is not this connection's key",
+        )),
+        Err(e) => Err(err(ErrorCode::BadEnvelope, format!("envelope rejected: {e}"))),
     }
 }
 
@@ -133,6 +158,14 @@ pub fn store_err(e: StoreError) -> Response {
         }
         StoreError::Quota(Quota::Waiting(_)) => err(ErrorCode::LimitReached, e.to_string()),
         StoreError::Conflict(Conflict::LogMoved(_)) => err(ErrorCode::LogMoved, e.to_string()),
+        StoreError::Conflict(Conflict::UnknownAlert) => err(
+            ErrorCode::NotFound,
+            format!("{e} at this relay (it expired, or went through another relay); send the follow-up as a message"),
+        ),
+        StoreError::Conflict(Conflict::NotAlerted(_)) => err(
+            ErrorCode::Malformed,
+            format!("{e}: a follow-up goes only to the POCs of its alert"),
+        ),
         StoreError::Conflict(_) => err(ErrorCode::Forbidden, e.to_string()),
         StoreError::Unavailable(_) => {
             tracing::error!("{e}");
@@ -277,7 +310,9 @@ impl<S: Store, C: Clock> Service<S, C> {
 
     fn rate(&self, kind: Kind) -> (f64, f64) {
         match kind {
-            Kind::Send | Kind::Hold | Kind::Receipt | Kind::PutBlob => (self.cfg.rate_per_sec, self.cfg.rate_burst),
+            Kind::Send | Kind::Hold | Kind::Escalate | Kind::Receipt | Kind::PutBlob => {
+                (self.cfg.rate_per_sec, self.cfg.rate_burst)
+            }
             Kind::Ack => (self.cfg.request_rate_per_sec * 4.0, self.cfg.request_burst * 4.0),
             _ => (self.cfg.request_rate_per_sec, self.cfg.request_burst),
         }
@@ -427,6 +462,20 @@ impl<S: Store, C: Clock> Service<S, C> {
                 }
             }
             Request::SendReceipt { to, receipt } => self.receipt(peer, to, receipt, now).await,
+            Request::Escalate { envelope, plan } => self.escalate(peer, envelope, plan, now).await,
+            Request::EscalationStatus { alert } => match self.store.escalation(*peer.as_bytes(), alert).await {
+                Ok(Some(r)) => Response::Escalation {
+                    accepted_ms: r.accepted_ms,
+                    plan: r.plan,
+                    steps: r.steps,
+                },
+                Ok(None) => err(
+                    ErrorCode::NotFound,
+                    "no escalation of yours with this alert id is at this relay (only its sender may ask; \
+                     the record expires with the alert)",
+                ),
+                Err(e) => store_err(e),
+            },
             Request::Watch { .. } | Request::PutBlob { .. } | Request::GetBlob { .. } | Request::Pipeline => {
                 err(ErrorCode::Malformed, "this request opens its own stream")
             }
@@ -571,16 +620,9 @@ impl<S: Store, C: Clock> Service<S, C> {
                 ),
             );
         }
-        // verify_strict under the connection's key, and a stanza for every listed recipient.
-        let (header, envelope_hash) = match pocnet_crypto::verify_from(&envelope, peer) {
+        let (header, envelope_hash) = match verify_envelope(peer, &envelope) {
             Ok(v) => v,
-            Err(pocnet_crypto::Error::WrongSender) => {
-                return err(
-                    ErrorCode::NotSender,
-                    "the envelope's signed sender is not this connection's key",
-                )
-            }
-            Err(e) => return err(ErrorCode::BadEnvelope, format!("envelope rejected: {e}")),
+            Err(r) => return r,
         };
         let mut recipients = Vec::with_capacity(header.recipients.len());
         match &held {
@@ -622,6 +664,17 @@ impl<S: Store, C: Clock> Service<S, C> {
             Some((_, hold)) => self.store.hold(new, hold).await,
             None => self.store.accept(new).await,
         };
+        self.accepted(message_id, envelope_hash, stored).await
+    }
+
+    /// The answer to a store call that stored an envelope: `Accepted` with the relay's
+    /// signed acceptance.
+    async fn accepted(
+        &self,
+        message_id: MessageId,
+        envelope_hash: [u8; 32],
+        stored: Result<Accepted, StoreError>,
+    ) -> Response {
         match stored {
             Ok(a) => match self.signer.sign(envelope_hash, a.stored_at_ms).await {
                 Some(proof) => Response::Accepted {
@@ -638,6 +691,204 @@ impl<S: Store, C: Clock> Service<S, C> {
             },
             Err(e) => store_err(e),
         }
+    }
+
+    /// `Escalate`: an alert envelope with its signed plan. Checked like `Send` (under the
+    /// alert size limit), then the plan: signed by the connection's key, for exactly this
+    /// envelope; an `Escalate` plan names every recipient of the envelope and only them,
+    /// each an active POC the directory lists for the plan's state; a `FollowUp` plan
+    /// follows an escalation of this sender, to its POCs only.
+    async fn escalate(&self, peer: &IdentityKey, envelope: Vec<u8>, plan: Vec<u8>, now: u64) -> Response {
+        if envelope.len() as u64 > self.cfg.max_alert_bytes {
+            return err(
+                ErrorCode::TooLarge,
+                format!(
+                    "alert envelope is {} bytes, the relay's limit for alerts is {}; alert fewer states at once",
+                    envelope.len(),
+                    self.cfg.max_alert_bytes
+                ),
+            );
+        }
+        if plan.len() > MAX_PLAN_LEN {
+            return err(
+                ErrorCode::TooLarge,
+                format!("escalation plan is {} bytes, the limit is {MAX_PLAN_LEN}", plan.len()),
+            );
+        }
+        let (header, envelope_hash) = match verify_envelope(peer, &envelope) {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
+        if header.content_type != ContentType::Alert {
+            return err(
+                ErrorCode::BadEnvelope,
+                format!(
+                    "Escalate carries an alert envelope (content type Alert), this one is {:?}: send it with Send",
+                    header.content_type
+                ),
+            );
+        }
+        let signed = match SignedPlan::parse(&plan, Some(peer)) {
+            Ok(p) => p,
+            Err(e @ FormatError::Signer { .. }) => {
+                return err(
+                    ErrorCode::NotSender,
+                    format!("{e}: an alert's plan is signed by its sender, this connection's key"),
+                )
+            }
+            Err(e) => return err(ErrorCode::BadEnvelope, format!("escalation plan rejected: {e}")),
+        };
+        let p = signed.plan();
+        if p.alert != header.message_id || p.envelope_hash != envelope_hash {
+            return err(
+                ErrorCode::BadEnvelope,
+                "the escalation plan is for another envelope (its alert id or envelope hash differs): \
+                 sign the plan over this envelope",
+            );
+        }
+        let recipients: Vec<Key> = header.recipients.iter().map(|r| r.key).collect();
+        let message_id = header.message_id;
+        let new = |expires_at_ms: u64| NewEnvelope {
+            sender: *peer.as_bytes(),
+            message_id,
+            envelope_hash,
+            bytes: envelope.into(),
+            recipients,
+            now_ms: now,
+            expires_at_ms,
+        };
+        match &p.kind {
+            PlanKind::Escalate { .. } => {
+                let esc = match self.plan_steps(&signed, &header, now).await {
+                    Ok(esc) => esc,
+                    Err(r) => return r,
+                };
+                // The envelope (and the escalation's record) lives its TTL after the last step.
+                let last = esc.steps.iter().map(|s| s.due_ms).max().unwrap_or(now);
+                let env = new(last.saturating_add(self.ttl_ms()));
+                let stored = self.store.escalate(env, esc).await;
+                self.accepted(message_id, envelope_hash, stored).await
+            }
+            PlanKind::FollowUp { of, stop } => {
+                let record = match self.store.escalation(*peer.as_bytes(), *of).await {
+                    Ok(Some(r)) => r,
+                    Ok(None) => {
+                        return err(
+                            ErrorCode::NotFound,
+                            format!(
+                                "no escalating alert {} of yours is at this relay (it expired, or went through \
+                                 another relay); send the follow-up as a message",
+                                pocnet_crypto::to_hex(of)
+                            ),
+                        )
+                    }
+                    Err(e) => return store_err(e),
+                };
+                for r in &header.recipients {
+                    let m = match self.active(r.key).await {
+                        Ok(m) => m,
+                        Err(resp) => return resp,
+                    };
+                    if !record.steps.iter().any(|s| s.recipient == r.key) {
+                        return err(
+                            ErrorCode::Malformed,
+                            format!(
+                                "the follow-up is sealed to {}, whom alert {} never named: a follow-up goes \
+                                 only to the POCs of its alert",
+                                m.handle,
+                                pocnet_crypto::to_hex(of)
+                            ),
+                        );
+                    }
+                }
+                let last = record.steps.iter().map(|s| s.due_ms).max().unwrap_or(now).max(now);
+                let env = new(last.saturating_add(self.ttl_ms()));
+                let stored = self.store.follow_up(env, *of, *stop).await;
+                self.accepted(message_id, envelope_hash, stored).await
+            }
+        }
+    }
+
+    /// The steps of an `Escalate` plan accepted now, after checking its keys against the
+    /// envelope and the directory.
+    async fn plan_steps(&self, signed: &SignedPlan, header: &Header, now: u64) -> Result<NewEscalation, Response> {
+        let p = signed.plan();
+        for (si, state) in p.states().iter().enumerate() {
+            for key in p.state_keys(si as u16) {
+                if !header.recipients.iter().any(|r| r.key == key) {
+                    return Err(err(
+                        ErrorCode::Malformed,
+                        format!(
+                            "the plan names key {} for {}, but the envelope is not sealed to it: seal the alert \
+                             to every key of its plan",
+                            pocnet_crypto::to_hex(&key[..8]),
+                            state.state
+                        ),
+                    ));
+                }
+                let m = self.active(key).await?;
+                match self.log.poc_state(&key) {
+                    Some(listed) if listed == state.state => {}
+                    Some(listed) => {
+                        return Err(err(
+                            ErrorCode::Forbidden,
+                            format!(
+                                "{} is listed for {listed} in the directory, not for {} as the plan says: \
+                                 rebuild the plan from the current directory",
+                                m.handle, state.state
+                            ),
+                        ))
+                    }
+                    None => {
+                        return Err(err(
+                            ErrorCode::Forbidden,
+                            format!(
+                                "{} is not a POC in the directory: an alert plan names POCs only",
+                                m.handle
+                            ),
+                        ))
+                    }
+                }
+            }
+        }
+        for r in &header.recipients {
+            if p.state_of(&r.key).is_none() {
+                return Err(err(
+                    ErrorCode::Malformed,
+                    format!(
+                        "the envelope is sealed to key {}, which the plan gives no state or rank: every \
+                         recipient of an alert is in its plan",
+                        pocnet_crypto::to_hex(&r.key[..8])
+                    ),
+                ));
+            }
+        }
+        let schedule = p.schedule(now);
+        if schedule.len() > MAX_ESCALATION_STEPS {
+            return Err(err(
+                ErrorCode::TooLarge,
+                format!(
+                    "the plan makes {} releases, the relay's limit is {MAX_ESCALATION_STEPS}: fewer repeats or \
+                     fewer POCs per alert",
+                    schedule.len()
+                ),
+            ));
+        }
+        let signers: Vec<Vec<Key>> = (0..p.states().len()).map(|si| p.state_keys(si as u16)).collect();
+        let steps = schedule
+            .into_iter()
+            .map(|s| PlannedStep {
+                recipient: s.key,
+                rank: s.rank,
+                repeat: s.repeat,
+                due_ms: s.due_ms,
+                cancel_signers: signers[s.state as usize].clone(),
+            })
+            .collect();
+        Ok(NewEscalation {
+            plan: signed.as_bytes().to_vec(),
+            steps,
+        })
     }
 
     async fn receipt(&self, peer: &IdentityKey, to: Key, receipt: Vec<u8>, now: u64) -> Response {
@@ -667,12 +918,20 @@ impl<S: Store, C: Clock> Service<S, C> {
             }
             Err(e) => return store_err(e),
         }
-        // An explicit acknowledgement (not the automatic "delivered" or "read") cancels the
-        // signer's own held envelopes waiting on this message, in the same commit.
+        // An explicit acknowledgement (not the automatic "delivered" or "read") cancels, in the
+        // same commit, the held envelopes of `to` waiting on this message whose cancel rule
+        // lists the signer, whoever their recipient (an alert state's remaining steps).
         let cancel = (r.kind == ReceiptKind::Acknowledged).then_some(r.message_id);
         match self
             .store
-            .queue_receipt(to, *peer.as_bytes(), receipt, now.saturating_add(self.ttl_ms()), cancel)
+            .queue_receipt(
+                to,
+                *peer.as_bytes(),
+                receipt,
+                now,
+                now.saturating_add(self.ttl_ms()),
+                cancel,
+            )
             .await
         {
             Ok(n) => {
@@ -748,13 +1007,24 @@ impl<S: Store, C: Clock> Service<S, C> {
                 seq,
                 envelope,
                 stored_at_ms,
+                release,
                 ..
             } => match pocnet_crypto::trim_for_recipient(envelope, me) {
-                Ok(envelope) => Delivery::Stored {
-                    seq: *seq,
-                    envelope,
-                    stored_at_ms: *stored_at_ms,
-                    proof: proof?,
+                // A released escalation step says when it fell due and was released.
+                Ok(envelope) => match release {
+                    Some(release) => Delivery::Escalated {
+                        seq: *seq,
+                        envelope,
+                        stored_at_ms: *stored_at_ms,
+                        proof: proof?,
+                        release: *release,
+                    },
+                    None => Delivery::Stored {
+                        seq: *seq,
+                        envelope,
+                        stored_at_ms: *stored_at_ms,
+                        proof: proof?,
+                    },
                 },
                 Err(e) => {
                     // Refused at send, so only a damaged store gets here.

@@ -3,328 +3,21 @@
 //!
 //! Members exist only through the directory log, as in a real deployment: the world's
 //! Secretariat begins the log, enrols national authorities and approves their nominations
-//! with `pocnet_core`'s `Publisher`, and every change reaches the relay as a `LogAppend`.
+//! with `pocnet_core`'s `Publisher`, and every change reaches the relay as a `LogAppend`
+//! (the world is `common/mod.rs`, shared with `escalation.rs`).
 
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::rc::Rc;
-use std::sync::Arc;
-
-use pocnet_core::directory::{vkey, Author, Category, Contact, Publisher, Rank, Statement, WitnessKey};
-use pocnet_crypto::note::{cosign, sign_note, Checkpoint, NoteSignature, NoteVerifier, SignedNote, Witness};
+use pocnet_core::directory::{Author, Category, Publisher, Rank, Statement};
+use pocnet_crypto::note::{cosign, NoteSignature, NoteVerifier, SignedNote, Witness};
 use pocnet_crypto::tlog;
-use pocnet_crypto::{seal, HeaderFields, Identity, Receipt, ReceiptKind, Suite};
-use pocnet_relay::clock::{Clock, ManualClock};
-use pocnet_relay::service::{Kind, Service, UploadPlan, LOG_PAGE_LEAVES};
-use pocnet_relay::store::{Log, MemberRecord, Members, Queue, SqliteStore, StoredCheckpoint};
+use pocnet_crypto::{Identity, Receipt, ReceiptKind};
+use pocnet_relay::clock::Clock;
+use pocnet_relay::service::{Kind, UploadPlan, LOG_PAGE_LEAVES};
+use pocnet_relay::store::{Members, Queue};
 use pocnet_relay::Config;
-use pocnet_wire::{verify_acceptance, Cancel, Delivery, ErrorCode, Member, Request, Response};
+use pocnet_wire::{verify_acceptance, Cancel, Delivery, ErrorCode, Request, Response};
 
-const T0: u64 = 1_800_000_000_000;
-const ORIGIN: &str = "directory.oas.example";
-const WITNESS: &str = "witness.example";
-
-type Svc = Service<SqliteStore, ManualClock>;
-
-struct World {
-    svc: Svc,
-    clock: ManualClock,
-    relay: Arc<Identity>,
-    cfg: Config,
-    dir: tempfile::TempDir,
-    /// The Secretariat (the anchor the relay is configured with).
-    sec: Identity,
-    /// The one witness of the Genesis policy (quorum 1); not listed unless a test lists it.
-    witness: Identity,
-    /// The Secretariat's copy of the log.
-    log: RefCell<Publisher>,
-    authorities: RefCell<BTreeMap<String, Rc<Identity>>>,
-    /// Statement time: every statement is 1 ms after the previous one.
-    t: Cell<u64>,
-}
-
-/// A relay configured with a fresh Secretariat's key, whose log has not begun.
-async fn unbegun(cfg: Config) -> World {
-    let sec = id();
-    let witness = id();
-    let cfg = Config {
-        directory: vkey(ORIGIN, sec.public_key()),
-        ..cfg
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(T0);
-    let relay = Arc::new(id());
-    let svc = service(&dir.path().join("relay.db"), &clock, &cfg, &relay);
-    svc.load_directory().await.unwrap();
-    let log = Publisher::genesis(
-        &sec,
-        ORIGIN,
-        T0,
-        vec![WitnessKey {
-            name: WITNESS.into(),
-            key: *witness.public_key().as_bytes(),
-        }],
-        1,
-    )
-    .unwrap();
-    World {
-        svc,
-        clock,
-        relay,
-        cfg,
-        dir,
-        sec,
-        witness,
-        log: RefCell::new(log),
-        authorities: RefCell::default(),
-        t: Cell::new(T0),
-    }
-}
-
-/// A relay whose log holds the Secretariat's Genesis, appended by the Secretariat's key
-/// while it was listed nowhere (only the anchor may do that).
-async fn world(cfg: Config) -> World {
-    let w = unbegun(cfg).await;
-    w.publish().await;
-    w
-}
-
-async fn hello(svc: &Svc, who: &Identity) -> Response {
-    svc.handle(
-        who.public_key(),
-        Request::Hello {
-            protocol: pocnet_wire::PROTOCOL_VERSION,
-        },
-    )
-    .await
-}
-
-fn service(path: &std::path::Path, clock: &ManualClock, cfg: &Config, relay: &Arc<Identity>) -> Svc {
-    let store = SqliteStore::open(path, 64, cfg.queue_quota, None).unwrap();
-    Service::new(store, clock.clone(), cfg.clone(), relay.clone())
-}
-
-fn id() -> Identity {
-    Identity::generate(&mut pocnet_crypto::os_rng(), T0 / 1000, 365 * 86400).unwrap()
-}
-
-fn code(e: &Response) -> Option<ErrorCode> {
-    match e {
-        Response::Error { code, .. } => Some(*code),
-        _ => None,
-    }
-}
-
-fn contact(name: &str) -> Contact {
-    Contact {
-        name: name.into(),
-        position: "Head of cyber policy".into(),
-        institution: "Ministry of Foreign Affairs".into(),
-        email: "poc@example.gov".into(),
-        phones: vec!["+56 2 2827 4200".into()],
-        languages: vec!["es".into(), "en".into()],
-        time_zone: "America/Santiago".into(),
-        working_hours: "09:00-18:00".into(),
-    }
-}
-
-/// `primary`, `alternate`, `furtherN`, each optionally `fa-`.
-fn role(role: &str) -> (Category, Rank) {
-    let (cat, r) = match role.strip_prefix("fa-") {
-        Some(r) => (Category::ForeignAffairs, r),
-        None => (Category::CyberPolicy, role),
-    };
-    let rank = match r {
-        "primary" => Rank::Primary,
-        "alternate" => Rank::Alternate,
-        n => Rank::Further(n.strip_prefix("further").unwrap().parse().unwrap()),
-    };
-    (cat, rank)
-}
-
-impl World {
-    fn tick(&self) -> u64 {
-        let t = self.t.get() + 1;
-        self.t.set(t);
-        t
-    }
-    fn path(&self) -> PathBuf {
-        self.dir.path().join("relay.db")
-    }
-    fn secretariat(&self) -> Author<'_> {
-        Author::new(&self.sec, ORIGIN)
-    }
-    /// Adds a statement to the Secretariat's log (not yet sent to the relay).
-    fn push(&self, st: &Statement) {
-        self.log.borrow_mut().push(st).unwrap();
-    }
-    /// The unpublished leaves and the Secretariat's checkpoint over them.
-    fn prepared(&self) -> (Vec<Vec<u8>>, String) {
-        let log = self.log.borrow();
-        (log.unpublished().1.to_vec(), log.checkpoint(&self.sec).to_text())
-    }
-    async fn append(&self, from: &Identity, leaves: Vec<Vec<u8>>, checkpoint: String) -> Response {
-        self.svc
-            .handle(from.public_key(), Request::LogAppend { leaves, checkpoint })
-            .await
-    }
-    /// Sends every unpublished statement to the relay, from the Secretariat's key.
-    async fn publish(&self) {
-        let (leaves, checkpoint) = self.prepared();
-        let r = self.append(&self.sec, leaves, checkpoint).await;
-        assert_eq!(r, Response::Done);
-        self.log.borrow_mut().mark_published();
-    }
-    /// `state`'s national authority, enrolled in the Secretariat's log on first use.
-    fn authority(&self, state: &str) -> Rc<Identity> {
-        if let Some(a) = self.authorities.borrow().get(state) {
-            return a.clone();
-        }
-        let a = Rc::new(id());
-        let st = self
-            .secretariat()
-            .authority_enrol(
-                self.tick(),
-                state,
-                a.public_key(),
-                &format!("{state} national authority"),
-                "MFA",
-            )
-            .unwrap();
-        self.push(&st);
-        self.authorities.borrow_mut().insert(state.into(), a.clone());
-        a
-    }
-    /// `state`'s authority nominates `who` for `role`.
-    fn nominate(&self, state: &str, role_text: &str, who: &Identity) -> Statement {
-        let a = self.authority(state);
-        let (cat, rank) = role(role_text);
-        Author::new(&a, ORIGIN)
-            .nominate(
-                self.tick(),
-                state,
-                cat,
-                rank,
-                contact(&format!("{state} {role_text}")),
-                &who.public(),
-            )
-            .unwrap()
-    }
-    /// The Secretariat approves a nomination of `who` after the voice check.
-    fn approve(&self, nomination: &Statement, who: &Identity) -> Statement {
-        let t = self.tick();
-        self.secretariat().approve(t, nomination, &who.public(), t).unwrap()
-    }
-    /// Nominates and approves `who` (not yet published).
-    fn stage(&self, state: &str, role_text: &str, who: &Identity) {
-        let n = self.nominate(state, role_text, who);
-        let a = self.approve(&n, who);
-        self.push(&a);
-    }
-    /// New POCs, listed through one append.
-    async fn members(&self, which: &[(&str, &str)]) -> Vec<Identity> {
-        let out: Vec<Identity> = which
-            .iter()
-            .map(|(state, r)| {
-                let who = id();
-                self.stage(state, r, &who);
-                who
-            })
-            .collect();
-        self.publish().await;
-        out
-    }
-    async fn member(&self, state: &str, role_text: &str) -> Identity {
-        self.members(&[(state, role_text)]).await.pop().unwrap()
-    }
-    async fn send(&self, from: &Identity, envelope: Vec<u8>) -> Response {
-        self.svc.handle(from.public_key(), Request::Send { envelope }).await
-    }
-    async fn ask(&self, from: &Identity, req: Request) -> Response {
-        self.svc.handle(from.public_key(), req).await
-    }
-    async fn hello(&self, who: &Identity) -> Option<Member> {
-        match self
-            .ask(
-                who,
-                Request::Hello {
-                    protocol: pocnet_wire::PROTOCOL_VERSION,
-                },
-            )
-            .await
-        {
-            Response::Welcome { member, .. } => member,
-            other => panic!("{other:?}"),
-        }
-    }
-    async fn lookup(&self, from: &Identity, query: &str) -> Vec<Member> {
-        match self.ask(from, Request::Lookup { query: query.into() }).await {
-            Response::Directory { members } => members,
-            other => panic!("{other:?}"),
-        }
-    }
-    /// What the relay holds: checkpoint, every leaf, the admission list.
-    async fn snapshot(&self) -> (Option<StoredCheckpoint>, Vec<Vec<u8>>, Vec<MemberRecord>) {
-        let store = self.svc.store();
-        (
-            store.log_checkpoint().await.unwrap(),
-            store.log_leaves(0, u32::MAX, usize::MAX).await.unwrap(),
-            store.members().await.unwrap(),
-        )
-    }
-    /// A checkpoint over the published log plus `extra`, signed by `signer` as the log.
-    fn note_over(&self, extra: &[Vec<u8>], signer: &Identity) -> String {
-        let mut hashes: Vec<_> = self.log.borrow().leaves().iter().map(|l| tlog::leaf_hash(l)).collect();
-        hashes.extend(extra.iter().map(|l| tlog::leaf_hash(l)));
-        let body = Checkpoint {
-            origin: ORIGIN.into(),
-            size: hashes.len() as u64,
-            root: tlog::root(&hashes),
-        }
-        .body();
-        SignedNote {
-            signatures: vec![sign_note(&body, ORIGIN, signer)],
-            body,
-        }
-        .to_text()
-    }
-    async fn checkpoint(&self, from: &Identity) -> String {
-        match self.ask(from, Request::LogCheckpoint).await {
-            Response::Checkpoint { note } => note,
-            other => panic!("{other:?}"),
-        }
-    }
-    /// A second relay process over the same database file, loaded.
-    async fn restart(&self) -> (Svc, anyhow::Result<()>) {
-        let svc = service(&self.path(), &self.clock, &self.cfg, &self.relay);
-        let loaded = svc.load_directory().await;
-        (svc, loaded)
-    }
-}
-
-fn sealed(from: &Identity, to: &[&Identity]) -> pocnet_crypto::Sealed {
-    let pubs: Vec<_> = to.iter().map(|i| i.public()).collect();
-    let fields = HeaderFields {
-        suite: Suite::X25519,
-        ..HeaderFields::message(T0)
-    };
-    seal(
-        &mut pocnet_crypto::os_rng(),
-        from,
-        &pubs,
-        &fields,
-        b"airport ATC degraded",
-    )
-    .unwrap()
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+mod common;
+use common::*;
 
 #[test]
 fn send_refuses_oversize_forged_tampered_and_undeliverable_envelopes() {
@@ -1626,11 +1319,17 @@ fn a_held_envelope_reaches_only_its_recipient_when_due_each_once_with_the_relays
 }
 
 #[test]
-fn only_the_recipients_own_acknowledgement_of_the_named_message_cancels_its_held_envelope() {
+fn an_acknowledgement_by_a_listed_signer_cancels_the_senders_held_envelopes_about_that_message_whoever_their_recipient()
+{
     rt().block_on(async {
         let w = world(Config::default()).await;
-        let [sec, b, c]: [Identity; 3] = w
-            .members(&[("AR", "primary"), ("CL", "primary"), ("MX", "primary")])
+        let [sec, b, c, d]: [Identity; 4] = w
+            .members(&[
+                ("AR", "primary"),
+                ("CL", "primary"),
+                ("MX", "primary"),
+                ("UY", "primary"),
+            ])
             .await
             .try_into()
             .ok()
@@ -1644,7 +1343,7 @@ fn only_the_recipients_own_acknowledgement_of_the_named_message_cancels_its_held
         let r_b = sealed(&sec, &[&b]); // b's, cancelled by b's answer to the challenge
         let r_b_other = sealed(&sec, &[&b]); // b's, waits on the other message
         let r_b_by_c = sealed(&sec, &[&b]); // b's, lists only c
-        let r_c = sealed(&sec, &[&c]); // c's, lists b and c
+        let r_c = sealed(&sec, &[&c]); // c's, lists b and c: b's answer cancels it too
         for (r, to, about, signers) in [
             (&r_b, &b, &challenge, vec![&b]),
             (&r_b_other, &b, &other, vec![&b]),
@@ -1656,6 +1355,12 @@ fn only_the_recipients_own_acknowledgement_of_the_named_message_cancels_its_held
                 .await;
             assert!(matches!(resp, Response::Accepted { .. }), "{resp:?}");
         }
+        // Another sender's held envelope naming the same message id is not sec's to cancel.
+        let r_d = sealed(&d, &[&b]);
+        let resp = w
+            .ask(&d, hold_req(&r_d.bytes, &b, due, challenge.message_id, &[&b]))
+            .await;
+        assert!(matches!(resp, Response::Accepted { .. }), "{resp:?}");
         // b's client says the challenge arrived and was read: not an answer, nothing cancelled.
         for kind in [ReceiptKind::Delivered, ReceiptKind::Read] {
             assert_eq!(w.ask(&b, ack_of(&b, kind, &challenge, &sec)).await, Response::Done);
@@ -1665,7 +1370,7 @@ fn only_the_recipients_own_acknowledgement_of_the_named_message_cancels_its_held
             code(&w.ask(&c, ack_of(&b, ReceiptKind::Acknowledged, &challenge, &sec)).await),
             Some(ErrorCode::BadEnvelope)
         );
-        // b answers the challenge: b's own held envelope waiting on it goes, nothing else.
+        // b answers the challenge: sec's held envelopes waiting on it that list b go.
         assert_eq!(
             w.ask(&b, ack_of(&b, ReceiptKind::Acknowledged, &challenge, &sec)).await,
             Response::Done
@@ -1679,27 +1384,23 @@ fn only_the_recipients_own_acknowledgement_of_the_named_message_cancels_its_held
             other.message_id,
             r_b_other.message_id,
             r_b_by_c.message_id,
+            r_d.message_id,
         ];
         want.sort();
         assert_eq!(got, want, "b's other held envelopes were released");
         assert_eq!(
             backlog_ids(&w.svc, &c).await,
-            vec![challenge.message_id, r_c.message_id],
-            "b's answer does not cancel c's, though c's lists b"
+            vec![challenge.message_id],
+            "c's lists b: b's answer cancelled it"
         );
         // After release, an answer recalls nothing.
-        assert_eq!(
-            w.ask(&b, ack_of(&b, ReceiptKind::Acknowledged, &other, &sec)).await,
-            Response::Done
-        );
         assert_eq!(
             w.ask(&c, ack_of(&c, ReceiptKind::Acknowledged, &challenge, &sec)).await,
             Response::Done
         );
-        assert!(backlog_ids(&w.svc, &b).await.contains(&r_b_other.message_id));
-        assert!(backlog_ids(&w.svc, &c).await.contains(&r_c.message_id));
+        assert!(backlog_ids(&w.svc, &b).await.contains(&r_b_by_c.message_id));
         // The sender got every receipt that was accepted.
-        assert_eq!(w.svc.backlog(sec.public_key(), 0).await.unwrap().len(), 5);
+        assert_eq!(w.svc.backlog(sec.public_key(), 0).await.unwrap().len(), 4);
     });
 }
 

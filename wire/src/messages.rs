@@ -85,8 +85,8 @@ pub enum Request {
 }
 
 /// When a held envelope is dropped unreleased: the relay accepts an `Acknowledged`
-/// receipt about `message_id` signed by one of `signers`, who is the held envelope's
-/// recipient.
+/// receipt to the held envelope's sender about `message_id`, signed by any of `signers`
+/// (whoever the held envelope's recipient is).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Cancel {
     /// The message the receipt must be about.

@@ -8,9 +8,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use pocnet_wire::Member;
+use pocnet_wire::{Member, Release, StepReport};
 
-use super::{BlobLimits, Conflict, Hold, Item, Listed, LogAppend, NewEnvelope, Quota, Store, StoreError, UploadStart};
+use super::{
+    BlobLimits, Conflict, Hold, Item, Listed, LogAppend, NewEnvelope, NewEscalation, PlannedStep, Quota, Store,
+    StoreError, UploadStart,
+};
 
 /// How a test wants its store opened.
 #[derive(Clone, Copy, Debug)]
@@ -68,10 +71,15 @@ macro_rules! store_conformance_tests {
             a_full_store_refuses_cleanly_keeps_what_it_accepted_and_recovers,
             held_items_are_invisible_until_due_then_announced_once_with_a_new_seq,
             held_items_fall_due_in_pending_too_and_are_announced_once,
-            a_receipt_cancels_only_its_signers_own_held_items_about_the_named_message,
+            a_receipt_cancels_its_addressees_held_items_that_list_its_signer_whoever_their_recipient,
             a_receipt_after_release_recalls_nothing,
             held_items_their_due_times_and_cancel_rules_survive_reopen,
             held_items_count_against_the_quota_and_the_senders_share,
+            escalation_steps_due_now_are_queued_the_rest_released_once_when_due_with_their_release,
+            an_acknowledgement_cancels_its_states_held_steps_and_the_step_records_who_and_when,
+            a_follow_up_reaches_the_released_holds_for_the_held_and_a_stop_cancels_every_held_step,
+            an_escalation_survives_reopen_and_overdue_steps_go_out_at_once_keeping_their_due_time,
+            escalation_steps_take_queue_room_and_expire_with_their_alert_told_once_per_recipient,
         );
     };
 }
@@ -161,7 +169,7 @@ pub async fn one_sender_holds_at_most_a_quarter_of_a_queue<S: Store>(open: Open<
     );
     assert_eq!(
         store
-            .queue_receipt([2; 32], [1; 32], vec![1], 1_000_000, None)
+            .queue_receipt([2; 32], [1; 32], vec![1], 0, 1_000_000, None)
             .await
             .unwrap_err(),
         StoreError::Quota(Quota::QueueShare([2; 32])),
@@ -249,15 +257,15 @@ pub async fn receipts_count_against_the_recipients_quota<S: Store>(open: Open<'_
         },
     );
     store
-        .queue_receipt([2; 32], [3; 32], vec![1], 1_000_000, None)
+        .queue_receipt([2; 32], [3; 32], vec![1], 0, 1_000_000, None)
         .await
         .unwrap();
     store
-        .queue_receipt([2; 32], [4; 32], vec![2], 1_000_000, None)
+        .queue_receipt([2; 32], [4; 32], vec![2], 0, 1_000_000, None)
         .await
         .unwrap();
     assert!(matches!(
-        store.queue_receipt([2; 32], [5; 32], vec![3], 1_000_000, None).await,
+        store.queue_receipt([2; 32], [5; 32], vec![3], 0, 1_000_000, None).await,
         Err(StoreError::Quota(Quota::Queue(_)))
     ));
     assert!(matches!(
@@ -726,6 +734,7 @@ pub async fn held_items_are_invisible_until_due_then_announced_once_with_a_new_s
             envelope,
             stored_at_ms,
             envelope_hash,
+            release: None,
         }) => {
             assert!(*seq > meanwhile, "a watcher past the held row's old seq still takes it");
             assert_eq!((envelope[0], *stored_at_ms, *envelope_hash), (7, 1_000, [7; 32]));
@@ -761,40 +770,43 @@ pub async fn held_items_fall_due_in_pending_too_and_are_announced_once<S: Store>
     assert_eq!(store.pending([2; 32], 0, 10, 6_000).await.unwrap(), page);
 }
 
-/// Cancelling takes an acknowledgement about the named message, from a listed signer, who
-/// is the held item's recipient: another signer, another message, another recipient's
-/// held item (even one that lists the signer) are untouched.
-pub async fn a_receipt_cancels_only_its_signers_own_held_items_about_the_named_message<S: Store>(
+/// Cancelling takes an acknowledgement about the named message, addressed to the held
+/// items' sender, from a signer their cancel rule lists — whoever their recipient is (the
+/// alternate's acknowledgement stops the primary's repeats). Another signer, another
+/// message, another sender's held item naming the same message id are untouched.
+pub async fn a_receipt_cancels_its_addressees_held_items_that_list_its_signer_whoever_their_recipient<S: Store>(
     open: Open<'_, S>,
     dir: &Path,
 ) {
     let store = open(dir, Opts::default());
-    hold(&store, held(1, 10, 2, 0, 5_000, 9, &[2, 3])).await; // 2's, cancellable by 2 (or 3)
+    hold(&store, held(1, 10, 2, 0, 5_000, 9, &[2, 3])).await; // 2's, cancellable by 2 or 3
     hold(&store, held(1, 11, 3, 0, 5_000, 9, &[2])).await; // 3's, lists only 2
     hold(&store, held(1, 12, 2, 0, 5_000, 8, &[2])).await; // 2's, about message 8
     hold(&store, held(1, 13, 4, 0, 5_000, 9, &[4])).await; // 4's
+    hold(&store, held(6, 14, 2, 0, 5_000, 9, &[2])).await; // sender 6's, about its own message 9
     let receipt = |from: u8, about: Option<u8>| {
-        store.queue_receipt([1; 32], [from; 32], vec![from], 1_000_000, about.map(|m| [m; 16]))
+        store.queue_receipt([1; 32], [from; 32], vec![from], 100, 1_000_000, about.map(|m| [m; 16]))
     };
     assert_eq!(receipt(5, Some(9)).await.unwrap(), 0, "a signer listed nowhere");
     assert_eq!(receipt(2, None).await.unwrap(), 0, "a receipt that cancels nothing");
     assert_eq!(receipt(2, Some(7)).await.unwrap(), 0, "another message");
     assert_eq!(
         receipt(3, Some(9)).await.unwrap(),
-        0,
-        "3 is listed only on 2's item; 3's own item does not list 3"
+        1,
+        "3 is listed on 2's item: any listed signer cancels, whoever the recipient"
     );
-    assert_eq!(receipt(2, Some(9)).await.unwrap(), 1, "2's own item about message 9");
+    assert_eq!(
+        receipt(2, Some(9)).await.unwrap(),
+        1,
+        "2 cancels 3's item, not sender 6's naming the same id"
+    );
     assert_eq!(receipt(2, Some(9)).await.unwrap(), 0, "once");
     assert_eq!(store.release(5_000).await.unwrap(), 3);
     assert_eq!(
         envelope_ids(&store.pending([2; 32], 0, 10, 5_000).await.unwrap()),
-        vec![12]
+        vec![12, 14]
     );
-    assert_eq!(
-        envelope_ids(&store.pending([3; 32], 0, 10, 5_000).await.unwrap()),
-        vec![11]
-    );
+    assert!(store.pending([3; 32], 0, 10, 5_000).await.unwrap().is_empty());
     assert_eq!(
         envelope_ids(&store.pending([4; 32], 0, 10, 5_000).await.unwrap()),
         vec![13]
@@ -813,7 +825,7 @@ pub async fn a_receipt_after_release_recalls_nothing<S: Store>(open: Open<'_, S>
     assert_eq!(store.release(5_000).await.unwrap(), 1);
     assert_eq!(
         store
-            .queue_receipt([1; 32], [2; 32], vec![1], 1_000_000, Some([9; 16]))
+            .queue_receipt([1; 32], [2; 32], vec![1], 0, 1_000_000, Some([9; 16]))
             .await
             .unwrap(),
         0
@@ -841,7 +853,7 @@ pub async fn held_items_their_due_times_and_cancel_rules_survive_reopen<S: Store
     assert!(matches!(live.try_recv().as_deref(), Some(Item::Envelope { envelope, .. }) if envelope[0] == 10));
     assert_eq!(
         store
-            .queue_receipt([1; 32], [3; 32], vec![1], 1_000_000, Some([9; 16]))
+            .queue_receipt([1; 32], [3; 32], vec![1], 0, 1_000_000, Some([9; 16]))
             .await
             .unwrap(),
         1,
@@ -889,10 +901,530 @@ pub async fn held_items_count_against_the_quota_and_the_senders_share<S: Store>(
     );
     assert_eq!(
         store
-            .queue_receipt([1; 32], [2; 32], vec![1], 1_000_000, Some([9; 16]))
+            .queue_receipt([1; 32], [2; 32], vec![1], 0, 1_000_000, Some([9; 16]))
             .await
             .unwrap(),
         1
     );
     store.accept(env(6, 30, &[2], 0, 1_000_000)).await.unwrap();
+}
+
+/// The escalation window of these tests: 15 minutes.
+const W: u64 = 15 * 60 * 1000;
+/// Their TTL after the last step.
+const TTL: u64 = 10 * W;
+
+fn step(recipient: u8, rank: u8, repeat: u8, due_ms: u64, signers: &[u8]) -> PlannedStep {
+    PlannedStep {
+        recipient: [recipient; 32],
+        rank,
+        repeat,
+        due_ms,
+        cancel_signers: signers.iter().map(|k| [*k; 32]).collect(),
+    }
+}
+
+/// Alert `id` of sender 1, accepted at `now`: CL has ranks [2] then [3], MX one rank [4];
+/// `repeats` repeats to each whole state after its last rank (the schedule of
+/// `pocnet_core::alert::Plan::schedule`), each state's keys cancelling its steps.
+fn alert(id: u8, now: u64, repeats: u8) -> (NewEnvelope, NewEscalation) {
+    let cl = [2u8, 3];
+    let mut steps = Vec::new();
+    for (rank, k) in cl.iter().enumerate() {
+        steps.push(step(*k, rank as u8, 0, now + rank as u64 * W, &cl));
+    }
+    for j in 1..=repeats {
+        for (rank, k) in cl.iter().enumerate() {
+            steps.push(step(*k, rank as u8, j, now + (1 + j as u64) * W, &cl));
+        }
+    }
+    steps.push(step(4, 0, 0, now, &[4]));
+    for j in 1..=repeats {
+        steps.push(step(4, 0, j, now + j as u64 * W, &[4]));
+    }
+    let last = steps.iter().map(|s| s.due_ms).max().unwrap();
+    let mut e = env(1, id, &[2, 3, 4], now, 0);
+    e.expires_at_ms = last + TTL;
+    (
+        e,
+        NewEscalation {
+            plan: vec![0xa0, id],
+            steps,
+        },
+    )
+}
+
+async fn escalate<S: Store>(store: &S, a: (NewEnvelope, NewEscalation)) -> super::Accepted {
+    store.escalate(a.0, a.1).await.unwrap()
+}
+
+/// (recipient byte, rank, repeat, due, released, cancelled, cancelled_by byte) of each step.
+type StepRow = (u8, u8, u8, u64, Option<u64>, Option<u64>, Option<u8>);
+
+async fn steps_of<S: Store>(store: &S, sender: u8, id: u8) -> Vec<StepRow> {
+    let rec = store
+        .escalation([sender; 32], [id; 16])
+        .await
+        .unwrap()
+        .expect("an escalation");
+    rec.steps
+        .iter()
+        .map(|s: &StepReport| {
+            (
+                s.recipient[0],
+                s.rank,
+                s.repeat,
+                s.due_ms,
+                s.released_ms,
+                s.cancelled_ms,
+                s.cancelled_by.map(|k| k[0]),
+            )
+        })
+        .collect()
+}
+
+fn release_of(item: Option<Arc<Item>>) -> (u8, Option<Release>) {
+    match item.as_deref() {
+        Some(Item::Envelope { envelope, release, .. }) => (envelope[0], *release),
+        other => panic!("expected an envelope, got {other:?}"),
+    }
+}
+
+fn releases(items: &[Item]) -> Vec<(u8, Option<Release>)> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Envelope { envelope, release, .. } => Some((envelope[0], *release)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rel(due_ms: u64, released_ms: u64, rank: u8, repeat: u8) -> Option<Release> {
+    Some(Release {
+        due_ms,
+        released_ms,
+        rank,
+        repeat,
+    })
+}
+
+/// Rank 0 of every state is queued and announced at acceptance, recorded released then;
+/// every later step is held, invisible, and released once when due (a repeat is the same
+/// envelope again), carrying its due and release times, rank and repeat. A retry with the
+/// same plan changes nothing; another plan or hash under the id is a conflict.
+pub async fn escalation_steps_due_now_are_queued_the_rest_released_once_when_due_with_their_release<S: Store>(
+    open: Open<'_, S>,
+    dir: &Path,
+) {
+    let store = open(dir, Opts::default());
+    let mut two = store.subscribe([2; 32], 4).unwrap();
+    let mut three = store.subscribe([3; 32], 4).unwrap();
+    let t = 1_000;
+    let a = escalate(&store, alert(20, t, 1)).await;
+    assert_eq!(
+        a,
+        super::Accepted {
+            stored_at_ms: t,
+            duplicate: false
+        }
+    );
+    assert_eq!(release_of(two.try_recv()), (20, rel(t, t, 0, 0)));
+    assert!(
+        two.try_recv().is_none() && three.try_recv().is_none(),
+        "the alternate waits"
+    );
+    let record = store.escalation([1; 32], [20; 16]).await.unwrap().unwrap();
+    assert_eq!((record.plan, record.accepted_ms), (vec![0xa0, 20], t));
+    assert_eq!(
+        steps_of(&store, 1, 20).await,
+        vec![
+            (2, 0, 0, t, Some(t), None, None),
+            (4, 0, 0, t, Some(t), None, None),
+            (3, 1, 0, t + W, None, None, None),
+            (4, 0, 1, t + W, None, None, None),
+            (2, 0, 1, t + 2 * W, None, None, None),
+            (3, 1, 1, t + 2 * W, None, None, None),
+        ]
+    );
+    assert!(store.escalation([1; 32], [21; 16]).await.unwrap().is_none());
+    assert!(
+        store.escalation([2; 32], [20; 16]).await.unwrap().is_none(),
+        "by sender"
+    );
+    // Retries.
+    let again = escalate(&store, alert(20, t + 500, 1)).await;
+    assert!(again.duplicate && again.stored_at_ms == t);
+    assert!(two.try_recv().is_none(), "a retry announces nothing");
+    let (e, mut esc) = alert(20, t, 1);
+    esc.plan = vec![0xa1];
+    assert_eq!(
+        store.escalate(e, esc).await.unwrap_err(),
+        StoreError::Conflict(Conflict::IdReused)
+    );
+    let (mut e, esc) = alert(20, t, 1);
+    e.envelope_hash = [0xee; 32];
+    assert_eq!(
+        store.escalate(e, esc).await.unwrap_err(),
+        StoreError::Conflict(Conflict::IdReused)
+    );
+    store.accept(env(1, 22, &[2], t, TTL)).await.unwrap();
+    assert_eq!(
+        store.escalate(alert(22, t, 1).0, alert(22, t, 1).1).await.unwrap_err(),
+        StoreError::Conflict(Conflict::IdReused),
+        "an id a plain send used is no escalation"
+    );
+    let _ = two.try_recv();
+    // The alternate's rank and MX's first repeat fall due together.
+    assert!(store.pending([3; 32], 0, 10, t + W - 1).await.unwrap().is_empty());
+    assert_eq!(store.release(t + W - 1).await.unwrap(), 0);
+    assert_eq!(store.release(t + W + 7).await.unwrap(), 2);
+    assert_eq!(release_of(three.try_recv()), (20, rel(t + W, t + W + 7, 1, 0)));
+    assert!(three.try_recv().is_none() && two.try_recv().is_none());
+    assert_eq!(store.release(t + 2 * W - 1).await.unwrap(), 0);
+    assert_eq!(store.release(t + 2 * W).await.unwrap(), 2);
+    assert_eq!(release_of(two.try_recv()), (20, rel(t + 2 * W, t + 2 * W, 0, 1)));
+    assert_eq!(release_of(three.try_recv()), (20, rel(t + 2 * W, t + 2 * W, 1, 1)));
+    assert_eq!(store.release(t + 9 * W).await.unwrap(), 0, "each step once");
+    assert!(two.try_recv().is_none() && three.try_recv().is_none());
+    // The backlog carries the same, the repeat as the same envelope again.
+    let page = store.pending([2; 32], 0, 10, t + 9 * W).await.unwrap();
+    assert_eq!(
+        releases(&page),
+        vec![(20, rel(t, t, 0, 0)), (22, None), (20, rel(t + 2 * W, t + 2 * W, 0, 1))]
+    );
+    assert_eq!(
+        releases(&store.pending([4; 32], 0, 10, t + 9 * W).await.unwrap()),
+        vec![(20, rel(t, t, 0, 0)), (20, rel(t + W, t + W + 7, 0, 1))]
+    );
+    assert_eq!(
+        steps_of(&store, 1, 20).await,
+        vec![
+            (2, 0, 0, t, Some(t), None, None),
+            (4, 0, 0, t, Some(t), None, None),
+            (3, 1, 0, t + W, Some(t + W + 7), None, None),
+            (4, 0, 1, t + W, Some(t + W + 7), None, None),
+            (2, 0, 1, t + 2 * W, Some(t + 2 * W), None, None),
+            (3, 1, 1, t + 2 * W, Some(t + 2 * W), None, None),
+        ]
+    );
+    // Acknowledged by the recipient, a released step's record stays.
+    assert_eq!(store.ack([2; 32], seqs(&page)).await.unwrap(), 3);
+    assert_eq!(steps_of(&store, 1, 20).await[0], (2, 0, 0, t, Some(t), None, None));
+}
+
+/// An acknowledgement of the alert by any key of a state drops that state's held steps —
+/// the alternate's stops the primary's repeats too — in its commit, recorded with its time
+/// and signer; other states' steps, other receipts, unlisted signers and released steps
+/// are untouched. A follow-up then reaches nobody whose steps were all cancelled.
+pub async fn an_acknowledgement_cancels_its_states_held_steps_and_the_step_records_who_and_when<S: Store>(
+    open: Open<'_, S>,
+    dir: &Path,
+) {
+    let store = open(dir, Opts::default());
+    let t = 1_000;
+    escalate(&store, alert(20, t, 1)).await;
+    let receipt = |from: u8, at: u64, about: Option<u8>| {
+        store.queue_receipt(
+            [1; 32],
+            [from; 32],
+            vec![from],
+            at,
+            1_000_000_000,
+            about.map(|m| [m; 16]),
+        )
+    };
+    assert_eq!(
+        receipt(3, t + 10, None).await.unwrap(),
+        0,
+        "delivered/read cancel nothing"
+    );
+    assert_eq!(
+        receipt(9, t + 20, Some(20)).await.unwrap(),
+        0,
+        "a key in no state's rule"
+    );
+    assert_eq!(receipt(3, t + 30, Some(21)).await.unwrap(), 0, "another message");
+    // CL's alternate acknowledges before its own release.
+    assert_eq!(receipt(3, t + 60_000, Some(20)).await.unwrap(), 3);
+    let cl = Some(t + 60_000);
+    assert_eq!(
+        steps_of(&store, 1, 20).await,
+        vec![
+            (2, 0, 0, t, Some(t), None, None),
+            (4, 0, 0, t, Some(t), None, None),
+            (3, 1, 0, t + W, None, cl, Some(3)),
+            (4, 0, 1, t + W, None, None, None),
+            (2, 0, 1, t + 2 * W, None, cl, Some(3)),
+            (3, 1, 1, t + 2 * W, None, cl, Some(3)),
+        ]
+    );
+    assert_eq!(receipt(2, t + 70_000, Some(20)).await.unwrap(), 0, "once");
+    assert_eq!(store.release(t + 9 * W).await.unwrap(), 1, "MX's repeat only");
+    assert!(store.pending([3; 32], 0, 10, t + 9 * W).await.unwrap().is_empty());
+    assert_eq!(
+        releases(&store.pending([2; 32], 0, 10, t + 9 * W).await.unwrap()),
+        vec![(20, rel(t, t, 0, 0))]
+    );
+    assert_eq!(
+        receipt(4, t + 9 * W, Some(20)).await.unwrap(),
+        0,
+        "a released step is never recalled"
+    );
+    assert_eq!(
+        steps_of(&store, 1, 20).await[3],
+        (4, 0, 1, t + W, Some(t + 9 * W), None, None)
+    );
+    // An update after the acknowledgement: the primary has the alert, the alternate never will.
+    let mut up = env(1, 30, &[2, 3], t + 9 * W, TTL);
+    up.bytes = vec![30; 10].into();
+    store.follow_up(up, [20; 16], false).await.unwrap();
+    assert_eq!(store.release(t + 20 * W).await.unwrap(), 0);
+    assert_eq!(
+        envelope_ids(&store.pending([2; 32], 0, 10, t + 20 * W).await.unwrap()),
+        vec![20, 30]
+    );
+    assert!(store.pending([3; 32], 0, 10, t + 20 * W).await.unwrap().is_empty());
+}
+
+/// A follow-up (update) is queued now for whoever was released the alert and held for the
+/// others with their earliest held step, under the same cancel rule. With `stop` it reaches
+/// only the released, and every held step of the alert — and earlier follow-ups' held
+/// copies — is dropped, recorded cancelled by the sender. It must follow this sender's
+/// escalation and go only to keys the alert named; retries are recognised.
+pub async fn a_follow_up_reaches_the_released_holds_for_the_held_and_a_stop_cancels_every_held_step<S: Store>(
+    open: Open<'_, S>,
+    dir: &Path,
+) {
+    let store = open(dir, Opts::default());
+    let t = 1_000;
+    escalate(&store, alert(20, t, 1)).await;
+    let mut two = store.subscribe([2; 32], 4).unwrap();
+    let mut three = store.subscribe([3; 32], 4).unwrap();
+    let update = env(1, 30, &[2, 3, 4], t + 1_000, TTL + 3 * W);
+    assert!(
+        !store
+            .follow_up(update.clone(), [20; 16], false)
+            .await
+            .unwrap()
+            .duplicate
+    );
+    assert_eq!(release_of(two.try_recv()), (30, None));
+    assert!(three.try_recv().is_none(), "held for the alternate");
+    assert!(
+        store.follow_up(update, [20; 16], false).await.unwrap().duplicate,
+        "a retry"
+    );
+    assert!(two.try_recv().is_none());
+    // Refusals, each storing nothing.
+    assert_eq!(
+        store
+            .follow_up(env(1, 31, &[2, 5], t, TTL), [20; 16], false)
+            .await
+            .unwrap_err(),
+        StoreError::Conflict(Conflict::NotAlerted([5; 32]))
+    );
+    assert_eq!(
+        store
+            .follow_up(env(1, 31, &[2], t, TTL), [21; 16], false)
+            .await
+            .unwrap_err(),
+        StoreError::Conflict(Conflict::UnknownAlert)
+    );
+    assert_eq!(
+        store
+            .follow_up(env(6, 31, &[2], t, TTL), [20; 16], true)
+            .await
+            .unwrap_err(),
+        StoreError::Conflict(Conflict::UnknownAlert),
+        "another sender's alert"
+    );
+    assert!(two.try_recv().is_none());
+    // The alternate's copy of the update follows its alert step, not before.
+    assert_eq!(store.release(t + W).await.unwrap(), 3);
+    assert_eq!(release_of(three.try_recv()).0, 20);
+    assert_eq!(release_of(three.try_recv()), (30, None));
+    // All-clear with stop at t + W + 5 s: every held step goes, only the released get it.
+    let stop_at = t + W + 5_000;
+    let clear = env(1, 32, &[2, 3, 4], stop_at, TTL + 3 * W);
+    store.follow_up(clear, [20; 16], true).await.unwrap();
+    let me = Some(1);
+    assert_eq!(
+        steps_of(&store, 1, 20).await,
+        vec![
+            (2, 0, 0, t, Some(t), None, None),
+            (4, 0, 0, t, Some(t), None, None),
+            (3, 1, 0, t + W, Some(t + W), None, None),
+            (4, 0, 1, t + W, Some(t + W), None, None),
+            (2, 0, 1, t + 2 * W, None, Some(stop_at), me),
+            (3, 1, 1, t + 2 * W, None, Some(stop_at), me),
+        ]
+    );
+    assert_eq!(store.release(t + 9 * W).await.unwrap(), 0);
+    for (r, want) in [(2, vec![20, 30, 32]), (3, vec![20, 30, 32]), (4, vec![20, 30, 20, 32])] {
+        assert_eq!(
+            envelope_ids(&store.pending([r; 32], 0, 10, t + 9 * W).await.unwrap()),
+            want,
+            "recipient {r}"
+        );
+    }
+
+    // A stop before the alternate's release: nothing for it, and the update held for it goes too.
+    escalate(&store, alert(40, t, 0)).await;
+    store
+        .follow_up(env(1, 41, &[2, 3], t + 10, TTL + W), [40; 16], false)
+        .await
+        .unwrap();
+    store
+        .follow_up(env(1, 42, &[2, 3], t + 20, TTL + W), [40; 16], true)
+        .await
+        .unwrap();
+    assert_eq!(store.release(t + 9 * W).await.unwrap(), 0);
+    assert_eq!(
+        envelope_ids(&store.pending([3; 32], 0, 10, t + 9 * W).await.unwrap()),
+        vec![20, 30, 32]
+    );
+    assert_eq!(
+        envelope_ids(&store.pending([2; 32], 0, 20, t + 9 * W).await.unwrap()),
+        vec![20, 30, 32, 40, 41, 42]
+    );
+    assert_eq!(
+        steps_of(&store, 1, 40).await[2],
+        (3, 1, 0, t + W, None, Some(t + 20), Some(1))
+    );
+}
+
+/// A reopened store keeps the schedule and the cancel rules: an acknowledgement after the
+/// reopen stops its state; steps that fell due while it was closed go out at once on the
+/// first release, each exactly once, carrying their original due time (so the lateness
+/// shows) — and a second reopen releases nothing again.
+pub async fn an_escalation_survives_reopen_and_overdue_steps_go_out_at_once_keeping_their_due_time<S: Store>(
+    open: Open<'_, S>,
+    dir: &Path,
+) {
+    let t = 1_000;
+    {
+        let store = open(dir, Opts::default());
+        escalate(&store, alert(20, t, 1)).await;
+        assert_eq!(store.release(t + W - 1).await.unwrap(), 0);
+    }
+    {
+        let store = open(dir, Opts::default());
+        assert!(escalate(&store, alert(20, t + 5, 1)).await.duplicate);
+        assert_eq!(
+            store
+                .queue_receipt([1; 32], [4; 32], vec![4], t + 60_000, 1_000_000_000, Some([20; 16]))
+                .await
+                .unwrap(),
+            1,
+            "MX's cancel rule was kept"
+        );
+    }
+    let down_until = t + 2 * W + 3 * 60_000;
+    {
+        let store = open(dir, Opts::default());
+        let mut three = store.subscribe([3; 32], 4).unwrap();
+        assert_eq!(store.release(down_until).await.unwrap(), 3);
+        assert_eq!(release_of(three.try_recv()), (20, rel(t + W, down_until, 1, 0)));
+        assert_eq!(release_of(three.try_recv()), (20, rel(t + 2 * W, down_until, 1, 1)));
+        assert!(three.try_recv().is_none());
+        assert_eq!(store.release(down_until + W).await.unwrap(), 0);
+    }
+    let store = open(dir, Opts::default());
+    assert_eq!(
+        store.release(down_until + 2 * W).await.unwrap(),
+        0,
+        "released exactly once"
+    );
+    let steps = steps_of(&store, 1, 20).await;
+    assert_eq!(
+        steps,
+        vec![
+            (2, 0, 0, t, Some(t), None, None),
+            (4, 0, 0, t, Some(t), None, None),
+            (3, 1, 0, t + W, Some(down_until), None, None),
+            (4, 0, 1, t + W, None, Some(t + 60_000), Some(4)),
+            (2, 0, 1, t + 2 * W, Some(down_until), None, None),
+            (3, 1, 1, t + 2 * W, Some(down_until), None, None),
+        ]
+    );
+    for (_, _, _, due, released, _, _) in &steps[2..] {
+        if let Some(r) = released {
+            assert!(r - due >= 5_000, "late by {} ms", r - due);
+        }
+    }
+    assert_eq!(
+        releases(&store.pending([3; 32], 0, 10, down_until).await.unwrap()),
+        vec![
+            (20, rel(t + W, down_until, 1, 0)),
+            (20, rel(t + 2 * W, down_until, 1, 1))
+        ]
+    );
+    assert_eq!(
+        releases(&store.pending([2; 32], 0, 10, down_until).await.unwrap()),
+        vec![(20, rel(t, t, 0, 0)), (20, rel(t + 2 * W, down_until, 0, 1))]
+    );
+}
+
+/// Every step takes a place in its recipient's queue and the sender's quarter of it from
+/// the start (a recipient with repeats takes several); a refused escalation stores nothing.
+/// Cancelled steps free their places. The escalation expires with its envelope (TTL after
+/// the last step), and the sender is told once per recipient, not once per step.
+pub async fn escalation_steps_take_queue_room_and_expire_with_their_alert_told_once_per_recipient<S: Store>(
+    open: Open<'_, S>,
+    dir: &Path,
+) {
+    let store = open(
+        dir,
+        Opts {
+            queue_quota: 8,
+            ..Opts::default()
+        },
+    );
+    let t = 1_000;
+    // Two repeats: three places in each queue, over the sender's quarter (two).
+    let (e, esc) = alert(20, t, 2);
+    assert_eq!(
+        store.escalate(e, esc).await.unwrap_err(),
+        StoreError::Quota(Quota::QueueShare([2; 32]))
+    );
+    assert!(store.escalation([1; 32], [20; 16]).await.unwrap().is_none());
+    assert!(store.pending([4; 32], 0, 10, t).await.unwrap().is_empty());
+    let (e, esc) = alert(20, t, 1);
+    let expires = e.expires_at_ms;
+    escalate(&store, (e, esc)).await;
+    assert_eq!(
+        store.accept(env(1, 21, &[3], t, 100 * W)).await.unwrap_err(),
+        StoreError::Quota(Quota::QueueShare([3; 32])),
+        "the alternate's held steps hold its places"
+    );
+    assert_eq!(
+        store
+            .queue_receipt([1; 32], [2; 32], vec![2], t + 1, 1_000_000_000, Some([20; 16]))
+            .await
+            .unwrap(),
+        3
+    );
+    store.accept(env(1, 21, &[3], t, 100 * W)).await.unwrap();
+    // Expiry.
+    assert_eq!(store.release(t + W).await.unwrap(), 1);
+    assert_eq!(store.expire(expires - 1).await.unwrap(), 0);
+    assert!(store.escalation([1; 32], [20; 16]).await.unwrap().is_some());
+    assert_eq!(store.expire(expires).await.unwrap(), 3, "2's and 4's two steps");
+    assert!(store.escalation([1; 32], [20; 16]).await.unwrap().is_none());
+    assert!(!store.has_envelope([1; 32], [20; 16], [20; 32]).await.unwrap());
+    let mut told: Vec<u8> = store
+        .pending([1; 32], 0, 10, expires)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|i| match i {
+            Item::Expired {
+                message_id, recipient, ..
+            } if message_id == &[20; 16] => Some(recipient[0]),
+            _ => None,
+        })
+        .collect();
+    told.sort();
+    assert_eq!(told, vec![2, 4]);
 }

@@ -22,6 +22,11 @@
 //!   [`Queue::pending`] of its recipient at or after its due time, and announced to live
 //!   watchers by the commit that releases it, never again. A reopened store keeps held
 //!   items and their due times.
+//! - **Escalation steps are held items with a record.** [`Queue::escalate`] stores one
+//!   queue item per step (due ones queued, the rest held); the commit that releases or
+//!   cancels a step records it on the step, so [`Queue::escalation`] tells exactly what
+//!   became of each, also after a reopen (an overdue step is released at once, keeping its
+//!   due time, so the lateness shows).
 
 pub mod conformance;
 pub mod sqlite;
@@ -29,7 +34,7 @@ pub mod sqlite;
 use std::future::Future;
 use std::sync::Arc;
 
-use pocnet_wire::{Key, Member, MessageId};
+use pocnet_wire::{Key, Member, MessageId, Release, StepReport};
 
 pub use sqlite::SqliteStore;
 
@@ -100,6 +105,12 @@ pub enum Conflict {
     /// This statement was submitted already.
     #[error("this statement was submitted already")]
     Duplicate,
+    /// A follow-up names an alert this sender has no escalation for (never, or expired).
+    #[error("no escalating alert of this sender has that id")]
+    UnknownAlert,
+    /// A follow-up is addressed to a key the alert it follows never named.
+    #[error("recipient {} was not alerted by the alert this follows", pocnet_crypto::to_hex(&.0[..8]))]
+    NotAlerted(Key),
 }
 
 /// An envelope to store for its recipients.
@@ -129,8 +140,44 @@ pub struct Hold {
     pub not_before_ms: u64,
     /// The message a cancelling receipt must be about.
     pub cancel_message_id: MessageId,
-    /// Who may cancel: the recipient must be one of them.
+    /// Who may cancel: an `Acknowledged` receipt from any of them (1 to 16 keys).
     pub cancel_signers: Vec<Key>,
+}
+
+/// How an alert envelope stored with [`Queue::escalate`] is released: one step per
+/// (recipient, release), computed by the caller from the signed plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEscalation {
+    /// The signed plan, as the sender sent it (kept for [`Queue::escalation`]).
+    pub plan: Vec<u8>,
+    /// Every step. A recipient has one step per `repeat` (0 for its rank's release).
+    pub steps: Vec<PlannedStep>,
+}
+
+/// One release of an escalation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedStep {
+    /// Who gets the alert.
+    pub recipient: Key,
+    /// Its rank in its state.
+    pub rank: u8,
+    /// 0 for the rank's own release, 1..=N for the repeats.
+    pub repeat: u8,
+    /// Released at this time (Unix ms); at or before the envelope's `now_ms`: queued at once.
+    pub due_ms: u64,
+    /// Whose `Acknowledged` receipt about the alert drops it unreleased (the state's keys).
+    pub cancel_signers: Vec<Key>,
+}
+
+/// What the store holds of an escalation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EscalationRecord {
+    /// The signed plan as stored.
+    pub plan: Vec<u8>,
+    /// When the alert was accepted (Unix ms).
+    pub accepted_ms: u64,
+    /// Every step, by due time then plan order, with what became of it.
+    pub steps: Vec<StepReport>,
 }
 
 /// Outcome of storing an envelope.
@@ -154,6 +201,8 @@ pub enum Item {
         stored_at_ms: u64,
         /// Its envelope hash.
         envelope_hash: [u8; 32],
+        /// For a released escalation step: when it fell due and was released.
+        release: Option<Release>,
     },
     /// A signed receipt from `from`.
     Receipt { seq: u64, from: Key, receipt: Vec<u8> },
@@ -265,15 +314,50 @@ pub trait Queue: Send + Sync {
     /// idempotent retries, `Conflict::IdReused`, the queue quota and the sender's share (a
     /// held item takes room like a queued one). Nothing is announced until it is released.
     fn hold(&self, env: NewEnvelope, hold: Hold) -> impl Future<Output = Result<Accepted, StoreError>> + Send;
+    /// Stores an alert envelope and its escalation; resolves once durable. Each step is a
+    /// queue item of its recipient (taking room like a queued one, as for [`Queue::hold`]):
+    /// due at `env.now_ms` — queued and announced now, recorded released — or held until
+    /// due, cancellable by an `Acknowledged` receipt about the alert from one of its
+    /// `cancel_signers` (see [`Queue::queue_receipt`]). A retry with the same id, hash and
+    /// plan is `duplicate` (nothing changes); the id with another hash or plan, or used by an
+    /// envelope that is no escalation, is `Conflict::IdReused`.
+    fn escalate(
+        &self,
+        env: NewEnvelope,
+        esc: NewEscalation,
+    ) -> impl Future<Output = Result<Accepted, StoreError>> + Send;
+    /// Stores a follow-up (update, cancel, all-clear) of `sender`'s escalating alert `of`;
+    /// resolves once durable. Every recipient must have a step of `of`
+    /// (`Conflict::NotAlerted`), and `of` must be an escalation of `env.sender`
+    /// (`Conflict::UnknownAlert`). A recipient with a released step of `of` gets it queued
+    /// now; one whose steps are all held gets, unless `stop`, a held copy due with its
+    /// earliest held step and cancelled by the same rule; one whose steps were all
+    /// cancelled gets nothing. With `stop`, every unreleased held item of `of` (its steps,
+    /// and earlier follow-ups' held copies) is dropped in the same commit, its steps
+    /// recorded cancelled at `env.now_ms` by the sender. Retries as for [`Queue::accept`].
+    fn follow_up(
+        &self,
+        env: NewEnvelope,
+        of: MessageId,
+        stop: bool,
+    ) -> impl Future<Output = Result<Accepted, StoreError>> + Send;
+    /// The escalation of `sender`'s alert `alert`, until it expires with its envelope.
+    fn escalation(
+        &self,
+        sender: Key,
+        alert: MessageId,
+    ) -> impl Future<Output = Result<Option<EscalationRecord>, StoreError>> + Send;
     /// Queues a signed receipt from `from` for `to`. With `cancel = Some(m)`, in the same
-    /// commit, drops every unreleased held item whose recipient is `from`, whose cancel
-    /// rule names message `m` and lists `from` among its signers; returns how many were
-    /// dropped. Released items are never recalled.
+    /// commit, drops every unreleased held item that `to` sent whose cancel rule names
+    /// message `m` and lists `from` among its signers — whoever its recipient is — and
+    /// records escalation steps so dropped as cancelled at `now_ms` by `from`; returns how
+    /// many were dropped. Released items are never recalled.
     fn queue_receipt(
         &self,
         to: Key,
         from: Key,
         receipt: Vec<u8>,
+        now_ms: u64,
         expires_at_ms: u64,
         cancel: Option<MessageId>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
@@ -295,7 +379,8 @@ pub trait Queue: Send + Sync {
     /// Removes acknowledged items of `recipient` (others' seqs are ignored); returns how many.
     fn ack(&self, recipient: Key, seqs: Vec<u64>) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Removes items past their expiry, queueing an `Expired` notice for each undelivered
-    /// envelope's sender; returns how many items expired.
+    /// envelope's sender, and forgets escalations past theirs; returns how many items
+    /// expired.
     fn expire(&self, now_ms: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Whether `sender` stored an envelope with this id and hash that has not expired (a
     /// receipt must be about one).

@@ -14,13 +14,13 @@ use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
-use pocnet_wire::{Key, Member, MessageId};
+use pocnet_wire::{Key, Member, MessageId, Release, StepReport};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::oneshot;
 
 use super::{
-    Accepted, BlobInfo, BlobLimits, Conflict, Hold, Hub, Item, LogAppend, MemberRecord, NewEnvelope, Quota, StoreError,
-    StoredCheckpoint, Subscription, UploadStart,
+    Accepted, BlobInfo, BlobLimits, Conflict, EscalationRecord, Hold, Hub, Item, LogAppend, MemberRecord, NewEnvelope,
+    NewEscalation, Quota, StoreError, StoredCheckpoint, Subscription, UploadStart,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is how many have run.
@@ -84,6 +84,20 @@ CREATE TABLE holds(seq INTEGER PRIMARY KEY, cancel_id BLOB NOT NULL, signers BLO
 CREATE INDEX holds_by_cancel ON holds(cancel_id);
 CREATE INDEX queue_held ON queue(not_before) WHERE state = 1;
 CREATE INDEX queue_held_by_recipient ON queue(recipient, not_before) WHERE state = 1;
+",
+    // 6: escalation alerts. Each step is a queue row (held with a `holds` cancel rule until
+    // due, like any held item); its record here says when it fell due and whether it was
+    // released or cancelled, and by whom. `seq` is its queue row: the held one, then the
+    // released one (a seq no longer in the queue was acknowledged or expired).
+    "
+CREATE TABLE escalations(sender BLOB NOT NULL, message_id BLOB NOT NULL, plan BLOB NOT NULL,
+    accepted_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY(sender, message_id));
+CREATE INDEX escalations_by_expiry ON escalations(expires_at);
+CREATE TABLE escalation_steps(sender BLOB NOT NULL, message_id BLOB NOT NULL, recipient BLOB NOT NULL,
+    rank INTEGER NOT NULL, repeat INTEGER NOT NULL, due INTEGER NOT NULL, released INTEGER,
+    cancelled INTEGER, cancelled_by BLOB, seq INTEGER,
+    PRIMARY KEY(sender, message_id, recipient, repeat));
+CREATE INDEX escalation_steps_by_seq ON escalation_steps(seq);
 ",
 ];
 
@@ -178,12 +192,25 @@ fn migrate(conn: &Connection) -> R<()> {
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
+/// How an envelope is stored.
+enum How {
+    /// Queued for every recipient.
+    Queue,
+    /// Held for its one recipient.
+    Hold(Hold),
+    /// An alert with its escalation.
+    Escalate(NewEscalation),
+    /// A follow-up of an escalating alert.
+    FollowUp { of: MessageId, stop: bool },
+}
+
 enum Cmd {
-    Accept(NewEnvelope, Option<Hold>, Reply<Accepted>),
+    Accept(NewEnvelope, How, Reply<Accepted>),
     QueueReceipt {
         to: Key,
         from: Key,
         receipt: Vec<u8>,
+        now_ms: u64,
         expires_at_ms: u64,
         cancel: Option<MessageId>,
         reply: Reply<u64>,
@@ -291,7 +318,7 @@ impl SqliteStore {
 
 impl super::Queue for SqliteStore {
     async fn accept(&self, env: NewEnvelope) -> Result<Accepted, StoreError> {
-        self.call(|r| Cmd::Accept(env, None, r)).await
+        self.call(|r| Cmd::Accept(env, How::Queue, r)).await
     }
     async fn hold(&self, env: NewEnvelope, hold: Hold) -> Result<Accepted, StoreError> {
         if env.recipients.len() != 1 {
@@ -299,13 +326,55 @@ impl super::Queue for SqliteStore {
                 "a held envelope has exactly one recipient".into(),
             ));
         }
-        self.call(|r| Cmd::Accept(env, Some(hold), r)).await
+        self.call(|r| Cmd::Accept(env, How::Hold(hold), r)).await
+    }
+    async fn escalate(&self, env: NewEnvelope, esc: NewEscalation) -> Result<Accepted, StoreError> {
+        self.call(|r| Cmd::Accept(env, How::Escalate(esc), r)).await
+    }
+    async fn follow_up(&self, env: NewEnvelope, of: MessageId, stop: bool) -> Result<Accepted, StoreError> {
+        self.call(|r| Cmd::Accept(env, How::FollowUp { of, stop }, r)).await
+    }
+    async fn escalation(&self, sender: Key, alert: MessageId) -> Result<Option<EscalationRecord>, StoreError> {
+        self.read(|c| {
+            let head: Option<(Vec<u8>, i64)> = c
+                .prepare_cached("SELECT plan, accepted_at FROM escalations WHERE sender = ?1 AND message_id = ?2")?
+                .query_row(params![sender.as_slice(), alert.as_slice()], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            let Some((plan, accepted_at)) = head else {
+                return Ok(None);
+            };
+            let mut stmt = c.prepare_cached(
+                "SELECT recipient, rank, repeat, due, released, cancelled, cancelled_by FROM escalation_steps
+                 WHERE sender = ?1 AND message_id = ?2 ORDER BY due, rowid",
+            )?;
+            let steps = stmt
+                .query_map(params![sender.as_slice(), alert.as_slice()], |r| {
+                    Ok(StepReport {
+                        recipient: to_key(&r.get::<_, Vec<u8>>(0)?),
+                        rank: r.get::<_, i64>(1)? as u8,
+                        repeat: r.get::<_, i64>(2)? as u8,
+                        due_ms: r.get::<_, i64>(3)? as u64,
+                        released_ms: r.get::<_, Option<i64>>(4)?.map(|t| t as u64),
+                        cancelled_ms: r.get::<_, Option<i64>>(5)?.map(|t| t as u64),
+                        cancelled_by: r.get::<_, Option<Vec<u8>>>(6)?.map(|k| to_key(&k)),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(EscalationRecord {
+                plan,
+                accepted_ms: accepted_at as u64,
+                steps,
+            }))
+        })
     }
     async fn queue_receipt(
         &self,
         to: Key,
         from: Key,
         receipt: Vec<u8>,
+        now_ms: u64,
         expires_at_ms: u64,
         cancel: Option<MessageId>,
     ) -> Result<u64, StoreError> {
@@ -313,6 +382,7 @@ impl super::Queue for SqliteStore {
             to,
             from,
             receipt,
+            now_ms,
             expires_at_ms,
             cancel,
             reply,
@@ -1019,10 +1089,24 @@ fn apply(
     hub: &Hub,
 ) -> Done {
     match cmd {
-        Cmd::Accept(env, hold, reply) => {
+        Cmd::Accept(env, how, reply) => {
             let mut local = Vec::new();
             let mut c = CountsTx::new(counts);
-            let r = in_savepoint(tx, |tx| accept(tx, &env, hold.as_ref(), &mut c, quota, &mut local, hub));
+            let r = in_savepoint(tx, |tx| {
+                let mut w = Put {
+                    tx,
+                    counts: &mut c,
+                    quota,
+                    announced: &mut local,
+                    hub,
+                };
+                match &how {
+                    How::Queue => accept(&mut w, &env, None),
+                    How::Hold(h) => accept(&mut w, &env, Some(h)),
+                    How::Escalate(esc) => escalate(&mut w, &env, esc),
+                    How::FollowUp { of, stop } => follow_up(&mut w, &env, of, *stop),
+                }
+            });
             if r.is_ok() {
                 c.keep();
                 announced.append(&mut local);
@@ -1033,10 +1117,12 @@ fn apply(
             to,
             from,
             receipt,
+            now_ms,
             expires_at_ms,
             cancel,
             reply,
         } => {
+            let mut local = Vec::new();
             let mut c = CountsTx::new(counts);
             let r = in_savepoint(tx, |tx| {
                 check_room(&c, &to, &from, quota)?;
@@ -1052,14 +1138,16 @@ fn apply(
                 ])?;
                 let seq = tx.last_insert_rowid() as u64;
                 c.add(to, from, 1);
-                announced.push((to, Arc::new(Item::Receipt { seq, from, receipt })));
+                local.push((to, Arc::new(Item::Receipt { seq, from, receipt })));
                 match cancel {
-                    Some(m) => cancel_held(tx, &from, &m, &mut c),
+                    Some(m) => cancel_held(tx, &to, &m, CancelBy::Signer(&from), now_ms, &mut c),
                     None => Ok(0),
                 }
             });
             if r.is_ok() {
                 c.keep();
+                // Announced only if committed (a failed cancel undoes the receipt too).
+                announced.append(&mut local);
             }
             Done::Count(reply, r)
         }
@@ -1136,27 +1224,28 @@ fn apply(
     }
 }
 
-/// Queue-size changes made inside one savepoint, applied only if it is released.
+/// Queue-size changes made inside one savepoint, applied only if it is released. Summed per
+/// key, so a write of many rows (an alert's steps) checks each in constant time.
 struct CountsTx<'a> {
     counts: &'a mut Counts,
-    delta: Vec<((Key, Key), i64)>,
+    delta: HashMap<(Key, Key), i64>,
 }
 
 impl<'a> CountsTx<'a> {
     fn new(counts: &'a mut Counts) -> Self {
         CountsTx {
             counts,
-            delta: Vec::new(),
+            delta: HashMap::new(),
         }
     }
     fn get(&self, k: &(Key, Key)) -> u64 {
         let base = self.counts.get(k).copied().unwrap_or(0) as i64;
-        (base + self.delta.iter().filter(|(d, _)| d == k).map(|(_, n)| n).sum::<i64>()).max(0) as u64
+        (base + self.delta.get(k).copied().unwrap_or(0)).max(0) as u64
     }
     /// One more (or fewer) item of `sender` for `recipient`.
     fn add(&mut self, recipient: Key, sender: Key, n: i64) {
-        self.delta.push(((recipient, ALL), n));
-        self.delta.push(((recipient, sender), n));
+        *self.delta.entry((recipient, ALL)).or_default() += n;
+        *self.delta.entry((recipient, sender)).or_default() += n;
     }
     fn keep(self) {
         for (k, n) in self.delta {
@@ -1181,33 +1270,35 @@ fn check_room(c: &CountsTx<'_>, recipient: &Key, sender: &Key, quota: u64) -> R<
     Ok(())
 }
 
-fn accept(
-    tx: &Transaction<'_>,
-    env: &NewEnvelope,
-    hold: Option<&Hold>,
-    counts: &mut CountsTx<'_>,
+/// What a write that stores an envelope works with.
+struct Put<'a, 'c, 't> {
+    tx: &'a Transaction<'t>,
+    counts: &'a mut CountsTx<'c>,
     quota: u64,
-    announced: &mut Vec<(Key, Arc<Item>)>,
-    hub: &Hub,
-) -> R<Accepted> {
+    announced: &'a mut Vec<(Key, Arc<Item>)>,
+    hub: &'a Hub,
+}
+
+/// The answer to a retry: the first acceptance if `(sender, message_id)` was stored with
+/// this hash, `Conflict::IdReused` with another.
+fn duplicate(tx: &Transaction<'_>, env: &NewEnvelope) -> R<Option<Accepted>> {
     let existing: Option<(i64, Vec<u8>)> = tx
         .prepare_cached("SELECT stored_at, envelope_hash FROM envelopes WHERE sender = ?1 AND message_id = ?2")?
         .query_row(params![env.sender.as_slice(), env.message_id.as_slice()], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?;
-    if let Some((stored_at, hash)) = existing {
-        if hash != env.envelope_hash {
-            return Err(StoreError::Conflict(Conflict::IdReused).into());
-        }
-        return Ok(Accepted {
+    match existing {
+        None => Ok(None),
+        Some((_, hash)) if hash != env.envelope_hash => Err(StoreError::Conflict(Conflict::IdReused).into()),
+        Some((stored_at, _)) => Ok(Some(Accepted {
             stored_at_ms: stored_at as u64,
             duplicate: true,
-        });
+        })),
     }
-    for r in &env.recipients {
-        check_room(counts, r, &env.sender, quota)?;
-    }
+}
+
+fn insert_envelope(tx: &Transaction<'_>, env: &NewEnvelope) -> R<i64> {
     tx.prepare_cached("INSERT INTO envelopes(sender, message_id, envelope_hash, bytes, stored_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
         .execute(params![
             env.sender.as_slice(),
@@ -1217,48 +1308,223 @@ fn accept(
             env.now_ms as i64,
             env.expires_at_ms as i64
         ])?;
-    let id = tx.last_insert_rowid();
-    // A hold already due is queued as it stands (its cancel rule could no longer apply).
-    let hold = hold.filter(|h| h.not_before_ms > env.now_ms);
-    let (state, not_before) = match hold {
-        Some(h) => (HELD, h.not_before_ms),
+    Ok(tx.last_insert_rowid())
+}
+
+/// One queue row of envelope `envelope_id` for `recipient`, queued or (with `held_until`)
+/// held, after checking its room; returns its seq.
+fn queue_row(
+    w: &mut Put<'_, '_, '_>,
+    env: &NewEnvelope,
+    envelope_id: i64,
+    recipient: &Key,
+    held_until: Option<u64>,
+) -> R<u64> {
+    check_room(w.counts, recipient, &env.sender, w.quota)?;
+    let (state, not_before) = match held_until {
+        Some(t) => (HELD, t),
         None => (QUEUED, 0),
     };
-    let mut stmt = tx.prepare_cached(
+    w.tx.prepare_cached(
         "INSERT INTO queue(recipient, kind, envelope_id, peer, message_id, state, not_before, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?;
+    )?
+    .execute(params![
+        recipient.as_slice(),
+        Kind::Envelope as i64,
+        envelope_id,
+        env.sender.as_slice(),
+        env.message_id.as_slice(),
+        state,
+        not_before as i64,
+        env.expires_at_ms as i64
+    ])?;
+    w.counts.add(*recipient, env.sender, 1);
+    Ok(w.tx.last_insert_rowid() as u64)
+}
+
+/// The cancel rule of held row `seq`.
+fn insert_hold(tx: &Transaction<'_>, seq: u64, cancel_id: &MessageId, signers: &[Key]) -> R<()> {
+    tx.prepare_cached("INSERT INTO holds(seq, cancel_id, signers) VALUES (?1, ?2, ?3)")?
+        .execute(params![seq as i64, cancel_id.as_slice(), signers.concat()])?;
+    Ok(())
+}
+
+/// Hands a queued row to the recipient's live watchers, if it has any.
+fn announce(w: &mut Put<'_, '_, '_>, recipient: &Key, env: &NewEnvelope, seq: u64, release: Option<Release>) {
+    if w.hub.is_watched(recipient) {
+        w.announced.push((
+            *recipient,
+            Arc::new(Item::Envelope {
+                seq,
+                envelope: env.bytes.clone(),
+                stored_at_ms: env.now_ms,
+                envelope_hash: env.envelope_hash,
+                release,
+            }),
+        ));
+    }
+}
+
+fn accept(w: &mut Put<'_, '_, '_>, env: &NewEnvelope, hold: Option<&Hold>) -> R<Accepted> {
+    if let Some(a) = duplicate(w.tx, env)? {
+        return Ok(a);
+    }
     for r in &env.recipients {
-        stmt.execute(params![
-            r.as_slice(),
-            Kind::Envelope as i64,
-            id,
+        check_room(w.counts, r, &env.sender, w.quota)?;
+    }
+    let id = insert_envelope(w.tx, env)?;
+    // A hold already due is queued as it stands (its cancel rule could no longer apply).
+    let hold = hold.filter(|h| h.not_before_ms > env.now_ms);
+    for r in &env.recipients {
+        let seq = queue_row(w, env, id, r, hold.map(|h| h.not_before_ms))?;
+        match hold {
+            Some(h) => insert_hold(w.tx, seq, &h.cancel_message_id, &h.cancel_signers)?,
+            None => announce(w, r, env, seq, None),
+        }
+    }
+    Ok(Accepted {
+        stored_at_ms: env.now_ms,
+        duplicate: false,
+    })
+}
+
+/// An alert and its steps: those due now queued (and recorded released), the rest held
+/// with their cancel rules. A retry must bring the same plan.
+fn escalate(w: &mut Put<'_, '_, '_>, env: &NewEnvelope, esc: &NewEscalation) -> R<Accepted> {
+    if let Some(a) = duplicate(w.tx, env)? {
+        let plan: Option<Vec<u8>> =
+            w.tx.prepare_cached("SELECT plan FROM escalations WHERE sender = ?1 AND message_id = ?2")?
+                .query_row(params![env.sender.as_slice(), env.message_id.as_slice()], |r| r.get(0))
+                .optional()?;
+        return match plan {
+            Some(p) if p == esc.plan => Ok(a),
+            _ => Err(StoreError::Conflict(Conflict::IdReused).into()),
+        };
+    }
+    let id = insert_envelope(w.tx, env)?;
+    w.tx.prepare_cached(
+        "INSERT INTO escalations(sender, message_id, plan, accepted_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        env.sender.as_slice(),
+        env.message_id.as_slice(),
+        esc.plan,
+        env.now_ms as i64,
+        env.expires_at_ms as i64
+    ])?;
+    for step in &esc.steps {
+        let now = step.due_ms <= env.now_ms;
+        let seq = queue_row(w, env, id, &step.recipient, (!now).then_some(step.due_ms))?;
+        w.tx.prepare_cached(
+            "INSERT INTO escalation_steps(sender, message_id, recipient, rank, repeat, due, released, seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
             env.sender.as_slice(),
             env.message_id.as_slice(),
-            state,
-            not_before as i64,
-            env.expires_at_ms as i64
+            step.recipient.as_slice(),
+            step.rank as i64,
+            step.repeat as i64,
+            step.due_ms as i64,
+            now.then_some(env.now_ms as i64),
+            seq as i64
         ])?;
-        let seq = tx.last_insert_rowid() as u64;
-        counts.add(*r, env.sender, 1);
-        if let Some(h) = hold {
-            tx.prepare_cached("INSERT INTO holds(seq, cancel_id, signers) VALUES (?1, ?2, ?3)")?
-                .execute(params![
-                    seq as i64,
-                    h.cancel_message_id.as_slice(),
-                    h.cancel_signers.concat()
-                ])?;
-        } else if hub.is_watched(r) {
-            announced.push((
-                *r,
-                Arc::new(Item::Envelope {
-                    seq,
-                    envelope: env.bytes.clone(),
-                    stored_at_ms: env.now_ms,
-                    envelope_hash: env.envelope_hash,
-                }),
-            ));
+        if now {
+            let release = Release {
+                due_ms: step.due_ms,
+                released_ms: env.now_ms,
+                rank: step.rank,
+                repeat: step.repeat,
+            };
+            announce(w, &step.recipient, env, seq, Some(release));
+        } else {
+            insert_hold(w.tx, seq, &env.message_id, &step.cancel_signers)?;
         }
+    }
+    Ok(Accepted {
+        stored_at_ms: env.now_ms,
+        duplicate: false,
+    })
+}
+
+/// Where a follow-up goes for one recipient of the alert it follows.
+enum FollowTo {
+    /// It was released the alert: now.
+    Now,
+    /// Its steps are held: with the earliest, cancelled by the same rule.
+    Held(u64, Vec<Key>),
+    /// It will never get the alert (its state acknowledged, or the sender stopped).
+    Nothing,
+}
+
+fn follow_up(w: &mut Put<'_, '_, '_>, env: &NewEnvelope, of: &MessageId, stop: bool) -> R<Accepted> {
+    if let Some(a) = duplicate(w.tx, env)? {
+        return Ok(a);
+    }
+    let known: Option<i64> =
+        w.tx.prepare_cached("SELECT 1 FROM escalations WHERE sender = ?1 AND message_id = ?2")?
+            .query_row(params![env.sender.as_slice(), of.as_slice()], |r| r.get(0))
+            .optional()?;
+    if known.is_none() {
+        return Err(StoreError::Conflict(Conflict::UnknownAlert).into());
+    }
+    let mut plan = Vec::with_capacity(env.recipients.len());
+    for r in &env.recipients {
+        // (released, due, signers of a step still held), earliest first.
+        type Row = (Option<i64>, i64, Option<Vec<u8>>);
+        let steps: Vec<Row> = {
+            let mut st = w.tx.prepare_cached(
+                "SELECT s.released, s.due, h.signers FROM escalation_steps s
+                 LEFT JOIN holds h ON h.seq = s.seq AND s.released IS NULL AND s.cancelled IS NULL
+                 WHERE s.sender = ?1 AND s.message_id = ?2 AND s.recipient = ?3 ORDER BY s.due, s.rowid",
+            )?;
+            let rows = st.query_map(params![env.sender.as_slice(), of.as_slice(), r.as_slice()], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        if steps.is_empty() {
+            return Err(StoreError::Conflict(Conflict::NotAlerted(*r)).into());
+        }
+        let to = if steps.iter().any(|(released, _, _)| released.is_some()) {
+            FollowTo::Now
+        } else {
+            match steps.into_iter().find_map(|(_, due, signers)| Some((due, signers?))) {
+                Some((due, signers)) if !stop => {
+                    FollowTo::Held(due as u64, signers.chunks_exact(32).map(to_key).collect())
+                }
+                _ => FollowTo::Nothing,
+            }
+        };
+        plan.push((*r, to));
+    }
+    // A stop drops what is held first (which frees the sender's room in those queues).
+    if stop {
+        cancel_held(w.tx, &env.sender, of, CancelBy::Sender, env.now_ms, w.counts)?;
+    }
+    let id = insert_envelope(w.tx, env)?;
+    let mut rows = 0;
+    for (r, to) in &plan {
+        match to {
+            FollowTo::Now => {
+                let seq = queue_row(w, env, id, r, None)?;
+                announce(w, r, env, seq, None);
+            }
+            // Held even if overdue, so it is released after the step it goes with (release
+            // order is due time, then seq).
+            FollowTo::Held(due, signers) => {
+                let seq = queue_row(w, env, id, r, Some(*due))?;
+                insert_hold(w.tx, seq, of, signers)?;
+            }
+            FollowTo::Nothing => continue,
+        }
+        rows += 1;
+    }
+    if rows == 0 {
+        // Kept (id and hash) so a retry is recognised; the ciphertext is for nobody.
+        w.tx.prepare_cached("UPDATE envelopes SET bytes = x'' WHERE id = ?1")?
+            .execute([id])?;
     }
     Ok(Accepted {
         stored_at_ms: env.now_ms,
@@ -1268,8 +1534,9 @@ fn accept(
 
 fn pending(tx: &Transaction<'_>, recipient: &Key, after_seq: u64, limit: u32, now_ms: u64) -> R<Vec<Item>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT q.seq, q.kind, e.bytes, q.payload, q.peer, q.message_id, e.stored_at, e.envelope_hash
-         FROM queue q LEFT JOIN envelopes e ON e.id = q.envelope_id
+        "SELECT q.seq, q.kind, e.bytes, q.payload, q.peer, q.message_id, e.stored_at, e.envelope_hash,
+                s.due, s.released, s.rank, s.repeat
+         FROM queue q LEFT JOIN envelopes e ON e.id = q.envelope_id LEFT JOIN escalation_steps s ON s.seq = q.seq
          WHERE q.recipient = ?1 AND q.seq > ?2 AND q.state = 0 AND q.not_before <= ?3 ORDER BY q.seq LIMIT ?4",
     )?;
     let rows = stmt.query_map(
@@ -1278,11 +1545,21 @@ fn pending(tx: &Transaction<'_>, recipient: &Key, after_seq: u64, limit: u32, no
             let seq = r.get::<_, i64>(0)? as u64;
             let kind = r.get::<_, i64>(1)?;
             Ok(if kind == Kind::Envelope as i64 {
+                let release = match (r.get::<_, Option<i64>>(8)?, r.get::<_, Option<i64>>(9)?) {
+                    (Some(due), Some(released)) => Some(Release {
+                        due_ms: due as u64,
+                        released_ms: released as u64,
+                        rank: r.get::<_, i64>(10)? as u8,
+                        repeat: r.get::<_, i64>(11)? as u8,
+                    }),
+                    _ => None,
+                };
                 Item::Envelope {
                     seq,
                     envelope: r.get::<_, Option<Vec<u8>>>(2)?.unwrap_or_default().into(),
                     stored_at_ms: r.get::<_, Option<i64>>(6)?.unwrap_or_default() as u64,
                     envelope_hash: to_key(&r.get::<_, Option<Vec<u8>>>(7)?.unwrap_or_default()),
+                    release,
                 }
             } else if kind == Kind::Receipt as i64 {
                 Item::Receipt {
@@ -1330,6 +1607,9 @@ fn expire(
         rows.collect::<Result<_, _>>()?
     };
     let notice_ttl = now_ms + 30 * 24 * 3600 * 1000;
+    // One notice per (sender, message, recipient): an alert's steps (repeats) are several
+    // rows of one recipient.
+    let mut told = std::collections::HashSet::new();
     for (seq, recipient, kind, peer, mid) in &expired {
         tx.execute("DELETE FROM queue WHERE seq = ?1", [seq])?;
         tx.execute("DELETE FROM holds WHERE seq = ?1", [seq])?;
@@ -1337,6 +1617,9 @@ fn expire(
         counts.add(rk, to_key(peer.as_deref().unwrap_or_default()), -1);
         if *kind == Kind::Envelope as i64 {
             if let (Some(sender), Some(mid)) = (peer, mid) {
+                if !told.insert((sender.clone(), mid.clone(), rk)) {
+                    continue;
+                }
                 tx.execute(
                     "INSERT INTO queue(recipient, kind, peer, message_id, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![sender, Kind::Expired as i64, recipient, mid, notice_ttl as i64],
@@ -1356,12 +1639,25 @@ fn expire(
         }
     }
     tx.execute("DELETE FROM envelopes WHERE expires_at <= ?1 AND id NOT IN (SELECT envelope_id FROM queue WHERE envelope_id IS NOT NULL)", [now_ms as i64])?;
+    // Escalation records go with their alert envelope (TTL after the last step).
+    let gone: Vec<(Vec<u8>, Vec<u8>)> = {
+        let mut st = tx.prepare_cached("SELECT sender, message_id FROM escalations WHERE expires_at <= ?1")?;
+        let rows = st.query_map([now_ms as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (sender, mid) in &gone {
+        tx.prepare_cached("DELETE FROM escalation_steps WHERE sender = ?1 AND message_id = ?2")?
+            .execute(params![sender, mid])?;
+        tx.prepare_cached("DELETE FROM escalations WHERE sender = ?1 AND message_id = ?2")?
+            .execute(params![sender, mid])?;
+    }
     Ok(expired.len() as u64)
 }
 
 /// Moves held items due at `now_ms` (of `recipient` only, if given) into the queue: each
 /// becomes a new row with a fresh, higher seq — so a watcher that has passed the held row's
-/// seq still takes it — and is announced if watched. Queue sizes do not change.
+/// seq still takes it — and is announced if watched. An escalation step is recorded
+/// released at `now_ms` in the same commit, keeping its due time. Queue sizes do not change.
 fn release(
     tx: &Transaction<'_>,
     recipient: Option<&Key>,
@@ -1392,6 +1688,9 @@ fn release(
     )?;
     let mut drop_row = tx.prepare_cached("DELETE FROM queue WHERE seq = ?1")?;
     let mut drop_hold = tx.prepare_cached("DELETE FROM holds WHERE seq = ?1")?;
+    let mut step = tx.prepare_cached(
+        "UPDATE escalation_steps SET released = ?1, seq = ?2 WHERE seq = ?3 RETURNING due, rank, repeat",
+    )?;
     let mut envelope = tx.prepare_cached(
         "SELECT e.bytes, e.stored_at, e.envelope_hash FROM queue q JOIN envelopes e ON e.id = q.envelope_id
          WHERE q.seq = ?1",
@@ -1401,6 +1700,16 @@ fn release(
         let seq = tx.last_insert_rowid();
         drop_row.execute([old])?;
         drop_hold.execute([old])?;
+        let release = step
+            .query_row(params![now_ms as i64, seq, old], |row| {
+                Ok(Release {
+                    due_ms: row.get::<_, i64>(0)? as u64,
+                    released_ms: now_ms,
+                    rank: row.get::<_, i64>(1)? as u8,
+                    repeat: row.get::<_, i64>(2)? as u8,
+                })
+            })
+            .optional()?;
         let r = to_key(r);
         if hub.is_watched(&r) {
             let (bytes, stored_at, hash): (Vec<u8>, i64, Vec<u8>) =
@@ -1412,6 +1721,7 @@ fn release(
                     envelope: bytes.into(),
                     stored_at_ms: stored_at as u64,
                     envelope_hash: to_key(&hash),
+                    release,
                 }),
             ));
         }
@@ -1419,36 +1729,66 @@ fn release(
     Ok(due.len() as u64)
 }
 
-/// Drops `signer`'s own unreleased held items whose cancel rule names `message_id` and lists
-/// `signer`; returns how many.
-fn cancel_held(tx: &Transaction<'_>, signer: &Key, message_id: &MessageId, counts: &mut CountsTx<'_>) -> R<u64> {
-    type Row = (i64, Vec<u8>, Option<i64>, Option<Vec<u8>>);
+/// Who drops held items.
+enum CancelBy<'a> {
+    /// An `Acknowledged` receipt from this key: only items whose cancel rule lists it.
+    Signer(&'a Key),
+    /// Their sender stopping the alert: every one.
+    Sender,
+}
+
+/// Drops the unreleased held items `sender` sent whose cancel rule names `message_id` (and,
+/// for a signer, lists it), whoever their recipient; records escalation steps so dropped as
+/// cancelled at `now_ms` (by the signer, or by the sender). Returns how many.
+fn cancel_held(
+    tx: &Transaction<'_>,
+    sender: &Key,
+    message_id: &MessageId,
+    by: CancelBy<'_>,
+    now_ms: u64,
+    counts: &mut CountsTx<'_>,
+) -> R<u64> {
+    type Row = (i64, Vec<u8>, Option<i64>, Vec<u8>);
     let held: Vec<Row> = {
         let mut st = tx.prepare_cached(
-            "SELECT h.seq, h.signers, q.envelope_id, q.peer FROM holds h JOIN queue q ON q.seq = h.seq
-             WHERE h.cancel_id = ?1 AND q.recipient = ?2 AND q.state = 1",
+            "SELECT h.seq, h.signers, q.envelope_id, q.recipient FROM holds h JOIN queue q ON q.seq = h.seq
+             WHERE h.cancel_id = ?1 AND q.peer = ?2 AND q.state = 1",
         )?;
-        let rows = st.query_map(params![message_id.as_slice(), signer.as_slice()], |r| {
+        let rows = st.query_map(params![message_id.as_slice(), sender.as_slice()], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?;
         rows.collect::<Result<_, _>>()?
     };
+    let cancelled_by = match by {
+        CancelBy::Signer(k) => *k,
+        CancelBy::Sender => *sender,
+    };
+    let mut envelopes = Vec::new();
     let mut n = 0;
-    for (seq, signers, envelope, peer) in held {
-        if !signers.chunks_exact(32).any(|k| k == signer.as_slice()) {
-            continue;
+    for (seq, signers, envelope, recipient) in held {
+        if let CancelBy::Signer(k) = by {
+            if !signers.chunks_exact(32).any(|s| s == k.as_slice()) {
+                continue;
+            }
         }
         tx.prepare_cached("DELETE FROM queue WHERE seq = ?1")?.execute([seq])?;
         tx.prepare_cached("DELETE FROM holds WHERE seq = ?1")?.execute([seq])?;
-        counts.add(*signer, to_key(&peer.unwrap_or_default()), -1);
+        tx.prepare_cached("UPDATE escalation_steps SET cancelled = ?1, cancelled_by = ?2 WHERE seq = ?3")?
+            .execute(params![now_ms as i64, cancelled_by.as_slice(), seq])?;
+        counts.add(to_key(&recipient), *sender, -1);
         if let Some(id) = envelope {
-            // The row stays (id and hash) so a retried hold is still recognised.
-            tx.prepare_cached(
-                "UPDATE envelopes SET bytes = x'' WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM queue WHERE envelope_id = ?1)",
-            )?
-            .execute([id])?;
+            if !envelopes.contains(&id) {
+                envelopes.push(id);
+            }
         }
         n += 1;
+    }
+    for id in envelopes {
+        // The row stays (id and hash) so a retried hold is still recognised.
+        tx.prepare_cached(
+            "UPDATE envelopes SET bytes = x'' WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM queue WHERE envelope_id = ?1)",
+        )?
+        .execute([id])?;
     }
     Ok(n)
 }
