@@ -189,7 +189,13 @@ pub fn banner(v: &AlertView, lang: Lang, now: u64) -> String {
     out.push_str(&bar);
     out.push('\n');
     if v.exercise {
-        out.push_str(&format!("*** {} ***\n", label(lang, Label::Exercise)));
+        // In the POC's language, and the English word too: a drill is never misread.
+        let tag = label(lang, Label::Exercise);
+        if lang == Lang::En {
+            out.push_str(&format!("*** {tag} ***\n"));
+        } else {
+            out.push_str(&format!("*** {tag} (EXERCISE) ***\n"));
+        }
     }
     let kind = match b.msg_type {
         MsgType::Alert => label(lang, Label::Alert),

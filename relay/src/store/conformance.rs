@@ -464,11 +464,17 @@ pub async fn blocks_are_visible_at_once_and_lookups_show_them<S: Store>(open: Op
         .log_append(append(
             0,
             &["g"],
-            vec![listed(1, "CL.primary"), listed_key(alternate, "CL.alternate")],
+            vec![
+                listed(1, "CL.primary"),
+                listed_key(alternate, "CL.alternate"),
+                listed(9, "CL.authority"),
+            ],
         ))
         .await
         .unwrap();
+    // A state (or `*`) names its POCs, not its national authority (admitted, no recipient).
     assert_eq!(store.lookup("CL".into()).await.unwrap().len(), 2);
+    assert_eq!(store.lookup("CL.authority".into()).await.unwrap().len(), 1);
     assert_eq!(store.lookup("cl".into()).await.unwrap().len(), 2);
     assert_eq!(
         store.lookup(fp[..10].to_string()).await.unwrap()[0].handle,
@@ -502,7 +508,11 @@ pub async fn blocks_are_visible_at_once_and_lookups_show_them<S: Store>(open: Op
         store.is_revoked_now(&[1; 32]).unwrap(),
         "a log change does not lift the block"
     );
-    assert_eq!(store.members().await.unwrap().len(), 2, "the operator still sees both");
+    assert_eq!(
+        store.members().await.unwrap().len(),
+        3,
+        "the operator still sees all three"
+    );
 }
 
 /// What waits for the Secretariat is bounded, deduplicated, and cleared when published.

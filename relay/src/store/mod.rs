@@ -398,7 +398,8 @@ pub trait Members: Send + Sync {
     /// The member record of `key`, revoked ones included.
     fn member(&self, key: Key) -> impl Future<Output = Result<Option<Member>, StoreError>> + Send;
     /// Listed members matching `*`, a state code, a handle or a fingerprint prefix (≥ 8
-    /// hex). Members the operator blocked are included with `revoked` set: the client checks
+    /// hex). `*` and a state code name POCs only (not authorities, witnesses or the
+    /// Secretariat: admitted, but no one's recipients). Members the operator blocked are included with `revoked` set: the client checks
     /// the answer against the directory, and a block is this relay's, not the directory's.
     fn lookup(&self, query: String) -> impl Future<Output = Result<Vec<Member>, StoreError>> + Send;
     /// Blocks at this relay the active member holding handle `who` or whose fingerprint

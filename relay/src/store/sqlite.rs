@@ -462,13 +462,15 @@ impl super::Members for SqliteStore {
     }
     async fn lookup(&self, query: String) -> Result<Vec<Member>, StoreError> {
         let q = query.trim();
+        // A state or `*` names POCs: the people a message goes to. Authorities, witnesses
+        // and the Secretariat are admitted members but no one's recipients.
         let (sql, arg) = if q == "*" {
-            ("revoked_at IS NULL AND ?1 = ?1 ORDER BY handle", String::new())
+            ("revoked_at IS NULL AND ?1 = ?1 AND role NOT IN ('authority', 'witness', 'secretariat') ORDER BY handle", String::new())
         } else if q.contains('.') || q == "secretariat" {
             ("revoked_at IS NULL AND handle = ?1", q.to_string())
         } else if q.len() == 2 && q.chars().all(|c| c.is_ascii_alphabetic()) {
             (
-                "revoked_at IS NULL AND state = ?1 ORDER BY handle",
+                "revoked_at IS NULL AND state = ?1 AND role NOT IN ('authority', 'witness', 'secretariat') ORDER BY handle",
                 q.to_ascii_uppercase(),
             )
         } else {
