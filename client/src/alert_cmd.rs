@@ -12,6 +12,8 @@ use pocnet_crypto::Tlp;
 
 use crate::print_json;
 
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum AlertCmd {
     /// Raise an alert to every POC of the given states: sealed now for all ranks, released

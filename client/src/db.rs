@@ -230,6 +230,9 @@ pub struct StoredMessage {
     pub incident: Option<String>,
 }
 
+/// A receipt waiting in the outbox: row id, addressee, receipt bytes.
+pub type OutboxItem = (i64, [u8; 32], Vec<u8>);
+
 /// A message to insert.
 pub struct NewMessage<'a> {
     /// The id.
@@ -998,8 +1001,8 @@ impl Store {
         Ok(())
     }
 
-    /// Receipts waiting to be sent, oldest first.
-    pub fn outbox(&self) -> Result<Vec<(i64, [u8; 32], Vec<u8>)>> {
+    /// Receipts waiting to be sent, oldest first: row id, addressee, receipt bytes.
+    pub fn outbox(&self) -> Result<Vec<OutboxItem>> {
         let mut s = self
             .conn
             .prepare("SELECT id, to_key, receipt FROM outbox ORDER BY id")?;
@@ -1155,6 +1158,7 @@ mod tests {
             envelope_hash: EnvelopeHash([3; 32]),
             relay_stored_at: None,
             attachments: &[],
+            incident: None,
         }
     }
 

@@ -503,7 +503,7 @@ fn run_hook(cmd: &str, m: &MessageView, alert: Option<&pocnet_client::ops::alert
             .env("POCNET_RINGS", a.rings.to_string())
             .env(
                 "POCNET_ACK_BY",
-                a.escalates_at().map(|t| render::fmt_time(t)).unwrap_or_default(),
+                a.escalates_at().map(render::fmt_time).unwrap_or_default(),
             );
     }
     let child = command

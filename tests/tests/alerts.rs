@@ -124,7 +124,7 @@ fn repeats_stop_at_n_and_an_unanswered_state_is_reported_unreached() {
     // `status --follow` ends once the state is unreached (after the last repeat's window).
     // With --json, one line per change: the last is where it ended.
     let out = us.ok(&["alert", "status", &id, "--follow", "--json"]);
-    let st: Value = serde_json::from_str(out.lines().filter(|l| !l.trim().is_empty()).last().unwrap()).unwrap();
+    let st: Value = serde_json::from_str(out.lines().rfind(|l| !l.trim().is_empty()).unwrap()).unwrap();
     assert_eq!(state(&st, "CL")["unreached"], true, "{st}");
     // Its device fetched every ring (delivered), but no person acknowledged.
     assert_eq!(poc_state(&st, "CL", "CL.primary"), "delivered");
@@ -411,19 +411,20 @@ fn kill_9_mid_escalation_releases_each_rank_once_late_ones_marked_and_an_offline
     let mx1 = Poc::enrolled(&relay, "MX", "primary");
     let mx2 = Poc::enrolled(&relay, "MX", "alternate");
 
-    // CL: a 1 s window, so the alternate falls due while the relay is down.
-    let fast = raise(&us, &["CL"], &["--ack-within", "1s", "--repeat", "0"]);
     // MX: an hour's window; its primary fetches the alert, then acknowledges while the relay
     // is down.
     let slow = raise(&us, &["MX"], &["--ack-within", "1h", "--repeat", "0"]);
     mx1.ok(&["inbox"]);
+    // CL: a 2 s window, and the relay killed at once, so the alternate falls due while it is
+    // down.
+    let fast = raise(&us, &["CL"], &["--ack-within", "2s", "--repeat", "0"]);
     relay.kill9();
     let down = std::time::Instant::now();
     let out = mx1.ok(&["alert", "ack", &slow[..16]]);
     assert!(out.contains("relay cannot be reached"), "{out}");
     // The relay stays down past CL's alternate's due time by more than the lateness mark.
     // (Real downtime, not synchronisation: the point is a release that fell due meanwhile.)
-    let needed = std::time::Duration::from_millis(1_000 + pocnet_core::alert::LATE_AFTER_MS + 500);
+    let needed = std::time::Duration::from_millis(2_000 + pocnet_core::alert::LATE_AFTER_MS + 500);
     if let Some(rest) = needed.checked_sub(down.elapsed()) {
         std::thread::sleep(rest);
     }
