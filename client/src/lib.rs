@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod db;
+pub mod drill;
 pub mod error;
 mod fsutil;
 pub mod net;
