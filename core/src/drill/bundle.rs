@@ -417,6 +417,8 @@ struct LogFacts {
     keys_of: HashMap<String, Vec<[u8; 32]>>,
     /// Key → `confirmed_ms` as of the last leaf not after the drill's start.
     confirmed_at_start: HashMap<[u8; 32], u64>,
+    /// POC handle → key, as listed by the leaves not after the drill's start.
+    listed_at_start: BTreeMap<String, [u8; 32]>,
 }
 
 impl LogFacts {
@@ -439,6 +441,17 @@ fn log_facts(
     let note = SignedNote::parse(checkpoint).map_err(|e| DrillError::Directory(format!("checkpoint: {e}")))?;
     let mut facts = LogFacts::default();
     let state = LogState::verify_all_observed(&anchor, leaves, &note, &mut |a, dir| {
+        if a.time_ms <= started_ms {
+            for (h, k) in &a.handle_moves {
+                if poc_handle(h).is_none() {
+                    continue;
+                }
+                match k {
+                    Some(k) => facts.listed_at_start.insert(h.clone(), *k.as_bytes()),
+                    None => facts.listed_at_start.remove(h),
+                };
+            }
+        }
         let mut touched = a.added.clone();
         touched.extend(a.updated);
         touched.extend(a.handle_moves.iter().filter_map(|(_, k)| *k));
@@ -842,6 +855,7 @@ pub fn verify_drill(bytes: &[u8], expected_vkey: Option<&str>) -> Result<(DrillB
 
     let mut report = AfterAction::compute(&b)?;
     report.verified = true;
+    report.controller = Some(hex(controller.as_bytes()));
     report.directory_pinned = expected_vkey.is_some();
     Ok((b, report))
 }
@@ -880,40 +894,54 @@ fn check_participants(b: &DrillBundle, scenario: &Scenario, facts: &LogFacts) ->
             return Err(fail("its key is listed for another state".into()));
         }
     }
-    // The profiles are the scenario's, resolved over these participants.
-    let entries: Vec<RosterEntry> = b
-        .participants
+    // The participants are the scenario's roster over the directory at the drill's start
+    // (every leaf whose time is not after `started_ms`), with the scenario's profiles.
+    let entries: Vec<RosterEntry> = facts
+        .listed_at_start
         .iter()
-        .map(|p| RosterEntry {
-            handle: p.handle.clone(),
-            state: p.state.clone(),
-            rank: p.rank,
-            key: p.key,
+        .filter_map(|(h, k)| {
+            poc_handle(h).map(|(state, rank)| RosterEntry {
+                handle: h.clone(),
+                state,
+                rank,
+                key: *k,
+            })
         })
         .collect();
-    let roster = scenario.roster(&entries).map_err(DrillError::Scenario)?;
+    let roster = scenario.roster(&entries).map_err(|e| DrillError::Participant {
+        handle: "?".into(),
+        reason: format!("the scenario's roster over the directory at the drill's start fails: {e}"),
+    })?;
     let by_handle: BTreeMap<&str, &Participant> = roster.iter().map(|p| (p.handle.as_str(), p)).collect();
     for p in &b.participants {
+        let fail = |reason: String| DrillError::Participant {
+            handle: p.handle.clone(),
+            reason,
+        };
         match by_handle.get(p.handle.as_str()) {
-            Some(r) if r.profile == p.profile => {}
-            Some(r) => {
-                return Err(DrillError::Participant {
-                    handle: p.handle.clone(),
-                    reason: format!("its profile is {}, but the scenario gives {}", p.profile, r.profile),
-                })
-            }
             None => {
-                return Err(DrillError::Participant {
-                    handle: p.handle.clone(),
-                    reason: "the scenario does not select it".into(),
-                })
+                return Err(fail(
+                    "the scenario does not select it from the directory at the drill's start".into(),
+                ))
             }
+            Some(r) if r.key != p.key => {
+                return Err(fail(
+                    "another key held its handle in the directory at the drill's start".into(),
+                ))
+            }
+            Some(r) if r.profile != p.profile => {
+                return Err(fail(format!(
+                    "its profile is {}, but the scenario gives {}",
+                    p.profile, r.profile
+                )))
+            }
+            Some(_) => {}
         }
     }
-    if roster.len() != b.participants.len() {
+    if let Some(r) = roster.iter().find(|r| !handles.contains(r.handle.as_str())) {
         return Err(DrillError::Participant {
-            handle: "?".into(),
-            reason: "the scenario selects participants the record leaves out".into(),
+            handle: r.handle.clone(),
+            reason: "the scenario selects it (listed at the drill's start), but the record leaves it out".into(),
         });
     }
     Ok(())

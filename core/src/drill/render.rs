@@ -156,7 +156,7 @@ impl AfterAction {
         let p = &self.participants;
         let _ = writeln!(
             o,
-            "- Participants: {} in {} states ({} simulated, {} human); {} stale records; {} keys rotated",
+            "- Participants: {} in {} states ({} simulated, {} human); stale records: {}; keys rotated: {}",
             p.total, p.states, p.simulated, p.humans, p.stale, p.rotated
         );
         let profiles: Vec<String> = p.by_profile.iter().map(|(k, v)| format!("{} {v}", m(k))).collect();
@@ -454,7 +454,7 @@ impl AfterAction {
             o,
             "<ul><li>Record: {}</li>{}<li>Directory: {}</li><li>Started {}, ended {}{}</li>\
              <li>Clock: one wall-clock second = {} drill seconds; drill time {} of {} planned ({} wall-clock)</li>\
-             <li>Participants: {} in {} states ({} simulated, {} human); {} stale records; {} keys rotated</li>\
+             <li>Participants: {} in {} states ({} simulated, {} human); stale records: {}; keys rotated: {}</li>\
              <li>Profiles: {}</li></ul>",
             h(&self.provenance()),
             self.controller
@@ -850,11 +850,15 @@ fn svg_depth(a: &AlertReport) -> String {
     let mut labels = vec![String::new(); max_depth + 1];
     for s in &a.states {
         counts[s.depth as usize] += 1;
-        if labels[s.depth as usize].is_empty() {
-            labels[s.depth as usize] = s.depth_label.clone();
+        let l = &mut labels[s.depth as usize];
+        if l.is_empty() {
+            *l = s.depth_label.clone();
+        } else if !l.split(" / ").any(|x| x == s.depth_label) {
+            l.push_str(" / ");
+            l.push_str(&s.depth_label);
         }
     }
-    let (col, l, top, hb) = (90.0, 40.0, 24.0, 160.0);
+    let (col, l, top, hb) = (150.0, 40.0, 24.0, 160.0);
     let w = l + col * counts.len() as f64 + 20.0;
     let hgt = top + hb + 40.0;
     let max = counts.iter().copied().max().unwrap_or(1).max(1) as f64;

@@ -1550,13 +1550,15 @@ impl InjectCtx<'_> {
             "question" => &["text", "deadline", "reminders"],
             "round" => &["deadline", "reminders"],
             "offline" | "rotate" => &["target"],
-            k => return Err(err(
-                l,
-                format!("inject {n} kind"),
-                format!(
+            k => {
+                return Err(err(
+                    l,
+                    format!("inject {n} kind"),
+                    format!(
                     "{k:?} is not an inject kind (alert, update, all-clear, message, question, round, offline, rotate)"
                 ),
-            )),
+                ))
+            }
         };
         let kind_word = r.kind.as_str();
         let f = |name: &str| format!("inject {n} ({kind_word}) {name}");
