@@ -185,6 +185,20 @@ fn airport_roster_resolves_the_mixes_exactly_and_deterministically() {
     };
     assert_eq!(offline(&ps2).len(), 7);
     assert_ne!(offline(&ps2), offline(&ps));
+
+    // `all = true` takes every state of the directory; shares of the 6 POCs: silent 0.1 → 1,
+    // offline 0.05 → 0, after-reminder 0.15 → 1, slow 0.2 → 1; the other 3 prompt.
+    let cc = Scenario::parse(builtin("contact-check").unwrap()).unwrap();
+    let ps = cc.roster(&roster_of(&["CL", "MX", "PE"])).unwrap();
+    assert_eq!(ps.len(), 6);
+    let n = |p: Profile| ps.iter().filter(|x| x.profile == p).count();
+    assert_eq!(
+        [n(Profile::Silent), n(Profile::Offline), n(Profile::AfterReminder), n(Profile::Slow), n(Profile::Prompt)],
+        [1, 0, 1, 1, 3]
+    );
+    let round = cc.challenge(0, [1; 16], ORIGIN, S, 10).unwrap();
+    assert_eq!(round.deadline_ms, S + 60_000, "2 drill hours at clock rate 120");
+    assert_eq!(round.reminders_ms, [S + 30_000, S + 50_000]);
 }
 
 fn refused(src: &str) -> String {
@@ -1375,4 +1389,172 @@ fn renderings_say_exercise_and_escape_hostile_text() {
     // JSON keeps the exact text (its consumers escape for their own output).
     let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
     assert_eq!(v["scenario"], evil);
+}
+
+// ------------------------------------------------------------------------------------
+// The shipped scenarios, played through `react` against the real escalation schedule.
+
+/// Plays the first alert of `sc` over a directory of `states` (primary and alternate each):
+/// releases each step when due unless its state already acknowledged, lets each simulated
+/// POC react with `react`, signs the receipts it would send, and computes the report from
+/// the resulting record (no envelope or log: the report reads plans and receipts only).
+fn play_first_alert(sc: &Scenario, text: &str, states: &[&str]) -> AfterAction {
+    let mut entries = Vec::new();
+    let mut ids: BTreeMap<[u8; 32], Identity> = BTreeMap::new();
+    for s in states {
+        for (r, rank) in [(0u8, "primary"), (1, "alternate")] {
+            let handle = format!("{s}.{rank}");
+            let id = ident(&format!("play {handle}"));
+            entries.push(RosterEntry {
+                handle,
+                state: s.to_string(),
+                rank: r,
+                key: *id.public_key().as_bytes(),
+            });
+            ids.insert(*id.public_key().as_bytes(), id);
+        }
+    }
+    let ps = sc.roster(&entries).unwrap();
+    let inject = sc.alert_injects()[0];
+    let pocnet_core::drill::InjectKind::Alert(ai) = &sc.injects[inject].kind else {
+        unreachable!()
+    };
+    let sender_key = ps.iter().find(|p| p.handle == ai.from).unwrap().key;
+    let sender = &ids[&sender_key];
+    let (id, hash) = ([0xa1; 16], [0xe7; 32]);
+    let plan = sc.plan(inject, &ps, id, hash, None).unwrap();
+    let accepted = S + sc.to_real_ms(sc.injects[inject].at_ms);
+    let mut receipts = Vec::new();
+    for (si, _) in plan.states().iter().enumerate() {
+        let mut ack: Option<u64> = None;
+        let mut delivered = std::collections::BTreeSet::new();
+        for step in plan.schedule(accepted).iter().filter(|st| st.state == si as u16) {
+            if ack.is_some_and(|a| a <= step.due_ms) {
+                break;
+            }
+            let p = ps.iter().find(|p| p.key == step.key).unwrap();
+            let drill_now = sc.to_drill_ms(step.due_ms - S);
+            if p.profile == Profile::Offline || sc.offline_by_inject(&p.handle, drill_now) {
+                continue;
+            }
+            let poc = &ids[&p.key];
+            if delivered.insert(p.key) {
+                receipts.push(receipt(
+                    poc,
+                    ReceiptKind::Delivered,
+                    id,
+                    hash,
+                    sender,
+                    step.due_ms + 100,
+                ));
+            }
+            let stimulus = Stimulus::Alert {
+                alert: id,
+                repeat: step.repeat,
+                msg_type: MsgType::Alert,
+            };
+            if let Some((d, Reaction::Ack { .. })) = react(&p.profile, &p.state, &stimulus, sc.seed_for(&p.handle)) {
+                let at = step.due_ms + sc.to_real_ms(d);
+                if ack.is_none_or(|a| at < a) {
+                    ack = Some(at);
+                }
+                receipts.push(receipt(poc, ReceiptKind::Acknowledged, id, hash, sender, at));
+            }
+        }
+    }
+    // One Acknowledged receipt per key (a POC acts once).
+    let mut seen = std::collections::BTreeSet::new();
+    receipts.retain(|r| {
+        let f = pocnet_core::drill::receipt_fields(r).unwrap();
+        seen.insert((f.signer, f.kind))
+    });
+    let b = DrillBundle {
+        version: 1,
+        scenario: text.to_string(),
+        directory_vkey: String::new(),
+        checkpoint: String::new(),
+        log_leaves: vec![],
+        relay_key: [0; 32],
+        started_ms: S,
+        ended_ms: S + sc.to_real_ms(sc.duration_ms),
+        ended_early: false,
+        participants: ps,
+        alerts: vec![pocnet_core::drill::AlertEvidence {
+            envelope: vec![],
+            plan: plan.sign(sender).unwrap().into_bytes(),
+            stored_at_ms: accepted,
+            proof: sign_group(&world().relay, &[(hash, accepted)]).remove(0),
+            receipts,
+        }],
+        messages: vec![],
+        rounds: vec![],
+        events: vec![],
+    };
+    AfterAction::compute(&b).unwrap()
+}
+
+#[test]
+fn the_airport_scenario_meets_the_reachability_target_in_simulation() {
+    let text = builtin("airport").unwrap();
+    let sc = Scenario::parse(text).unwrap();
+    let pocnet_core::drill::StateSelection::States(states) = &sc.participants.states else {
+        unreachable!()
+    };
+    let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+    let r = play_first_alert(&sc, text, &states);
+    let a = &r.alerts[0];
+    assert_eq!(a.states.len(), 34, "every state but the sender's");
+    assert_eq!(a.states_acknowledged, 34);
+    // The 7 offline, 4 silent and 4 after-reminder primaries (none of them Panama's) leave
+    // 15 states to their alternates, and every one of them acknowledges within two windows.
+    let f = &r.reachability[0];
+    assert_eq!(f.eligible.len(), 15);
+    assert_eq!(f.within_two_windows, f.eligible);
+    assert_eq!(f.rate, Some(1.0));
+    assert!(f.target_met);
+    assert!(a
+        .states
+        .iter()
+        .all(|s| s.time_to_ack_drill_ms.unwrap() <= 2 * sc.window_ms));
+    let html = r.to_html();
+    assert!(html.contains("15 of 15 states") && html.contains("target met"));
+}
+
+#[test]
+fn the_silent_state_scenario_leaves_its_silent_state_unreached() {
+    let text = builtin("silent-state").unwrap();
+    let sc = Scenario::parse(text).unwrap();
+    let states = ["AR", "BR", "CL", "CO", "GY", "JM", "MX", "PE", "TT", "US"];
+    let r = play_first_alert(&sc, text, &states);
+    let a = &r.alerts[0];
+    assert_eq!(a.states.len(), 9);
+    for s in &a.states {
+        if s.state == "GY" {
+            assert_eq!(s.outcome, StateOutcome::Unreached);
+            assert_eq!((s.depth, s.depth_label.as_str()), (2, "repeat 1"));
+        } else {
+            assert_eq!(s.outcome, StateOutcome::Acknowledged, "{}", s.state);
+        }
+    }
+    let gy: Vec<(&str, &[Reason])> = r
+        .unreachable
+        .iter()
+        .filter(|u| u.state == "GY")
+        .map(|u| (u.handle.as_str(), u.reasons.as_slice()))
+        .collect();
+    assert_eq!(
+        gy,
+        [
+            ("GY.alternate", &[Reason::DeliveredNotAcknowledged][..]),
+            ("GY.primary", &[Reason::DeliveredNotAcknowledged][..])
+        ]
+    );
+    // Jamaica's offline primary is covered by its alternate within two windows.
+    let jm = a.states.iter().find(|s| s.state == "JM").unwrap();
+    assert_eq!(jm.acknowledged_by.as_deref(), Some("JM.alternate"));
+    assert!(r.reachability[0].eligible.contains(&"JM".to_string()));
+    assert!(
+        !r.reachability[0].eligible.contains(&"GY".to_string()),
+        "GY has no live alternate"
+    );
 }
