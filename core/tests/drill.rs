@@ -193,7 +193,13 @@ fn airport_roster_resolves_the_mixes_exactly_and_deterministically() {
     assert_eq!(ps.len(), 6);
     let n = |p: Profile| ps.iter().filter(|x| x.profile == p).count();
     assert_eq!(
-        [n(Profile::Silent), n(Profile::Offline), n(Profile::AfterReminder), n(Profile::Slow), n(Profile::Prompt)],
+        [
+            n(Profile::Silent),
+            n(Profile::Offline),
+            n(Profile::AfterReminder),
+            n(Profile::Slow),
+            n(Profile::Prompt)
+        ],
         [1, 0, 1, 1, 3]
     );
     let round = cc.challenge(0, [1; 16], ORIGIN, S, 10).unwrap();
@@ -1557,4 +1563,66 @@ fn the_silent_state_scenario_leaves_its_silent_state_unreached() {
         !r.reachability[0].eligible.contains(&"GY".to_string()),
         "GY has no live alternate"
     );
+}
+
+#[test]
+fn the_builder_checks_participants_and_needs_the_directory() {
+    let w = world();
+    let (b0, _) = DrillBundle::open(&w.bytes).unwrap();
+    let mut ps = b0.participants.clone();
+    ps.retain(|p| p.handle != "CL.alternate");
+    let mut b = DrillBundleBuilder::new(SCRIPT, w.relay.public_key(), S, ps).unwrap();
+    let e = b
+        .directory(&b0.directory_vkey, &b0.checkpoint, b0.log_leaves.clone())
+        .unwrap_err();
+    assert!(
+        matches!(&e, DrillError::Participant { handle, .. } if handle == "CL.alternate"),
+        "{e}"
+    );
+    let b = DrillBundleBuilder::new(SCRIPT, w.relay.public_key(), S, b0.participants.clone()).unwrap();
+    assert!(matches!(b.finish(&w.sec, END, false), Err(DrillError::Builder(_))));
+}
+
+#[test]
+fn a_drill_ended_early_still_yields_a_verified_report() {
+    let w = world();
+    let (b0, _) = DrillBundle::open(&w.bytes).unwrap();
+    let end = S + 10_000;
+    let mut b = DrillBundleBuilder::new(SCRIPT, w.relay.public_key(), S, b0.participants.clone()).unwrap();
+    let a = &b0.alerts[0];
+    let id = b
+        .add_alert(a.envelope.clone(), a.plan.clone(), a.stored_at_ms, a.proof.clone())
+        .unwrap();
+    for r in &a.receipts {
+        if pocnet_core::drill::receipt_fields(r).unwrap().at_ms <= end {
+            b.add_receipt(id, r.clone()).unwrap();
+        }
+    }
+    b.event_kind(end, DrillEventKind::End, "ended early by the controller")
+        .unwrap();
+    b.directory(&b0.directory_vkey, &b0.checkpoint, b0.log_leaves.clone())
+        .unwrap();
+    let bytes = b.finish(&w.sec, end, true).unwrap();
+    let (_, r) = verify_drill(&bytes, Some(&w.vkey)).unwrap();
+    assert!(r.ended_early);
+    assert_eq!(r.duration_drill_ms, 10 * MIN);
+    let outcomes: Vec<(&str, StateOutcome)> = r.alerts[0]
+        .states
+        .iter()
+        .map(|s| (s.state.as_str(), s.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("AR", StateOutcome::Acknowledged),
+            ("BR", StateOutcome::Pending),
+            ("CO", StateOutcome::Pending),
+            ("PE", StateOutcome::Pending),
+            ("UY", StateOutcome::Pending),
+        ]
+    );
+    // Nothing past the end was released: the depth stays at the primary.
+    assert!(r.alerts[0].states.iter().all(|s| s.depth == 0));
+    assert!(r.rounds.is_empty() && r.messages.is_empty());
+    assert!(r.to_markdown().contains("(ended early)"));
 }

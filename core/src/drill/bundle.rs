@@ -566,8 +566,9 @@ fn check_receipts(
 /// `expected_vkey`, the record is for that directory; the directory log verifies against its
 /// vkey and checkpoint (`LogState::verify_all`) and the controller is the Secretariat in
 /// force at the checkpoint; start ≤ end; every participant is unique, was listed in the log
-/// with its handle, and its `stale` flag, rotated keys and profile are what the log and the
-/// scenario give; then every alert (envelope signed by the plan's signer, EXERCISE, content
+/// with its handle, its `stale` flag and rotated keys are what the log says, and the
+/// participants are exactly the scenario's roster (keys and profiles) over the directory as
+/// it stood at `started_ms` (the leaves whose time is not after it); then every alert (envelope signed by the plan's signer, EXERCISE, content
 /// type Alert, plan bound to the envelope's id and hash, plan as the matching inject
 /// prescribes, recipients as planned, relay acceptance, receipts), every message (likewise,
 /// without a plan), every round (`verify_bundle`, signed by the controller, for this
@@ -999,7 +1000,8 @@ impl DrillBundleBuilder {
     /// The directory as it stands at the drill's end: the Secretariat's verifier key, the
     /// checkpoint note over every leaf, and every leaf from Genesis. Call it (again) before
     /// [`DrillBundleBuilder::finish`]; it fills in each participant's `stale` flag and
-    /// rotated keys from the log.
+    /// rotated keys from the log, and checks the participants as [`verify_drill`] will (the
+    /// scenario's roster over the directory at the start, with the scenario's profiles).
     pub fn directory(&mut self, vkey: &str, checkpoint: &str, leaves: Vec<Vec<u8>>) -> Result<(), DrillError> {
         let (_, facts) = log_facts(vkey, checkpoint, &leaves, self.bundle.started_ms)?;
         for p in &mut self.bundle.participants {
@@ -1011,6 +1013,8 @@ impl DrillBundleBuilder {
             p.stale = stale;
             p.rotated_to = rotated;
         }
+        // What the verifier will check of the participants, checked now.
+        check_participants(&self.bundle, &self.scenario, &facts)?;
         self.bundle.directory_vkey = vkey.trim().to_string();
         self.bundle.checkpoint = checkpoint.to_string();
         self.bundle.log_leaves = leaves;
