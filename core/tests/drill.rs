@@ -640,16 +640,12 @@ fn build_world() -> World {
     let round_checkpoint = log.checkpoint(&sec).to_text();
     let round_size = log.leaves().len() as u64;
     let dir = log.directory();
-    let entries: Vec<RosterEntry> = dir
-        .members()
-        .iter()
-        .map(|p| RosterEntry {
-            handle: p.handle_text(),
-            state: p.state().to_string(),
-            rank: rank_number(p.category_rank().1),
-            key: *p.key.as_bytes(),
-        })
-        .collect();
+    let entries: Vec<RosterEntry> = dir.members().into_iter().map(RosterEntry::from_poc).collect();
+    assert_eq!(
+        entries[0].rank,
+        rank_number(Rank::Alternate),
+        "AR.alternate sorts first"
+    );
     let ps = sc.roster(&entries).unwrap();
     assert_eq!(ps.len(), 11);
     let mut publics: BTreeMap<[u8; 32], PublicIdentity> = pocs

@@ -431,6 +431,18 @@ pub struct RosterEntry {
     pub key: [u8; 32],
 }
 
+impl RosterEntry {
+    /// The entry of a POC listed in the directory.
+    pub fn from_poc(poc: &crate::directory::Poc) -> Self {
+        RosterEntry {
+            handle: poc.handle_text(),
+            state: poc.state().to_string(),
+            rank: rank_number(poc.category_rank().1),
+            key: *poc.key.as_bytes(),
+        }
+    }
+}
+
 /// A participant of a drill (also the drill record's participant entry, PROTOCOL.md §15.2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Participant {
