@@ -48,6 +48,8 @@ pub const ROUND_OUTCOME: SigningContext = SigningContext::new(b"pocnet/v1/round-
 pub const ROUND_MANIFEST: SigningContext = SigningContext::new(b"pocnet/v1/round-manifest\0");
 /// The sender's signature on an escalation alert's plan (states, ranks, release window).
 pub const ALERT_PLAN: SigningContext = SigningContext::new(b"pocnet/v1/alert-plan\0");
+/// The drill controller's (the Secretariat's) signature on a drill record (PROTOCOL.md §15).
+pub const DRILL_BUNDLE: SigningContext = SigningContext::new(b"pocnet/v1/drill-bundle\0");
 
 /// HPKE `info` prefix for key stanzas.
 pub(crate) const STANZA_INFO: &[u8] = b"pocnet/v1/stanza\0";

@@ -223,6 +223,19 @@ impl LogState {
     /// First sync: applies every leaf from Genesis and checks the checkpoint against them.
     /// An empty log (size 0) is refused: a log starts with its Genesis.
     pub fn verify_all(anchor: &Anchor, leaves: &[Vec<u8>], note: &SignedNote) -> Result<Self, LogError> {
+        Self::verify_all_observed(anchor, leaves, note, &mut |_, _| {})
+    }
+
+    /// As [`LogState::verify_all`], calling `observe` after each leaf is applied with what it
+    /// changed and the directory as it then stands (how a drill record learns which keys
+    /// ever held which handle, and how fresh each record was when the drill started). The
+    /// observations are only to be trusted once this returns `Ok`.
+    pub fn verify_all_observed(
+        anchor: &Anchor,
+        leaves: &[Vec<u8>],
+        note: &SignedNote,
+        observe: &mut dyn FnMut(&Applied, &Directory),
+    ) -> Result<Self, LogError> {
         let cp = parse_checkpoint(anchor, note)?;
         if cp.size == 0 {
             return Err(LogError::BadCheckpoint(
@@ -249,6 +262,7 @@ impl LogState {
         for leaf in leaves {
             let applied = directory.apply(leaf).map_err(LogError::invalid)?;
             record_rotations(&mut keys, &applied, &directory);
+            observe(&applied, &directory);
         }
         check_signature(&anchor.origin, directory.secretariat(), note)?;
         check_quorum(directory.witness_policy(), note)?;
