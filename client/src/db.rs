@@ -1053,6 +1053,15 @@ impl Store {
         Ok(out)
     }
 
+    /// The bytes of every verified receipt about `id`, in the order they were recorded.
+    pub fn receipts_bytes(&self, id: MessageId) -> Result<Vec<Vec<u8>>> {
+        let mut s = self
+            .conn
+            .prepare("SELECT bytes FROM receipts WHERE message_id = ?1 ORDER BY at, kind, signer")?;
+        let rows = s.query_map([id.0.as_slice()], |r| r.get::<_, Vec<u8>>(0))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     /// The recipient keys a stored message's signed header lists.
     pub fn recipient_keys(&self, m: &StoredMessage) -> Result<Vec<[u8; 32]>> {
         let keys: Option<String> = self

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod alert_cmd;
 mod commands;
+mod drill_cmd;
 use alert_cmd::{AlertCmd, IncidentCmd};
 use commands::cli_ctx;
 use pocnet_client::app::{Client, Enrolment, Outgoing};
@@ -176,6 +177,22 @@ enum Command {
     Incident {
         #[command(subcommand)]
         what: IncidentCmd,
+    },
+    /// Drills: run a scenario on a simulated network of real clients (EXERCISE traffic
+    /// only), pause/resume/end it, and re-verify its after-action report.
+    Drill {
+        #[command(subcommand)]
+        what: drill_cmd::DrillCmd,
+    },
+    /// The airport-attack drill on a local 35-state network, with live progress, in about
+    /// two minutes; writes the after-action report and prints its path.
+    Demo {
+        /// Where the network and the report go (replaced if a drill made it).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Drill seconds per wall-clock second (120: one drill minute every half second).
+        #[arg(long, default_value_t = 120)]
+        rate: u32,
     },
 }
 
@@ -857,6 +874,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let c = Client::open(&home, pass()?.as_bytes())?;
             alert_cmd::alert(&c, cli.json, what).await?
         }
+        Command::Drill { what } => drill_cmd::drill(cli.json, what).await?,
+        Command::Demo { dir, rate } => drill_cmd::demo(cli.json, dir, rate).await?,
         Command::Incident { what } => {
             let c = Client::open(&home, pass()?.as_bytes())?;
             alert_cmd::incident(&c, cli.json, what)?

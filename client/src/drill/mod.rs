@@ -2,3 +2,4 @@
 //! (`pocnet_core::drill`), and the after-action report built from the signed records.
 
 pub mod network;
+pub mod runner;

@@ -323,6 +323,17 @@ impl Client {
 
     /// Sends `Escalate` and checks the relay's signed acceptance; returns its time.
     async fn escalate(&self, s: &Session, envelope: Vec<u8>, plan: Vec<u8>, hash: [u8; 32]) -> Result<u64> {
+        self.escalate_proved(s, envelope, plan, hash).await.map(|(t, _)| t)
+    }
+
+    /// Sends `Escalate`; returns the relay's signed acceptance time and its proof (checked).
+    pub(crate) async fn escalate_proved(
+        &self,
+        s: &Session,
+        envelope: Vec<u8>,
+        plan: Vec<u8>,
+        hash: [u8; 32],
+    ) -> Result<(u64, pocnet_wire::AcceptProof)> {
         match s.request(&Request::Escalate { envelope, plan }).await? {
             Response::Accepted {
                 envelope_hash,
@@ -336,14 +347,14 @@ impl Client {
                         "the relay acknowledged a different envelope hash; report this relay".into(),
                     ));
                 }
-                Ok(stored_at_ms)
+                Ok((stored_at_ms, proof))
             }
             other => Err(Error::Protocol(format!("unexpected answer to Escalate: {other:?}"))),
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn record_sent_alert(
+    pub(crate) fn record_sent_alert(
         &self,
         id: MessageId,
         hash: EnvelopeHash,
@@ -545,8 +556,14 @@ impl Client {
     /// Where alert `id` stands: the relay's record of each step (its plan checked against
     /// ours) with the signed receipts we hold. Syncs receipts first.
     pub async fn alert_status(&self, s: &Session, id: &str) -> Result<AlertStatus> {
-        let (m, _, plan, accepted) = self.sent_alert(id)?;
         self.sync(s, false, None, |_, _| {}).await?;
+        self.alert_status_held(s, id).await
+    }
+
+    /// As [`Client::alert_status`] with the receipts already held (for a caller that is
+    /// watching on the same session).
+    pub async fn alert_status_held(&self, s: &Session, id: &str) -> Result<AlertStatus> {
+        let (m, _, plan, accepted) = self.sent_alert(id)?;
         let (relay_accepted, steps) = match s.request(&Request::EscalationStatus { alert: m.id.0 }).await? {
             Response::Escalation {
                 accepted_ms,

@@ -304,9 +304,11 @@ impl Client {
             RoundRequest::Question(q) => format!("Question: {q}"),
         };
         let due = crate::render::fmt_time(c.deadline_ms);
+        // The round's id (8 hex digits) tells concurrent checks apart.
+        let rid = hex(&c.round_id[..4]);
         let subject = match c.reminder {
-            None => format!("CONTACT CHECK: answer by {due}"),
-            Some(n) => format!("REMINDER {n}: contact check, answer by {due}"),
+            None => format!("CONTACT CHECK {rid}: answer by {due}"),
+            Some(n) => format!("REMINDER {n}: contact check {rid}, answer by {due}"),
         };
         if c.reminder.is_none() {
             self.store.round_pending_save(&PendingChallenge {
