@@ -659,6 +659,7 @@ pub async fn round(ctx: &Ctx, what: RoundCmd) -> Result<(), Error> {
                     .collect::<Result<_, _>>()?,
                 categories: categories.iter().map(|c| parse_category(c)).collect::<Result<_, _>>()?,
                 ranks: ranks.iter().map(|r| parse_rank(r)).collect::<Result<_, _>>()?,
+                exercise: false,
             };
             let request = match question {
                 Some(q) => pocnet_core::round::Request::Question(q),

@@ -854,6 +854,7 @@ async fn inject(
                 states,
                 categories: vec![Category::CyberPolicy],
                 ranks,
+                exercise: true,
             };
             let now = now_ms();
             let deadline = now + scenario.to_real_ms(r.deadline_ms);

@@ -392,8 +392,13 @@ impl Client {
         let peer = self.peer_in(dir, &sender);
         match h.content_type {
             ContentType::RoundChallenge => {
-                let (subject, text) =
-                    self.round_received(&sender, h.message_id, opened.envelope_hash, &opened.plaintext)?;
+                let (subject, text) = self.round_received(
+                    &sender,
+                    h.message_id,
+                    opened.envelope_hash,
+                    &opened.plaintext,
+                    h.exercise,
+                )?;
                 body.subject = subject;
                 body.text = text;
             }

@@ -44,6 +44,9 @@ pub struct Selection {
     pub categories: Vec<Category>,
     /// Ranks.
     pub ranks: Vec<Rank>,
+    /// A drill's round: every challenge and reminder carries the EXERCISE flag, and so do
+    /// the answers to it.
+    pub exercise: bool,
 }
 
 /// What `round start` reports.
@@ -89,6 +92,9 @@ pub struct PendingChallenge {
     pub challenge: Vec<u8>,
     /// When we answered, if we did.
     pub answered_ms: Option<u64>,
+    /// A drill's challenge (EXERCISE in its signed header): the answer is marked so too.
+    #[serde(default)]
+    pub exercise: bool,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -169,6 +175,7 @@ impl Client {
                 suite: Suite::XWing,
                 tlp: Tlp::Amber,
                 content_type: ContentType::RoundChallenge,
+                exercise: sel.exercise,
                 ..HeaderFields::message(now)
             };
             let sealed = pocnet_crypto::seal(
@@ -191,7 +198,7 @@ impl Client {
                 subject: &format!("Contact verification round {}", hex(&round_id[..4])),
                 body: "",
                 tlp: Tlp::Amber,
-                exercise: false,
+                exercise: sel.exercise,
                 content_type: ContentType::RoundChallenge,
                 created_at: now,
                 received_at: now,
@@ -205,6 +212,7 @@ impl Client {
                     suite: Suite::XWing,
                     tlp: Tlp::Amber,
                     content_type: ContentType::RoundChallenge,
+                    exercise: sel.exercise,
                     ..HeaderFields::message(now)
                 };
                 let r = pocnet_crypto::seal(
@@ -285,6 +293,7 @@ impl Client {
         message_id: [u8; 16],
         envelope_hash: [u8; 32],
         plaintext: &[u8],
+        exercise: bool,
     ) -> Result<(String, String)> {
         let env: ChallengeEnvelope = postcard::from_bytes(plaintext)
             .map_err(|e| Error::BadEnvelope(format!("round challenge does not decode: {e}")))?;
@@ -319,6 +328,7 @@ impl Client {
                 reply_to: env.reply_to.clone(),
                 challenge: env.challenge.clone(),
                 answered_ms: None,
+                exercise,
             })?;
         }
         Ok((
@@ -388,6 +398,7 @@ impl Client {
             suite: Suite::XWing,
             tlp: Tlp::Amber,
             content_type: ContentType::RoundResponse,
+            exercise: p.exercise,
             log_head: Some(self.log()?.head()),
             ..HeaderFields::message(now)
         };
