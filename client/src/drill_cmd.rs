@@ -145,6 +145,7 @@ impl Screen {
 }
 
 async fn run_scenario(text: String, dir: &Path, rate: Option<u32>, json: bool) -> Result<Finished, Error> {
+    let t_start = std::time::Instant::now();
     let text = match rate {
         Some(r) => runner::with_clock_rate(&text, r),
         None => text,
@@ -184,6 +185,7 @@ async fn run_scenario(text: String, dir: &Path, rate: Option<u32>, json: bool) -
     if screen.tty {
         eprint!("\r\x1b[K");
     }
+    let enrol_ms = t0.elapsed().as_millis() as u64;
     eprintln!(
         "{} POCs listed in {:.0} s; relay on {} ; running the scenario …",
         net.members.len(),
@@ -212,7 +214,8 @@ async fn run_scenario(text: String, dir: &Path, rate: Option<u32>, json: bool) -
             "{}",
             serde_json::json!({
                 "record": f.record, "markdown": f.markdown, "json": f.json, "html": f.html,
-                "ended_early": f.ended_early,
+                "ended_early": f.ended_early, "pocs": net.members.len(), "stats": f.stats,
+                "enrol_ms": enrol_ms, "total_ms": t_start.elapsed().as_millis() as u64,
             })
         );
     } else {

@@ -70,6 +70,23 @@ pub struct Finished {
     pub report: AfterAction,
     /// Ended before the scenario's end.
     pub ended_early: bool,
+    /// What the fleet did.
+    pub stats: RunStats,
+}
+
+/// Counts of a run, for the drill throughput benchmark.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct RunStats {
+    /// Simulated POCs online.
+    pub simulated: usize,
+    /// Injects carried out.
+    pub injects: usize,
+    /// Deliveries the simulated POCs received and judged.
+    pub stimuli: usize,
+    /// Reactions (acknowledgements, answers, confirmations, reads) carried out.
+    pub reactions: usize,
+    /// Wall-clock ms from start to the end of the drill (before the record is built).
+    pub wall_ms: u64,
 }
 
 /// A control word a second `pocnet drill pause|resume|end` leaves for a running drill.
@@ -304,6 +321,10 @@ pub async fn run(net: &mut Network, text: &str, out: &Path, mut ui: impl FnMut(U
     }
     push(&mut heap, started + scenario.to_real_ms(total), Action::End);
     let mut reactions: Vec<(usize, Reaction)> = Vec::new();
+    let mut stats = RunStats {
+        simulated: sims.len(),
+        ..RunStats::default()
+    };
     let mut alerts: Vec<SentAlert> = Vec::new();
     let mut alert_by_inject: HashMap<usize, [u8; 16]> = HashMap::new();
     let mut messages: Vec<(usize, [u8; 16])> = Vec::new();
@@ -334,6 +355,7 @@ pub async fn run(net: &mut Network, text: &str, out: &Path, mut ui: impl FnMut(U
         tokio::select! {
             got = rx.recv() => {
                 let Some((i, st)) = got else { continue };
+                stats.stimuli += 1;
                 if paused_since.is_some() || sims.get(&i).is_none_or(|s| s.offline) {
                     continue;
                 }
@@ -450,6 +472,7 @@ pub async fn run(net: &mut Network, text: &str, out: &Path, mut ui: impl FnMut(U
                             .map(|_| format!("{handle} confirmed its details")),
                         Reaction::Read { id } => c.read(&hex(id), Some(&s)).await.map(|_| String::new()),
                     };
+                    stats.reactions += 1;
                     match r {
                         Ok(t) if !t.is_empty() => ui(Ui::Event { at, text: t }),
                         Ok(_) => {}
@@ -460,6 +483,7 @@ pub async fn run(net: &mut Network, text: &str, out: &Path, mut ui: impl FnMut(U
                     }
                 }
                 Action::Inject(k) => {
+                    stats.injects += 1;
                     let inj = &scenario.injects[k];
                     let r = inject(
                         k,
@@ -542,6 +566,7 @@ pub async fn run(net: &mut Network, text: &str, out: &Path, mut ui: impl FnMut(U
 
     // Wind down: stop watching, collect the signed records.
     let ended = now_ms();
+    stats.wall_ms = ended - started;
     for s in sims.values_mut() {
         if let Some(w) = s.watch.take() {
             w.abort();
@@ -602,7 +627,9 @@ pub async fn run(net: &mut Network, text: &str, out: &Path, mut ui: impl FnMut(U
         close(s.session).await;
     }
     ss.close().await;
-    write_outputs(out, &bytes, ended_early)
+    let mut f = write_outputs(out, &bytes, ended_early)?;
+    f.stats = stats;
+    Ok(f)
 }
 
 /// Verifies `bytes` as a drill record and writes it with its report into `out`.
@@ -628,6 +655,7 @@ pub fn write_outputs(out: &Path, bytes: &[u8], ended_early: bool) -> Result<Fini
         html: w("report.html", report.to_html().as_bytes())?,
         report,
         ended_early,
+        stats: RunStats::default(),
     })
 }
 
