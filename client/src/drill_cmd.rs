@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use pocnet_client::drill::network::Network;
+use pocnet_client::drill::network::{HumanInvite, Network};
 use pocnet_client::drill::runner::{self, Finished, Ui};
 use pocnet_client::render::line;
 use pocnet_client::Error;
@@ -155,13 +155,6 @@ async fn run_scenario(text: String, dir: &Path, rate: Option<u32>, json: bool) -
     let all: Vec<String> = OAS_35.iter().map(|s| s.to_string()).collect();
     let (states, ranks) = runner::network_needs(&scenario, &all);
     let humans = scenario.participants.humans.clone();
-    if !humans.is_empty() {
-        return Err(Error::Usage(
-            "this scenario names human participants; `drill run` simulates every POC itself today \
-             (join a drill with your own client: not yet supported)"
-                .into(),
-        ));
-    }
     let mut screen = Screen {
         tty: std::io::stderr().is_terminal(),
         last_bar: String::new(),
@@ -176,11 +169,19 @@ async fn run_scenario(text: String, dir: &Path, rate: Option<u32>, json: bool) -
     );
     eprintln!("enrolling the simulated network through the Secretariat and national authorities …");
     let t0 = std::time::Instant::now();
-    let mut net = Network::build(&dir.join("network"), &states, &ranks, &humans, |who, n, total| {
-        if screen.tty {
-            eprint!("\r  {n}/{total} listed ({})\x1b[K", line(who));
-        }
-    })
+    let tty = screen.tty;
+    let mut net = Network::build(
+        &dir.join("network"),
+        &states,
+        &ranks,
+        &humans,
+        |who, n, total| {
+            if tty {
+                eprint!("\r  {n}/{total} listed ({})\x1b[K", line(who));
+            }
+        },
+        ask_human,
+    )
     .await?;
     if screen.tty {
         eprint!("\r\x1b[K");
@@ -222,6 +223,40 @@ async fn run_scenario(text: String, dir: &Path, rate: Option<u32>, json: bool) -
         print_summary(&f);
     }
     Ok(f)
+}
+
+/// Asks the drill officer, on the terminal, for a human participant's fingerprint and the
+/// voice code heard on the phone (the real voice check).
+fn ask_human(inv: &HumanInvite) -> Result<(String, String), Error> {
+    use std::io::BufRead;
+    eprintln!();
+    eprintln!(
+        "HUMAN PARTICIPANT {}: on their machine, with their own profile, they run",
+        line(&inv.handle)
+    );
+    eprintln!(
+        "  pocnet enrol --relay {} --relay-key {} --directory {}",
+        inv.relay, inv.relay_key, inv.vkey
+    );
+    eprintln!("then read you their fingerprint and, on the phone, their voice code.");
+    let read = |prompt: &str| -> Result<String, Error> {
+        eprint!("{prompt}: ");
+        let _ = std::io::stderr().flush();
+        let mut l = String::new();
+        std::io::stdin().lock().read_line(&mut l).map_err(|e| Error::Io {
+            context: "cannot read the answer".into(),
+            source: e,
+        })?;
+        if l.is_empty() {
+            return Err(Error::Usage(
+                "no answer on standard input for a human participant".into(),
+            ));
+        }
+        Ok(l.trim().to_string())
+    };
+    let fp = read(&format!("{} fingerprint", inv.handle))?;
+    let heard = read(&format!("{} voice code heard", inv.handle))?;
+    Ok((fp, heard))
 }
 
 fn print_summary(f: &Finished) {

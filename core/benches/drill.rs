@@ -209,7 +209,32 @@ fn main() {
     let t_verify = best(&|| {
         black_box(verify_drill(black_box(&bytes), Some(&vk)).unwrap());
     });
+    // Same-run ceilings: decoding the record (what any report must read), and the
+    // signatures verify_drill must check, one verify_strict each: every log leaf (1,203:
+    // Genesis, 200 authority enrolments, 1,000 approvals, each approval also carrying the
+    // authority's nomination signature), the controller's signature, the alert envelope and
+    // its plan, 1,700 receipts.
+    let t_decode = best(&|| {
+        black_box(DrillBundle::decode_unverified(black_box(&bytes)).unwrap());
+    });
+    let sk = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let vkk = sk.verifying_key();
+    let msg = [0u8; 200];
+    let sig = ed25519_dalek::Signer::sign(&sk, &msg);
+    let t_sig = best(&|| {
+        black_box(vkk.verify_strict(black_box(&msg), &sig).unwrap());
+    });
+    let sigs = bundle.log_leaves.len() + 1000 + 1 + 2 + 1700;
     println!();
+    println!(
+        "ceilings: decoding the record {:.1} ms (report generation = {:.2}x decode); {} signatures x {:.1} us = {:.1} ms one-core (verify_drill = {:.2}x)",
+        ms(t_decode),
+        ms(t_all) / ms(t_decode),
+        sigs,
+        t_sig.as_secs_f64() * 1e6,
+        ms(t_sig) * sigs as f64,
+        ms(t_verify) / (ms(t_sig) * sigs as f64)
+    );
     println!(
         "1,000 POCs, one alert, 700 acks; record {} bytes, {} log leaves; HTML {} bytes, Markdown {} bytes, JSON {} bytes",
         bytes.len(),

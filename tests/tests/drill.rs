@@ -269,3 +269,98 @@ fn questions_and_contact_checks_in_a_drill_are_exercise_and_answered_in_the_repo
     }
     assert!(seen > 20, "{seen}");
 }
+
+/// A human POC takes part with their own client beside the simulated ones: enrolled through
+/// the real voice check (the drill officer types the code heard), they receive the drill's
+/// alert with their own `pocnet watch`, acknowledge it with `pocnet alert ack`, and the report
+/// shows what they did.
+const WITH_HUMAN: &str = r#"
+name = "Drill with a human"
+description = "Two states; Mexico's primary is a person with their own client."
+clock_rate = 60
+window = "10m"
+repeats = 0
+seed = 9
+duration = "15m"
+
+[participants]
+states = ["CL", "MX"]
+ranks = ["primary", "alternate"]
+humans = ["MX.primary"]
+
+[profiles]
+default = "prompt"
+
+[[inject]]
+at = "1m"
+kind = "alert"
+from = "CL.primary"
+to = ["*"]
+headline = "Exercise: check your drill client"
+description = "Acknowledge this exercise alert."
+severity = "Minor"
+urgency = "Expected"
+certainty = "Possible"
+category = ["Other"]
+tlp = "green"
+"#;
+
+#[test]
+fn a_human_with_their_own_client_takes_part_and_the_report_shows_what_they_did() {
+    use std::io::Write;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("drill");
+    let file = work.path().join("human.toml");
+    std::fs::write(&file, WITH_HUMAN).unwrap();
+    let mut child = pocnet(&["drill", "run", file.to_str().unwrap(), "--dir", dir.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut wait_for = |what: &str| -> String {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(err.read_line(&mut line).unwrap() > 0, "the drill ended before `{what}`");
+            if line.contains(what) {
+                return line.clone();
+            }
+        }
+    };
+    // The drill officer is told how the person enrols their own client.
+    let enrol = wait_for("pocnet enrol --relay");
+    let args: Vec<String> = enrol.split_whitespace().skip(1).map(String::from).collect();
+    let human = pocnet_tests::Poc::new();
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    human.ok(&a);
+    // They read their fingerprint and, on the phone, their voice code.
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{}", human.fingerprint()).unwrap();
+    writeln!(stdin, "{}", human.voice_code()).unwrap();
+    wait_for("MX.primary approved");
+    let listed = human.ok(&a);
+    assert!(listed.contains("MX.primary"), "{listed}");
+    wait_for("EXERCISE started");
+    // Their own client rings with the drill's alert, marked EXERCISE; they acknowledge.
+    let out = human.ok(&["watch", "--count", "1"]);
+    assert!(out.contains("EXERCISE"), "{out}");
+    let id = human.json(&["alert", "list"])[0]["id"].as_str().unwrap().to_string();
+    human.ok(&["alert", "ack", &id]);
+    assert!(child.wait().unwrap().success());
+    let r = report(&dir);
+    let mx = r["alerts"][0]["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["state"] == "MX")
+        .unwrap()
+        .clone();
+    assert_eq!(mx["acknowledged_by"], "MX.primary", "{mx}");
+    let humans = r["humans"].as_array().unwrap();
+    assert_eq!(humans.len(), 1);
+    assert_eq!(humans[0]["handle"], "MX.primary");
+    assert_eq!(r["participants"]["humans"], 1, "{}", r["participants"]);
+    assert!(humans[0]["alerts"][0]["acknowledged_ms"].is_u64(), "{}", humans[0]);
+}

@@ -161,6 +161,19 @@ pub struct Member {
     pub home: Option<PathBuf>,
 }
 
+/// What a human participant needs to enrol their own client.
+#[derive(Clone, Debug)]
+pub struct HumanInvite {
+    /// The handle they will hold.
+    pub handle: String,
+    /// The relay's address.
+    pub relay: String,
+    /// The relay's fingerprint.
+    pub relay_key: String,
+    /// The directory key.
+    pub vkey: String,
+}
+
 /// The enrolled network.
 pub struct Network {
     /// The drill directory.
@@ -226,6 +239,7 @@ impl Network {
         ranks: &[Rank],
         humans: &[String],
         mut progress: impl FnMut(&str, usize, usize),
+        mut human: impl FnMut(&HumanInvite) -> Result<(String, String)>,
     ) -> Result<Network> {
         crate::profile::private_dir(dir)?;
         let sec_home = dir.join("secretariat");
@@ -259,6 +273,52 @@ impl Network {
             for &rank in ranks {
                 let handle = format!("{st}.{}", rank_name(rank));
                 if humans.iter().any(|h| h == &handle) {
+                    // A person with their own client: they enrol (registering their key), the
+                    // authority nominates it, and the Secretariat approves it after hearing
+                    // their voice code — the real voice check, asked of the drill officer.
+                    let invite = HumanInvite {
+                        handle: handle.clone(),
+                        relay: relay.addr.clone(),
+                        relay_key: relay.fingerprint.clone(),
+                        vkey: vkey.clone(),
+                    };
+                    let mut tries = 0;
+                    loop {
+                        tries += 1;
+                        let (fp, heard) = human(&invite)?;
+                        let fp = fp.trim().to_ascii_lowercase();
+                        let r = async {
+                            a.nominate(&sa, Category::CyberPolicy, rank, contact(&handle, st), &fp)
+                                .await?;
+                            let pending = sec.pending(&s).await?;
+                            let id = pending
+                                .iter()
+                                .find(|(p, _)| p.nominee.as_ref().is_some_and(|n| n.fingerprint == fp))
+                                .map(|(p, _)| p.id)
+                                .ok_or_else(|| {
+                                    Error::Usage(format!("no registration of {fp} at the relay: enrol first"))
+                                })?;
+                            let heard = heard.clone();
+                            sec.approve(&s, id, move |_| Ok(heard)).await
+                        }
+                        .await;
+                        match r {
+                            Ok(_) => {
+                                eprintln!(
+                                    "{handle} approved: they run the same `pocnet enrol` again, then `pocnet watch`"
+                                );
+                                break;
+                            }
+                            Err(e) if tries < 3 => {
+                                tracing::warn!("{handle}: {}", crate::render::line(&e.to_string()));
+                                eprintln!(
+                                    "{handle} not approved: {}; try again",
+                                    crate::render::line(&e.to_string())
+                                );
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
                     members.push(Member {
                         handle: handle.clone(),
                         state: st.clone(),
