@@ -111,7 +111,8 @@ fn raw_sqlite(dir: &tempfile::TempDir) -> rusqlite::Connection {
     let c = rusqlite::Connection::open(dir.path().join("raw.db")).unwrap();
     c.pragma_update(None, "journal_mode", "WAL").unwrap();
     c.pragma_update(None, "synchronous", "FULL").unwrap();
-    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)").unwrap();
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)")
+        .unwrap();
     c
 }
 
@@ -147,7 +148,15 @@ impl Bare {
         t.stream_receive_window((MAX_FRAME as u32 + 4).into());
         t.send_window(16 * 1024 * 1024);
         scfg.transport_config(Arc::new(t));
-        let ep = quinn::Endpoint::server(scfg, "127.0.0.1:0".parse().unwrap()).unwrap();
+        // The relay's socket (the same receive buffer).
+        let socket = pocnet_relay::server::udp_socket("127.0.0.1:0".parse().unwrap()).unwrap();
+        let ep = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(scfg),
+            socket,
+            quinn::default_runtime().unwrap(),
+        )
+        .unwrap();
         let addr = ep.local_addr().unwrap();
         let (fanout, _) = broadcast::channel::<Arc<Vec<u8>>>(16);
         let watching = Arc::new(AtomicUsize::new(0));

@@ -125,7 +125,7 @@ impl Secretariat {
     /// 2 to 22.
     pub fn with_per_state(per_state: usize) -> Secretariat {
         assert!(
-            per_state % 2 == 0 && (2..=PER_STATE).contains(&per_state),
+            per_state.is_multiple_of(2) && (2..=PER_STATE).contains(&per_state),
             "per_state must be even, 2 to {PER_STATE}"
         );
         let id = identity();

@@ -138,7 +138,13 @@ struct Seen {
 
 impl Seen {
     fn of(&self, alert: &[u8; 16]) -> Vec<Got> {
-        self.got.lock().unwrap().iter().filter(|g| &g.alert == alert).copied().collect()
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|g| &g.alert == alert)
+            .copied()
+            .collect()
     }
     /// Waits until `pred` holds of the alert's deliveries; panics after `limit`.
     async fn wait(&self, alert: &[u8; 16], what: &str, limit: Duration, pred: impl Fn(&[Got]) -> bool) {
@@ -249,6 +255,7 @@ fn signed_plan(
 #[derive(Clone, Copy, Debug)]
 struct Dist {
     n: usize,
+    min: f64,
     p50: f64,
     p99: f64,
     max: f64,
@@ -259,18 +266,22 @@ fn dist(mut v: Vec<f64>) -> Dist {
     let p50 = percentile(&mut v, 0.50);
     let p99 = percentile(&mut v, 0.99);
     let max = v.iter().copied().fold(f64::NAN, f64::max);
-    Dist { n, p50, p99, max }
+    let min = v.iter().copied().fold(f64::NAN, f64::min);
+    Dist { n, min, p50, p99, max }
 }
 
 impl Dist {
     fn md(&self) -> String {
         let d = if self.max < 1.0 { 3 } else { 1 };
-        format!("p50 {:.d$} ms, p99 {:.d$} ms, max {:.d$} ms", self.p50, self.p99, self.max)
+        format!(
+            "first {:.d$}, p50 {:.d$}, p99 {:.d$}, max {:.d$} ms",
+            self.min, self.p50, self.p99, self.max
+        )
     }
     fn json(&self) -> String {
         format!(
-            "{{\"n\":{},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3}}}",
-            self.n, self.p50, self.p99, self.max
+            "{{\"n\":{},\"min_ms\":{:.3},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3}}}",
+            self.n, self.min, self.p50, self.p99, self.max
         )
     }
 }
@@ -303,11 +314,69 @@ fn waves(got: &[Got], accepted_ms: u64, window_ms: u64) -> Vec<Wave> {
                 at_w: (due - accepted_ms) / window_ms,
                 repeat: gs[0].release.repeat,
                 ranks,
-                tick_lag_ms: gs.iter().map(|g| g.release.released_ms - g.release.due_ms).max().unwrap(),
+                tick_lag_ms: gs
+                    .iter()
+                    .map(|g| g.release.released_ms - g.release.due_ms)
+                    .max()
+                    .unwrap(),
                 lat: dist(gs.iter().map(|g| g.arrival_ms - g.release.released_ms as f64).collect()),
             }
         })
         .collect()
+}
+
+/// The relay's store alone: `alert` stored with one held step per key (every key watched),
+/// all due together, then released. Ms from the release call until its commit returned
+/// and every watcher's channel held its item (the first stretch of release → delivery).
+async fn store_release_ms(
+    alert: &Sealed,
+    sender: [u8; 32],
+    shape: &[(&'static str, Vec<Vec<usize>>)],
+    keys: &[[u8; 32]],
+) -> f64 {
+    use pocnet_relay::store::{NewEnvelope, NewEscalation, Notifier, PlannedStep, Queue, SqliteStore};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("s.db"), 1024, u64::MAX / 2, None).unwrap();
+    let now = pocnet_client::now_ms();
+    let mut steps = Vec::new();
+    let mut subs = Vec::new();
+    for (_, ranks) in shape {
+        let signers: Vec<[u8; 32]> = ranks.iter().flatten().map(|&i| keys[i]).collect();
+        for (r, rank) in ranks.iter().enumerate() {
+            for &i in rank {
+                subs.push(store.subscribe(keys[i], 4).unwrap());
+                steps.push(PlannedStep {
+                    recipient: keys[i],
+                    rank: r as u8,
+                    repeat: 0,
+                    due_ms: now + 1000,
+                    cancel_signers: signers.clone(),
+                });
+            }
+        }
+    }
+    store
+        .escalate(
+            NewEnvelope {
+                sender,
+                message_id: alert.message_id,
+                envelope_hash: alert.envelope_hash,
+                bytes: alert.bytes.clone().into(),
+                recipients: steps.iter().map(|s| s.recipient).collect(),
+                now_ms: now,
+                expires_at_ms: now + 3_600_000,
+            },
+            NewEscalation { plan: vec![1], steps },
+        )
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let n = store.release(now + 1000).await.unwrap();
+    assert_eq!(n as usize, subs.len());
+    for s in &mut subs {
+        s.recv().await.unwrap();
+    }
+    t.elapsed().as_secs_f64() * 1000.0
 }
 
 async fn status(sender: &Raw, alert: [u8; 16]) -> (u64, Vec<StepReport>) {
@@ -374,7 +443,11 @@ async fn main() {
     let sender_id = Identity::from_secret_bytes(&ids[p].to_secret_bytes()).unwrap();
     let seal_t = Instant::now();
     let (alert1, alert2) = {
-        let (s, pubs, suite) = (Identity::from_secret_bytes(&sender_id.to_secret_bytes()).unwrap(), pubs.clone(), a.suite);
+        let (s, pubs, suite) = (
+            Identity::from_secret_bytes(&sender_id.to_secret_bytes()).unwrap(),
+            pubs.clone(),
+            a.suite,
+        );
         tokio::task::spawn_blocking(move || {
             (
                 seal_alert(&s, &pubs, suite, &[0x41; 1024]),
@@ -388,7 +461,9 @@ async fn main() {
     let plan1 = signed_plan(&alert1, &sender_id, w, a.repeats, &shape, &keys);
     let plan2 = signed_plan(&alert2, &sender_id, a.ack_window_ms, 0, &shape, &keys);
     let env_len = alert1.bytes.len();
-    let trimmed_len = pocnet_crypto::trim_for_recipient(&alert1.bytes, &keys[0]).unwrap().len();
+    let trimmed_len = pocnet_crypto::trim_for_recipient(&alert1.bytes, &keys[0])
+        .unwrap()
+        .len();
     assert!(
         env_len as u64 <= pocnet_relay::Config::default().max_alert_bytes,
         "the alert envelope ({env_len} B) is over the relay's default max_alert_bytes"
@@ -396,12 +471,36 @@ async fn main() {
 
     // Ceilings, same run, same machine.
     eprintln!("ceilings …");
-    let commit = dist(tokio::task::spawn_blocking(|| sqlite_commit_ms(200, 300)).await.unwrap());
+    let commit = dist(
+        tokio::task::spawn_blocking(|| sqlite_commit_ms(200, 300))
+            .await
+            .unwrap(),
+    );
     let ack_like = receipt(&ids[0], ReceiptKind::Acknowledged, &alert2, &sender_id);
     let rtt = dist(bare_round_trips(500, ack_like).await);
     let frame = delivery_frame(trimmed_len);
     let frame_len = frame.len();
     let fanout = dist(bare_fanout(p, frame, a.rounds, Duration::from_secs(60)).await);
+    let store_release = store_release_ms(&alert1, keys[p], &shape, &keys).await;
+    // The relay's own work per copy, on one core: trim the envelope to the recipient's
+    // stanza and encode the delivery frame.
+    let per_copy_ms = {
+        let t = Instant::now();
+        for (i, k) in keys[..p].iter().enumerate() {
+            let env = pocnet_crypto::trim_for_recipient(&alert1.bytes, k).unwrap();
+            std::hint::black_box(encode(&Response::Deliver(Delivery::Envelope {
+                seq: i as u64,
+                envelope: env,
+            })));
+        }
+        t.elapsed().as_secs_f64() * 1000.0
+    };
+    // What the same fan-out would cost if each copy's header carried only its recipient's
+    // entry of the signed recipient list (96 B each: key, key-record hash, stanza hash).
+    let own_entry_len = trimmed_len - (p - 1) * 96;
+    let small_frame = delivery_frame(own_entry_len);
+    let small_frame_len = small_frame.len();
+    let fanout_small = dist(bare_fanout(p, small_frame, a.rounds, Duration::from_secs(60)).await);
 
     // The relay, its directory and every POC watching.
     eprintln!("relay: listing and connecting {} keys …", p + 1);
@@ -411,7 +510,10 @@ async fn main() {
     let fp = relay_id.fingerprint();
     let mut cfg = unthrottled(secretariat.vkey());
     cfg.max_alert_bytes = pocnet_relay::Config::default().max_alert_bytes;
-    let running = pocnet_relay::start(dir.path().to_path_buf(), cfg, relay_id).await.unwrap();
+    let running = pocnet_relay::start(dir.path().to_path_buf(), cfg, relay_id)
+        .await
+        .unwrap();
+    eprintln!("relay on {}", running.addr);
     let raws: Vec<Arc<Raw>> = enrol(&mut secretariat, running.addr, fp, ids)
         .await
         .into_iter()
@@ -435,7 +537,8 @@ async fn main() {
     let escalate1_ms = escalate(&sender, &alert1, plan1).await;
     let expected1 = p * (1 + a.repeats as usize);
     let limit1 = Duration::from_millis((ranks - 1 + a.repeats as u64) * w + 15_000);
-    seen.wait(&alert1.message_id, "alert 1", limit1, |g| g.len() >= expected1).await;
+    seen.wait(&alert1.message_id, "alert 1", limit1, |g| g.len() >= expected1)
+        .await;
     let (accepted1, steps1) = status(&sender, alert1.message_id).await;
     let got1 = seen.of(&alert1.message_id);
     assert_eq!(got1.len(), expected1, "each step delivered once");
@@ -450,11 +553,16 @@ async fn main() {
     let full = waves1.iter().max_by_key(|wv| wv.lat.n).unwrap();
 
     // 2. Acknowledgement → cancellation.
-    eprintln!("alert 2: window {} ms; {} states acknowledge …", a.ack_window_ms, a.ack_states);
+    eprintln!(
+        "alert 2: window {} ms; {} states acknowledge …",
+        a.ack_window_ms, a.ack_states
+    );
     let escalate2_ms = escalate(&sender, &alert2, plan2).await;
     let rank0: usize = shape.iter().map(|(_, r)| r[0].len()).sum();
-    seen.wait(&alert2.message_id, "alert 2 rank 0", Duration::from_secs(30), |g| g.len() >= rank0)
-        .await;
+    seen.wait(&alert2.message_id, "alert 2 rank 0", Duration::from_secs(30), |g| {
+        g.len() >= rank0
+    })
+    .await;
     let (accepted2, _) = status(&sender, alert2.message_id).await;
     let mut delivered_ms = Vec::new();
     let mut ack_ms = Vec::new();
@@ -494,7 +602,10 @@ async fn main() {
             );
             cancelled += 1;
         } else {
-            assert!(s.cancelled_ms.is_none(), "a step of a state that did not acknowledge was cancelled: {s:?}");
+            assert!(
+                s.cancelled_ms.is_none(),
+                "a step of a state that did not acknowledge was cancelled: {s:?}"
+            );
         }
     }
     // When the window ends, the other states' alternates (and only theirs) get the alert.
@@ -514,12 +625,21 @@ async fn main() {
     let got2 = seen.of(&alert2.message_id);
     let client_state = |c: usize| state_of.get(&keys[c]).copied();
     let alt2: Vec<&Got> = got2.iter().filter(|g| g.release.rank == 1).collect();
-    assert_eq!(alt2.len(), alternates_unacked, "alternates of the other states, each once");
+    assert_eq!(
+        alt2.len(),
+        alternates_unacked,
+        "alternates of the other states, each once"
+    );
     assert!(
-        alt2.iter().all(|g| !acked_states.contains(&client_state(g.client).unwrap())),
+        alt2.iter()
+            .all(|g| !acked_states.contains(&client_state(g.client).unwrap())),
         "an alternate of a state that acknowledged got the alert"
     );
-    let wave2 = waves(&alt2.iter().map(|g| **g).collect::<Vec<_>>(), accepted2, a.ack_window_ms);
+    let wave2 = waves(
+        &alt2.iter().map(|g| **g).collect::<Vec<_>>(),
+        accepted2,
+        a.ack_window_ms,
+    );
     running.shutdown().await;
 
     let ack = dist(ack_ms);
@@ -542,10 +662,11 @@ async fn main() {
             })
             .collect();
         println!(
-            "{{\"pocs\":{p},\"suite\":\"{suite}\",\"envelope_bytes\":{env_len},\"delivery_frame_bytes\":{frame_len},\"escalate_ms\":{escalate1_ms:.3},\"send_fanout\":{},\"waves\":[{}],\"bare_fanout\":{},\"ack\":{},\"delivered_receipt\":{},\"bare_round_trip\":{},\"sqlite_commit\":{},\"steps_cancelled\":{cancelled}}}",
+            "{{\"pocs\":{p},\"suite\":\"{suite}\",\"envelope_bytes\":{env_len},\"delivery_frame_bytes\":{frame_len},\"escalate_ms\":{escalate1_ms:.3},\"send_fanout\":{},\"waves\":[{}],\"bare_fanout\":{},\"bare_fanout_own_entry_only\":{},\"store_release_ms\":{store_release:.3},\"trim_encode_all_ms\":{per_copy_ms:.3},\"ack\":{},\"delivered_receipt\":{},\"bare_round_trip\":{},\"sqlite_commit\":{},\"steps_cancelled\":{cancelled}}}",
             send_fanout.json(),
             ws.join(","),
             fanout.json(),
+            fanout_small.json(),
             ack.json(),
             delivered.json(),
             rtt.json(),
@@ -601,14 +722,33 @@ async fn main() {
         full.lat.p99 / fanout.p99
     );
     println!(
+        "Same run, the relay's store alone releasing {p} watched held steps of this alert (one transaction, \
+         commit included, every watcher's item handed over): {store_release:.1} ms."
+    );
+    println!(
+        "Same run, trimming the envelope and encoding the delivery frame for each of the {p} recipients, one \
+         core: {per_copy_ms:.1} ms in all."
+    );
+    println!(
+        "Same run, bare quinn pushing a {small_frame_len} B frame (the copy's size if its header listed only \
+         its own recipient) to {p} connections at once: {}.",
+        fanout_small.md()
+    );
+    println!(
         "Escalate accepted (sender's round trip, {env_len} B envelope, {} steps stored): {escalate1_ms:.1} ms; \
          sender's Escalate → rank-0 delivery: {}. Alert 2: {escalate2_ms:.1} ms.\n",
         steps1.len(),
         send_fanout.md()
     );
-    println!("| acknowledgement → cancellation ({} states, one at a time) | value | ratio |", a.ack_states);
+    println!(
+        "| acknowledgement → cancellation ({} states, one at a time) | value | ratio |",
+        a.ack_states
+    );
     println!("|---|---|---:|");
-    println!("| `Acknowledged` receipt → `Done` (the state's later steps cancelled in that commit) | {} | |", ack.md());
+    println!(
+        "| `Acknowledged` receipt → `Done` (the state's later steps cancelled in that commit) | {} | |",
+        ack.md()
+    );
     println!(
         "| ceiling: `Delivered` receipt → `Done` (same path, nothing to cancel) | {} | {:.2} (p50), {:.2} (p99) |",
         delivered.md(),
@@ -619,7 +759,10 @@ async fn main() {
         "| ceiling: bare quinn round trip of the same request | {} | |",
         rtt.md()
     );
-    println!("| ceiling: one durable SQLite commit (WAL, synchronous=FULL, 300 B row) | {} | |", commit.md());
+    println!(
+        "| ceiling: one durable SQLite commit (WAL, synchronous=FULL, 300 B row) | {} | |",
+        commit.md()
+    );
     println!(
         "| ceiling: bare round trip + durable commit (p50) | {:.1} ms | {:.2} |",
         rtt.p50 + commit.p50,
