@@ -272,7 +272,13 @@ fn dist(mut v: Vec<f64>) -> Dist {
 
 impl Dist {
     fn md(&self) -> String {
-        let d = if self.max < 1.0 { 3 } else { 1 };
+        let d = if self.max < 1.0 {
+            3
+        } else if self.p50 < 1.0 {
+            2
+        } else {
+            1
+        };
         format!(
             "first {:.d$}, p50 {:.d$}, p99 {:.d$}, max {:.d$} ms",
             self.min, self.p50, self.p99, self.max
@@ -676,7 +682,7 @@ async fn main() {
     }
     println!(
         "{p} POCs in {} states ({} keys a state, {ranks} ranks), all online and watching; {suite} alert \
-         envelope {env_len} B (sealed in {seal_ms:.0} ms, one core), {trimmed_len} B as each recipient \
+         envelope {env_len} B (sealed in {seal_ms:.0} ms), {trimmed_len} B as each recipient \
          gets it; window {w} ms, {} repeat(s).\n",
         shape.len(),
         PER_STATE,
