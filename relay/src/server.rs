@@ -51,6 +51,10 @@ const MAX_UPLOADS_PER_KEY: usize = 4;
 const UPLOAD_IDLE: Duration = Duration::from_secs(30);
 /// How often held envelopes that fell due are released.
 const RELEASE_EVERY: Duration = Duration::from_secs(1);
+/// The UDP receive buffer the relay asks for (the kernel caps it at `net.core.rmem_max`).
+/// With the usual 208 KiB default, the packets of a thousand clients acknowledging an
+/// alert's fan-out at once overflow it, and every lost packet costs a retransmission.
+pub const UDP_RECV_BUFFER: usize = 8 * 1024 * 1024;
 /// Envelope bytes (in KiB) all sends being verified and stored may hold at once.
 const SEND_BUDGET_KIB: usize = 64 * 1024;
 
@@ -198,7 +202,10 @@ pub async fn start_with<S: Store, C: Clock>(
         .listen
         .parse()
         .with_context(|| format!("listen address {:?} is not HOST:PORT", cfg.listen))?;
-    let endpoint = quinn::Endpoint::server(server, addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let socket = udp_socket(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let runtime = quinn::default_runtime().context("no async runtime")?;
+    let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server), socket, runtime)
+        .with_context(|| format!("cannot listen on {addr}"))?;
     let addr = endpoint.local_addr()?;
     let max_connections = cfg.max_connections;
     let sweep_every = Duration::from_secs(cfg.sweep_interval_secs.max(1));
@@ -269,6 +276,24 @@ pub async fn start_with<S: Store, C: Clock>(
         idle: Arc::new(move || e2.inflight.load(Ordering::SeqCst) == 0),
         tasks: vec![accept_task, sweep_task, release_task],
     })
+}
+
+/// A UDP socket bound to `addr` with a receive buffer of [`UDP_RECV_BUFFER`] if the kernel
+/// allows it (a smaller one is logged, not refused).
+pub fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    let sock = socket2::SockRef::from(&socket);
+    let _ = sock.set_recv_buffer_size(UDP_RECV_BUFFER);
+    match sock.recv_buffer_size() {
+        // Linux reports twice what it reserves for payload (the rest is its bookkeeping).
+        Ok(n) if n >= UDP_RECV_BUFFER => {}
+        Ok(n) => tracing::info!(
+            "UDP receive buffer is {n} bytes (asked for {UDP_RECV_BUFFER}): raise net.core.rmem_max so bursts \
+             from many clients are not dropped"
+        ),
+        Err(e) => tracing::info!("cannot read the UDP receive buffer size: {e}"),
+    }
+    Ok(socket)
 }
 
 /// Partial uploads older than the TTL whose records are gone (a crash between the record's

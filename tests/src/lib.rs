@@ -2,6 +2,7 @@
 //! against a relay on 127.0.0.1 with a port chosen by the OS.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod probe;
 
 use std::io::{BufRead, BufReader};

@@ -106,14 +106,28 @@ pub struct Secretariat {
     authorities: BTreeMap<String, Identity>,
     /// POCs listed so far (the next free state and rank).
     listed: usize,
+    /// Handles per state before the next state is begun.
+    per_state: usize,
 }
 
-/// Handles per state: two categories, each primary, alternate and further1..9.
+/// Handles per state by default: two categories, each primary, alternate and further1..9.
 const PER_STATE: usize = 22;
 
 impl Secretariat {
     /// A new Secretariat key and the genesis of its log (not yet published).
     pub fn new() -> Secretariat {
+        Secretariat::with_per_state(PER_STATE)
+    }
+
+    /// Like [`Secretariat::new`], listing `per_state` handles in each state before the next:
+    /// half cyber policy, half foreign affairs contacts, each category primary, alternate,
+    /// then further ranks (6: primary, alternate and further1 of each). An even number from
+    /// 2 to 22.
+    pub fn with_per_state(per_state: usize) -> Secretariat {
+        assert!(
+            per_state.is_multiple_of(2) && (2..=PER_STATE).contains(&per_state),
+            "per_state must be even, 2 to {PER_STATE}"
+        );
         let id = identity();
         let publisher = Publisher::genesis(&id, ORIGIN, pocnet_client::now_ms(), vec![], 0).expect("genesis");
         Secretariat {
@@ -121,6 +135,7 @@ impl Secretariat {
             publisher,
             authorities: BTreeMap::new(),
             listed: 0,
+            per_state,
         }
     }
 
@@ -129,23 +144,29 @@ impl Secretariat {
         directory::vkey(ORIGIN, self.id.public_key())
     }
 
-    /// The next free handle: (state, category, rank).
-    fn next_handle(&mut self) -> (&'static str, Category, Rank) {
-        let n = self.listed;
-        self.listed += 1;
-        let state = pocnet_core::iso3166::ASSIGNED[n / PER_STATE].0;
-        let slot = n % PER_STATE;
-        let category = if slot < PER_STATE / 2 {
+    /// The handle of the `n`-th key listed (from 0): (state, category, rank).
+    pub fn place(&self, n: usize) -> (&'static str, Category, Rank) {
+        let per = self.per_state;
+        let state = pocnet_core::iso3166::ASSIGNED[n / per].0;
+        let slot = n % per;
+        let category = if slot < per / 2 {
             Category::CyberPolicy
         } else {
             Category::ForeignAffairs
         };
-        let rank = match slot % (PER_STATE / 2) {
+        let rank = match slot % (per / 2) {
             0 => Rank::Primary,
             1 => Rank::Alternate,
             k => Rank::Further((k - 1) as u8),
         };
         (state, category, rank)
+    }
+
+    /// The next free handle: (state, category, rank).
+    fn next_handle(&mut self) -> (&'static str, Category, Rank) {
+        let n = self.listed;
+        self.listed += 1;
+        self.place(n)
     }
 
     /// Lists each key as a POC (with its state's authority, enrolled the first time), and

@@ -1667,20 +1667,23 @@ fn release(
     announced: &mut Vec<(Key, Arc<Item>)>,
     hub: &Hub,
 ) -> R<u64> {
-    let due: Vec<(i64, Vec<u8>)> = match recipient {
+    let due: Vec<(i64, Vec<u8>, Option<i64>)> = match recipient {
         None => {
             let mut st = tx.prepare_cached(
-                "SELECT seq, recipient FROM queue WHERE state = 1 AND not_before <= ?1 ORDER BY not_before, seq",
+                "SELECT seq, recipient, envelope_id FROM queue WHERE state = 1 AND not_before <= ?1
+                 ORDER BY not_before, seq",
             )?;
-            let rows = st.query_map([now_ms as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let rows = st.query_map([now_ms as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect::<Result<_, _>>()?
         }
         Some(k) => {
             let mut st = tx.prepare_cached(
-                "SELECT seq, recipient FROM queue WHERE recipient = ?1 AND state = 1 AND not_before <= ?2
+                "SELECT seq, recipient, envelope_id FROM queue WHERE recipient = ?1 AND state = 1 AND not_before <= ?2
                  ORDER BY not_before, seq",
             )?;
-            let rows = st.query_map(params![k.as_slice(), now_ms as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let rows = st.query_map(params![k.as_slice(), now_ms as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
             rows.collect::<Result<_, _>>()?
         }
     };
@@ -1693,11 +1696,11 @@ fn release(
     let mut step = tx.prepare_cached(
         "UPDATE escalation_steps SET released = ?1, seq = ?2 WHERE seq = ?3 RETURNING due, rank, repeat",
     )?;
-    let mut envelope = tx.prepare_cached(
-        "SELECT e.bytes, e.stored_at, e.envelope_hash FROM queue q JOIN envelopes e ON e.id = q.envelope_id
-         WHERE q.seq = ?1",
-    )?;
-    for (old, r) in &due {
+    let mut envelope = tx.prepare_cached("SELECT bytes, stored_at, envelope_hash FROM envelopes WHERE id = ?1")?;
+    // An alert's steps due together share one envelope: read it once per release and hand
+    // every watcher the same bytes (as at acceptance), not a copy per step.
+    let mut envelopes: HashMap<i64, (Arc<[u8]>, u64, Key)> = HashMap::new();
+    for (old, r, envelope_id) in &due {
         copy.execute([old])?;
         let seq = tx.last_insert_rowid();
         drop_row.execute([old])?;
@@ -1713,16 +1716,24 @@ fn release(
             })
             .optional()?;
         let r = to_key(r);
-        if hub.is_watched(&r) {
-            let (bytes, stored_at, hash): (Vec<u8>, i64, Vec<u8>) =
-                envelope.query_row([seq], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+        if let (true, Some(eid)) = (hub.is_watched(&r), envelope_id) {
+            let (bytes, stored_at, hash) = match envelopes.get(eid) {
+                Some(e) => e.clone(),
+                None => {
+                    let (bytes, stored_at, hash): (Vec<u8>, i64, Vec<u8>) =
+                        envelope.query_row([eid], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+                    let e = (Arc::<[u8]>::from(bytes), stored_at as u64, to_key(&hash));
+                    envelopes.insert(*eid, e.clone());
+                    e
+                }
+            };
             announced.push((
                 r,
                 Arc::new(Item::Envelope {
                     seq: seq as u64,
-                    envelope: bytes.into(),
-                    stored_at_ms: stored_at as u64,
-                    envelope_hash: to_key(&hash),
+                    envelope: bytes,
+                    stored_at_ms: stored_at,
+                    envelope_hash: hash,
                     release,
                 }),
             ));

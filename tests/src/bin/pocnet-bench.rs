@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use pocnet_crypto::{HeaderFields, Identity, Suite};
 use pocnet_relay::store::{NewEnvelope, Queue, SqliteStore};
-use pocnet_tests::probe::{connect, identity, Raw, Secretariat};
-use pocnet_wire::{encode, Delivery, FrameDecoder, Request, Response, Tagged, MAX_FRAME};
+use pocnet_tests::bench::{bare_quinn, enrolled, percentile, sqlite_ceiling, unthrottled};
+use pocnet_tests::probe::{Raw, Secretariat};
+use pocnet_wire::{encode, Delivery, FrameDecoder, Request, Response, MAX_FRAME};
 use tokio::sync::Semaphore;
 
 const BODY: usize = 1024;
@@ -104,137 +105,11 @@ async fn store_ceiling(n: usize, concurrency: usize) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-fn sqlite_ceiling(n: usize) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    let c = rusqlite::Connection::open(dir.path().join("raw.db")).unwrap();
-    c.pragma_update(None, "journal_mode", "WAL").unwrap();
-    c.pragma_update(None, "synchronous", "FULL").unwrap();
-    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)")
-        .unwrap();
-    let row = vec![7u8; BODY];
-    let start = Instant::now();
-    for _ in 0..n / 100 {
-        let tx = c.unchecked_transaction().unwrap();
-        for _ in 0..100 {
-            tx.execute("INSERT INTO t(b) VALUES (?1)", [&row]).unwrap();
-        }
-        tx.commit().unwrap();
-    }
-    (n / 100 * 100) as f64 / start.elapsed().as_secs_f64()
-}
-
-/// Bare quinn: the same TLS, tagged frames on one pipelined stream per connection, an
-/// echo of `Done` per request; no relay logic, no store.
-async fn bare_quinn(n: usize, conns: usize, inflight: usize, frame_len: usize) -> f64 {
-    let server_id = identity();
-    let tls = pocnet_wire::tls::server_config(
-        &server_id.signing_seed(),
-        server_id.public_key().as_bytes(),
-        Arc::new(|_: &pocnet_crypto::IdentityKey| true),
-    )
-    .unwrap();
-    let scfg = quinn::ServerConfig::with_crypto(Arc::new(
-        quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap(),
-    ));
-    let ep = quinn::Endpoint::server(scfg, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = ep.local_addr().unwrap();
-    let sep = ep.clone();
-    tokio::spawn(async move {
-        while let Some(inc) = sep.accept().await {
-            tokio::spawn(async move {
-                let conn = inc.await.unwrap();
-                while let Ok((mut send, mut recv)) = conn.accept_bi().await {
-                    tokio::spawn(async move {
-                        let mut dec = FrameDecoder::new(MAX_FRAME);
-                        let mut first = true;
-                        while let Ok(Some(c)) = recv.read_chunk(256 * 1024, true).await {
-                            dec.push(&c.bytes);
-                            let mut out = Vec::new();
-                            if first {
-                                let _: Option<Request> = dec.decode_next().unwrap();
-                                first = false;
-                            }
-                            while let Some(t) = dec.decode_next::<Tagged<Request>>().unwrap() {
-                                out.extend_from_slice(&encode(&Tagged {
-                                    id: t.id,
-                                    body: Response::Done,
-                                }));
-                            }
-                            if send.write_all(&out).await.is_err() {
-                                return;
-                            }
-                        }
-                    });
-                }
-            });
-        }
-    });
-    let fp = server_id.fingerprint();
-    let mut clients = Vec::new();
-    for _ in 0..conns {
-        clients.push(connect(addr, fp, identity()).await.unwrap());
-    }
-    let envelope = vec![9; frame_len];
-    let start = Instant::now();
-    let per = n / conns;
-    let mut tasks = Vec::new();
-    for c in clients {
-        let envelope = envelope.clone();
-        tasks.push(tokio::spawn(async move {
-            let sem = Arc::new(Semaphore::new(inflight));
-            let mut hs = Vec::with_capacity(per);
-            for _ in 0..per {
-                let p = sem.clone().acquire_owned().await.unwrap();
-                let (pipe, env) = (c.pipe.clone(), envelope.clone());
-                hs.push(tokio::spawn(async move {
-                    pipe.call(Request::Send { envelope: env }).await.unwrap();
-                    drop(p);
-                }));
-            }
-            for h in hs {
-                h.await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    (per * conns) as f64 / start.elapsed().as_secs_f64()
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
 struct Net {
     publishers: Vec<Arc<Raw>>,
     subscribers: Vec<Arc<Raw>>,
     arrivals: Arc<Mutex<HashMap<[u8; 16], Instant>>>,
     delivered: Arc<AtomicUsize>,
-}
-
-/// `n` fresh keys, listed in the relay's directory by the in-process Secretariat, each
-/// connected (setup, not measured).
-async fn enrolled(
-    secretariat: &mut Secretariat,
-    addr: std::net::SocketAddr,
-    fp: pocnet_crypto::Fingerprint,
-    n: usize,
-) -> Vec<Raw> {
-    let ids: Vec<Identity> = (0..n).map(|_| identity()).collect();
-    secretariat
-        .list(addr, fp, &ids.iter().collect::<Vec<_>>())
-        .await
-        .expect("list the bench's keys");
-    let mut out = Vec::new();
-    for id in ids {
-        out.push(connect(addr, fp, id).await.unwrap());
-    }
-    out
 }
 
 async fn setup(
@@ -399,16 +274,7 @@ async fn main() {
     let mut secretariat = Secretariat::new();
     let relay_id = pocnet_relay::admin::init(dir.path(), b"bench", &secretariat.vkey()).unwrap();
     let fp = relay_id.fingerprint();
-    let cfg = pocnet_relay::Config {
-        listen: "127.0.0.1:0".into(),
-        rate_per_sec: 1e9,
-        rate_burst: 1e9,
-        request_rate_per_sec: 1e9,
-        request_burst: 1e9,
-        queue_quota: u64::MAX / 2,
-        directory: secretariat.vkey(),
-        ..Default::default()
-    };
+    let cfg = unthrottled(secretariat.vkey());
     let running = pocnet_relay::start(dir.path().to_path_buf(), cfg, relay_id)
         .await
         .unwrap();
