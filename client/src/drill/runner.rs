@@ -266,7 +266,7 @@ struct SentAlert {
 pub async fn run(net: &mut Network, text: &str, out: &Path, mut ui: impl FnMut(Ui)) -> Result<Finished> {
     let scenario = Scenario::parse(text).map_err(|e| Error::Usage(format!("scenario: {e}")))?;
     let sec = Rc::new(open(&net.secretariat)?);
-    let ss = sec.connect().await?;
+    let ss = Rc::new(sec.connect().await?);
     sec.sync_directory(&ss).await?;
     let log = sec.log()?;
     let roster: Vec<RosterEntry> = log
@@ -286,6 +286,11 @@ pub async fn run(net: &mut Network, text: &str, out: &Path, mut ui: impl FnMut(U
         .collect();
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Stimulus)>();
+    // Rounds to hundreds of POCs take seconds to seal and send: they run beside the loop,
+    // which keeps judging deliveries meanwhile, and report here.
+    type RoundDone = (usize, Result<([u8; 16], String)>);
+    let (round_tx, mut round_rx) = tokio::sync::mpsc::unbounded_channel::<RoundDone>();
+    let mut rounds_pending = 0usize;
     let mut sims: HashMap<usize, Sim> = HashMap::new();
     for (i, p) in participants.iter().enumerate() {
         if matches!(p.profile, Profile::Offline | Profile::Human) {
@@ -328,7 +333,7 @@ pub async fn run(net: &mut Network, text: &str, out: &Path, mut ui: impl FnMut(U
     let mut alerts: Vec<SentAlert> = Vec::new();
     let mut alert_by_inject: HashMap<usize, [u8; 16]> = HashMap::new();
     let mut messages: Vec<(usize, [u8; 16])> = Vec::new();
-    let mut rounds: Vec<[u8; 16]> = Vec::new();
+    let mut rounds: Vec<(usize, [u8; 16])> = Vec::new();
     let mut paused_since: Option<u64> = None;
     let mut paused_total = 0u64;
     let mut ended_early = false;
@@ -364,6 +369,21 @@ pub async fn run(net: &mut Network, text: &str, out: &Path, mut ui: impl FnMut(U
                     reactions.push((i, r));
                     let key = ReactionKey(reactions.len() - 1);
                     push(&mut heap, now_ms() + scenario.to_real_ms(delay), Action::React(i, key));
+                }
+            }
+            done = round_rx.recv() => {
+                let Some((k, r)) = done else { continue };
+                rounds_pending -= 1;
+                let at = drill_now(paused_total, paused_since);
+                match r {
+                    Ok((id, what)) => {
+                        ui(Ui::Event { at, text: what });
+                        rounds.push((k, id));
+                    }
+                    Err(e) => {
+                        let (at, t) = note(at, DrillEventKind::Note, format!("inject {} failed: {}", k + 1, crate::render::line(&e.to_string())));
+                        ui(Ui::Event { at, text: t });
+                    }
                 }
             }
             _ = &mut ctrl_c => {
@@ -451,6 +471,7 @@ pub async fn run(net: &mut Network, text: &str, out: &Path, mut ui: impl FnMut(U
             match action {
                 Action::End => break 'run,
                 Action::React(i, ReactionKey(k)) => {
+                    let at = drill_now(paused_total, paused_since);
                     let Some(sim) = sims.get(&i) else { continue };
                     if sim.offline {
                         continue;
@@ -482,8 +503,32 @@ pub async fn run(net: &mut Network, text: &str, out: &Path, mut ui: impl FnMut(U
                         }),
                     }
                 }
+                Action::Inject(k) if scenario.injects[k].kind.is_round() => {
+                    stats.injects += 1;
+                    rounds_pending += 1;
+                    let (sec, ss, tx) = (sec.clone(), ss.clone(), round_tx.clone());
+                    let (sel, deadline, request, fractions) = round_args(&scenario, k, &participants);
+                    tokio::task::spawn_local(async move {
+                        let r = async {
+                            let started = sec
+                                .round_start(&ss, &sel, deadline, request.clone(), &fractions)
+                                .await?;
+                            let id: [u8; 16] = pocnet_crypto::from_hex(&started.round)
+                                .and_then(|b| b.try_into().ok())
+                                .ok_or_else(|| Error::Protocol("round id".into()))?;
+                            let what = match &request {
+                                RoundRequest::Question(q) => format!("QUESTION to {} POCs: {q}", started.targets),
+                                RoundRequest::ConfirmDetails => format!("CONTACT CHECK of {} POCs", started.targets),
+                            };
+                            Ok((id, what))
+                        }
+                        .await;
+                        let _ = tx.send((k, r));
+                    });
+                }
                 Action::Inject(k) => {
                     stats.injects += 1;
+                    let at = drill_now(paused_total, paused_since);
                     let inj = &scenario.injects[k];
                     let r = inject(
                         k,
@@ -542,10 +587,6 @@ pub async fn run(net: &mut Network, text: &str, out: &Path, mut ui: impl FnMut(U
                             });
                             messages.push((sender, id));
                         }
-                        Ok(Done::Round { id, what }) => {
-                            ui(Ui::Event { at, text: what });
-                            rounds.push(id);
-                        }
                         Ok(Done::Note(kind, t)) => {
                             let (at, t) = note(at, kind, t);
                             ui(Ui::Event { at, text: t });
@@ -564,6 +605,19 @@ pub async fn run(net: &mut Network, text: &str, out: &Path, mut ui: impl FnMut(U
         }
     }
 
+    // Rounds still being sent are finished first (their bundles belong in the record).
+    while rounds_pending > 0 {
+        match round_rx.recv().await {
+            Some((k, Ok((id, _)))) => {
+                rounds_pending -= 1;
+                rounds.push((k, id));
+            }
+            Some((_, Err(_))) => rounds_pending -= 1,
+            None => break,
+        }
+    }
+    // The record lists rounds in inject order.
+    rounds.sort();
     // Wind down: stop watching, collect the signed records.
     let ended = now_ms();
     stats.wall_ms = ended - started;
@@ -600,7 +654,7 @@ pub async fn run(net: &mut Network, text: &str, out: &Path, mut ui: impl FnMut(U
                 .map_err(|e| Error::Usage(format!("drill record: {e}")))?;
         }
     }
-    for r in &rounds {
+    for (_, r) in &rounds {
         let b = sec.round_bundle_at(&hex(&r[..4]), ended)?;
         let bytes = b.encode().map_err(|e| Error::Usage(format!("round bundle: {e}")))?;
         builder
@@ -626,7 +680,7 @@ pub async fn run(net: &mut Network, text: &str, out: &Path, mut ui: impl FnMut(U
     for (_, s) in sims.drain() {
         close(s.session).await;
     }
-    ss.close().await;
+    close(ss).await;
     let mut f = write_outputs(out, &bytes, ended_early)?;
     f.stats = stats;
     Ok(f)
@@ -676,11 +730,42 @@ enum Done {
         sender: usize,
         subject: String,
     },
-    Round {
-        id: [u8; 16],
-        what: String,
-    },
     Note(DrillEventKind, String),
+}
+
+/// What `round_start` needs for question or round inject `k`.
+fn round_args(scenario: &Scenario, k: usize, participants: &[Participant]) -> (Selection, u64, RoundRequest, Vec<f64>) {
+    let r = match &scenario.injects[k].kind {
+        InjectKind::Question(r) | InjectKind::Round(r) => r,
+        _ => unreachable!("a round inject"),
+    };
+    let mut states: Vec<String> = participants.iter().map(|p| p.state.clone()).collect();
+    states.sort();
+    states.dedup();
+    let ranks = scenario
+        .participants
+        .ranks
+        .iter()
+        .filter_map(|r| crate::ops::governance::parse_rank(r).ok())
+        .collect();
+    let sel = Selection {
+        states,
+        categories: vec![Category::CyberPolicy],
+        ranks,
+        exercise: true,
+    };
+    let deadline = now_ms() + scenario.to_real_ms(r.deadline_ms);
+    let fractions: Vec<f64> = r
+        .reminders_ms
+        .iter()
+        .map(|m| *m as f64 / r.deadline_ms.max(1) as f64)
+        .filter(|f| *f > 0.0 && *f < 1.0)
+        .collect();
+    let request = match &r.question {
+        Some(q) => RoundRequest::Question(q.clone()),
+        None => RoundRequest::ConfirmDetails,
+    };
+    (sel, deadline, request, fractions)
 }
 
 fn scen(e: impl std::fmt::Display) -> Error {
@@ -868,44 +953,7 @@ async fn inject(
                 subject: m.subject.clone(),
             })
         }
-        InjectKind::Question(r) | InjectKind::Round(r) => {
-            let mut states: Vec<String> = participants.iter().map(|p| p.state.clone()).collect();
-            states.sort();
-            states.dedup();
-            let ranks = scenario
-                .participants
-                .ranks
-                .iter()
-                .filter_map(|r| crate::ops::governance::parse_rank(r).ok())
-                .collect();
-            let sel = Selection {
-                states,
-                categories: vec![Category::CyberPolicy],
-                ranks,
-                exercise: true,
-            };
-            let now = now_ms();
-            let deadline = now + scenario.to_real_ms(r.deadline_ms);
-            let fractions: Vec<f64> = r
-                .reminders_ms
-                .iter()
-                .map(|m| *m as f64 / r.deadline_ms.max(1) as f64)
-                .filter(|f| *f > 0.0 && *f < 1.0)
-                .collect();
-            let request = match &r.question {
-                Some(q) => RoundRequest::Question(q.clone()),
-                None => RoundRequest::ConfirmDetails,
-            };
-            let started = sec.round_start(ss, &sel, deadline, request, &fractions).await?;
-            let id: [u8; 16] = pocnet_crypto::from_hex(&started.round)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| Error::Protocol("round id".into()))?;
-            let what = match &r.question {
-                Some(q) => format!("QUESTION to {} POCs: {q}", started.targets),
-                None => format!("CONTACT CHECK of {} POCs", started.targets),
-            };
-            Ok(Done::Round { id, what })
-        }
+        InjectKind::Question(_) | InjectKind::Round(_) => unreachable!("rounds run beside the loop"),
         InjectKind::Offline { target } => {
             let i = sender_of(target, participants)?;
             if let Some(sim) = sims.get_mut(&i) {
