@@ -391,5 +391,62 @@ fn main() {
         );
     }
 
+    // Alerts: a signed escalation plan and a follow-up (mode 0), alert bodies (mode 1).
+    {
+        use pocnet_core::alert::{AlertBody, Category, Certainty, MsgType, Plan, ResponseType, Severity, StatePlan, Urgency};
+        let mut out = Out::new(&root, "alert");
+        let plan = Plan::escalate(
+            [1; 16],
+            [2; 32],
+            15 * 60 * 1000,
+            2,
+            vec![
+                StatePlan {
+                    state: "CL".into(),
+                    ranks: vec![vec![*me().public_key().as_bytes()], vec![*other().public_key().as_bytes()]],
+                },
+                StatePlan {
+                    state: "MX".into(),
+                    ranks: vec![vec![[9; 32]]],
+                },
+            ],
+        );
+        out.put(Some(0), plan.sign(sender()).unwrap().as_bytes());
+        out.put(Some(0), Plan::follow_up([3; 16], [4; 32], [1; 16], true).sign(sender()).unwrap().as_bytes());
+        let body = AlertBody {
+            version: 1,
+            msg_type: MsgType::Alert,
+            references: vec![],
+            headline: "SCL airport: ATC degraded".into(),
+            description: "Ransomware on tower systems.\nFlights held.".into(),
+            instruction: "Acknowledge.".into(),
+            category: vec![Category::Infra, Category::Transport],
+            severity: Severity::Extreme,
+            urgency: Urgency::Immediate,
+            certainty: Certainty::Observed,
+            response_type: vec![ResponseType::Monitor],
+            ack_within_ms: 15 * 60 * 1000,
+            repeats: 2,
+            targets: vec!["CL".into(), "MX".into()],
+            sent_ms: NOW_MS,
+            sender_handle: "PA.primary".into(),
+        };
+        out.put(Some(1), &body.encode().unwrap());
+        let mut ack = body.clone();
+        ack.msg_type = MsgType::Ack;
+        ack.references = vec![[1; 16]];
+        ack.ack_within_ms = 0;
+        ack.repeats = 0;
+        out.put(Some(1), &ack.encode().unwrap());
+    }
+
+    // Drills: the shipped scenarios (mode 1).
+    {
+        let mut out = Out::new(&root, "drill");
+        for name in pocnet_core::drill::BUILTIN {
+            out.put(Some(1), pocnet_core::drill::builtin(name).unwrap().as_bytes());
+        }
+    }
+
     println!("seeds written under {}", root.display());
 }
