@@ -14,25 +14,22 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use pocnet_core::alert::{MsgType, PlanKind};
-use pocnet_core::directory::{Category, Rank};
+use pocnet_core::alert::MsgType;
+use pocnet_core::directory::{Category, Poc, Rank};
 use pocnet_core::drill::{
     fmt_drill_time, react, AfterAction, DrillBundleBuilder, DrillEventKind, InjectKind, Participant, Profile, Reaction,
     RosterEntry, Scenario, Stimulus,
 };
 use pocnet_core::round::Request as RoundRequest;
-use pocnet_crypto::{ContentType, IdentityKey, PublicIdentity};
-use pocnet_wire::content::MessageBody;
-use pocnet_wire::{Request, Response};
+use pocnet_crypto::{ContentType, HeaderFields, IdentityKey};
 
 use super::network::{open, Network, DRILL_PASSPHRASE};
 use crate::app::Client;
-use crate::db::NewMessage;
 use crate::error::{Error, Result};
 use crate::net::Session;
 use crate::now_ms;
 use crate::ops::rounds::Selection;
-use crate::types::{Direction, EnvelopeHash, MessageId, Peer};
+use crate::types::MessageId;
 
 /// What the runner tells the terminal.
 #[derive(Clone, Debug)]
@@ -772,20 +769,22 @@ fn scen(e: impl std::fmt::Display) -> Error {
     Error::Usage(format!("scenario: {e}"))
 }
 
-fn publics(c: &Client, keys: &[[u8; 32]]) -> Result<(Vec<PublicIdentity>, Vec<String>)> {
+/// Inject `k`'s recipients as the sender's verified directory lists them.
+fn recipients(c: &Client, scenario: &Scenario, k: usize, participants: &[Participant]) -> Result<Vec<Poc>> {
     let log = c.log()?;
     let dir = log.directory();
-    let mut pubs = Vec::new();
-    let mut handles = Vec::new();
-    for k in keys {
-        let key = IdentityKey::from_bytes(k).map_err(|_| Error::Protocol("a participant key is not a key".into()))?;
-        let p = dir
-            .by_key(&key)
-            .ok_or_else(|| Error::Usage(format!("{} is not in the directory", key.fingerprint().short())))?;
-        pubs.push(p.public.clone());
-        handles.push(p.handle_text());
-    }
-    Ok((pubs, handles))
+    scenario
+        .recipients(k, participants)
+        .map_err(scen)?
+        .iter()
+        .map(|p| {
+            let key = IdentityKey::from_bytes(&p.current_key())
+                .map_err(|_| Error::Protocol("a participant key is not a key".into()))?;
+            dir.by_key(&key)
+                .cloned()
+                .ok_or_else(|| Error::Usage(format!("{} is not in the directory", key.fingerprint().short())))
+        })
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -830,52 +829,33 @@ async fn inject(
             let c = sim.client.clone();
             let s = sim.session.clone();
             let now = now_ms();
-            let keys: Vec<[u8; 32]> = scenario
-                .recipients(k, participants)
-                .map_err(scen)?
-                .iter()
-                .map(|p| p.current_key())
-                .collect();
             c.sync_directory(&s).await?;
-            let (pubs, handles) = publics(&c, &keys)?;
-            let mut fields = scenario.header_fields(k, now).map_err(scen)?;
-            fields.log_head = Some(c.log()?.head());
+            let to = recipients(&c, scenario, k, participants)?;
+            let fields = HeaderFields {
+                log_head: Some(c.log()?.head()),
+                ..scenario.header_fields(k, now).map_err(scen)?
+            };
             let body = scenario.alert_body(k, participants, now, of).map_err(scen)?;
-            let plaintext = body.encode().map_err(scen)?;
-            let sealed = pocnet_crypto::seal(&mut pocnet_crypto::os_rng(), &c.identity, &pubs, &fields, &plaintext)?;
-            let plan = scenario
-                .plan(k, participants, sealed.message_id, sealed.envelope_hash, of)
-                .map_err(scen)?
-                .sign(&c.identity)
-                .map_err(scen)?;
-            let (stored_at, proof) = c
-                .escalate_proved(&s, sealed.bytes.clone(), plan.as_bytes().to_vec(), sealed.envelope_hash)
+            let sent = c
+                .send_alert(&s, &to, &fields, &body, |id, hash| {
+                    scenario.plan(k, participants, id, hash, of).map_err(scen)
+                })
                 .await?;
-            c.record_sent_alert(
-                MessageId(sealed.message_id),
-                EnvelopeHash(sealed.envelope_hash),
-                &body,
-                &plaintext,
-                &keys,
-                &handles,
-                &fields,
-                stored_at,
-                matches!(plan.plan().kind, PlanKind::Escalate { .. }).then(|| plan.as_bytes().to_vec()),
-            )?;
+            let id = sent.id.0;
             builder
-                .add_alert(sealed.bytes, plan.as_bytes().to_vec(), stored_at, proof)
+                .add_alert(sent.envelope, sent.plan, sent.stored_at_ms, sent.proof)
                 .map_err(|e| Error::Usage(format!("drill record: {e}")))?;
             if body.msg_type == MsgType::Alert {
-                alert_by_inject.insert(k, sealed.message_id);
+                alert_by_inject.insert(k, id);
                 Ok(Done::Alert {
-                    id: sealed.message_id,
+                    id,
                     sender,
                     headline: body.headline,
                     states: body.targets,
                 })
             } else {
                 Ok(Done::FollowUp {
-                    id: sealed.message_id,
+                    id,
                     sender,
                     headline: body.headline,
                 })
@@ -887,68 +867,28 @@ async fn inject(
                 .get(&sender)
                 .ok_or_else(|| Error::Usage(format!("{} is not online to send", participants[sender].handle)))?;
             let (c, s) = (sim.client.clone(), sim.session.clone());
-            let now = now_ms();
-            let keys: Vec<[u8; 32]> = scenario
-                .recipients(k, participants)
-                .map_err(scen)?
-                .iter()
-                .map(|p| p.current_key())
-                .collect();
             c.sync_directory(&s).await?;
-            let (pubs, handles) = publics(&c, &keys)?;
-            let mut fields = scenario.header_fields(k, now).map_err(scen)?;
-            fields.log_head = Some(c.log()?.head());
-            let body = MessageBody {
-                subject: m.subject.clone(),
-                text: m.text.clone(),
-                attachments: Vec::new(),
-            };
-            let plaintext = postcard::to_stdvec(&body).map_err(|e| Error::Protocol(format!("cannot encode: {e}")))?;
-            let sealed = pocnet_crypto::seal(&mut pocnet_crypto::os_rng(), &c.identity, &pubs, &fields, &plaintext)?;
-            let (stored_at, proof) = match s
-                .request(&Request::Send {
-                    envelope: sealed.bytes.clone(),
-                })
-                .await?
-            {
-                Response::Accepted {
-                    envelope_hash,
-                    stored_at_ms,
-                    proof,
-                    ..
-                } if envelope_hash == sealed.envelope_hash => {
-                    c.check_relay_signature(&envelope_hash, stored_at_ms, &proof)?;
-                    (stored_at_ms, proof)
-                }
-                other => return Err(Error::Protocol(format!("unexpected answer to Send: {other:?}"))),
-            };
-            let first = IdentityKey::from_bytes(&keys[0]).map_err(|_| Error::Protocol("bad key".into()))?;
-            c.store.insert_message(&NewMessage {
-                id: MessageId(sealed.message_id),
-                direction: Direction::Out,
-                peer_key: &first,
-                peer: &Peer::Known {
-                    handle: handles.join(", "),
-                },
-                recipients: &handles,
-                recipient_keys: &keys,
-                subject: &m.subject,
-                body: &m.text,
-                tlp: fields.tlp,
-                exercise: fields.exercise,
-                content_type: ContentType::Message,
-                created_at: now,
-                received_at: now,
-                envelope_hash: EnvelopeHash(sealed.envelope_hash),
-                relay_stored_at: Some(stored_at),
-                attachments: &[],
-                incident: fields.incident_id.as_deref(),
-            })?;
+            let to = recipients(&c, scenario, k, participants)?;
+            // Every message of a drill is EXERCISE (the scenario's header says so too).
+            let sent = c
+                .send_prepared(
+                    &s,
+                    to,
+                    &crate::ops::messaging::Outgoing {
+                        subject: m.subject.clone(),
+                        text: m.text.clone(),
+                        tlp: m.tlp,
+                        attachments: Vec::new(),
+                        incident_id: m.incident.clone(),
+                    },
+                    true,
+                )
+                .await?;
             builder
-                .add_message(sealed.bytes, stored_at, proof)
+                .add_message(sent.envelope, sent.stored_at, sent.proof)
                 .map_err(|e| Error::Usage(format!("drill record: {e}")))?;
             Ok(Done::Message {
-                id: sealed.message_id,
+                id: sent.id.0,
                 sender,
                 subject: m.subject.clone(),
             })

@@ -59,6 +59,20 @@ pub struct Raised {
     pub left_out: Vec<String>,
 }
 
+/// An alert (or follow-up) envelope as the relay accepted it: what a drill record keeps.
+pub(crate) struct SentAlert {
+    /// Its message id.
+    pub id: MessageId,
+    /// The whole sealed envelope.
+    pub envelope: Vec<u8>,
+    /// The signed plan.
+    pub plan: Vec<u8>,
+    /// The relay's signed acceptance time.
+    pub stored_at_ms: u64,
+    /// The relay's acceptance proof (checked).
+    pub proof: pocnet_wire::AcceptProof,
+}
+
 /// The record of one alert (sent or received), kept beside its message row.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AlertRecord {
@@ -235,9 +249,7 @@ impl Client {
         }
         let mut plan_states = Vec::new();
         let mut shown = Vec::new();
-        let mut pubs: Vec<PublicIdentity> = Vec::new();
-        let mut keys: Vec<[u8; 32]> = Vec::new();
-        let mut handles: Vec<String> = Vec::new();
+        let mut to: Vec<Poc> = Vec::new();
         let mut left_out = Vec::new();
         for st in &states {
             let (ranks, out) = self.state_ranks(s, st).await?;
@@ -261,11 +273,7 @@ impl Client {
                     .map(|r| r.iter().map(|p| p.handle_text()).collect())
                     .collect(),
             ));
-            for p in ranks.iter().flatten() {
-                pubs.push(p.public.clone());
-                keys.push(*p.key.as_bytes());
-                handles.push(p.handle_text());
-            }
+            to.extend(ranks.into_iter().flatten());
         }
         let now = now_ms();
         let mut body = args.body;
@@ -273,7 +281,6 @@ impl Client {
         body.targets = states.clone();
         body.sent_ms = now;
         body.sender_handle = self.handle().unwrap_or_default().to_string();
-        let plaintext = body.encode().map_err(|e| Error::Usage(e.to_string()))?;
         let fields = HeaderFields {
             suite: Suite::XWing,
             content_type: ContentType::Alert,
@@ -283,51 +290,74 @@ impl Client {
             log_head: Some(self.log()?.head()),
             ..HeaderFields::message(now)
         };
-        let sealed = pocnet_crypto::seal(&mut pocnet_crypto::os_rng(), &self.identity, &pubs, &fields, &plaintext)?;
-        let plan = Plan {
-            version: pocnet_core::alert::PLAN_VERSION,
-            alert: sealed.message_id,
-            envelope_hash: sealed.envelope_hash,
-            kind: PlanKind::Escalate {
-                ack_within_ms: body.ack_within_ms,
-                repeats: body.repeats,
-                states: plan_states,
-            },
-        };
-        let signed = plan.sign(&self.identity).map_err(|e| Error::Usage(e.to_string()))?;
-        let bytes = sealed.bytes.len();
-        let accepted_ms = self
-            .escalate(s, sealed.bytes, signed.as_bytes().to_vec(), sealed.envelope_hash)
+        let (window, repeats) = (body.ack_within_ms, body.repeats);
+        let sent = self
+            .send_alert(s, &to, &fields, &body, |id, hash| {
+                Ok(Plan::escalate(id, hash, window, repeats, plan_states))
+            })
             .await?;
-        let id = MessageId(sealed.message_id);
-        self.record_sent_alert(
-            id,
-            EnvelopeHash(sealed.envelope_hash),
-            &body,
-            &plaintext,
-            &keys,
-            &handles,
-            &fields,
-            accepted_ms,
-            Some(signed.as_bytes().to_vec()),
-        )?;
         Ok(Raised {
-            id: id.to_hex(),
+            id: sent.id.to_hex(),
             states: shown,
-            recipients: keys.len(),
-            accepted_ms,
-            bytes,
+            recipients: to.len(),
+            accepted_ms: sent.stored_at_ms,
+            bytes: sent.envelope.len(),
             left_out,
         })
     }
 
-    /// Sends `Escalate` and checks the relay's signed acceptance; returns its time.
-    async fn escalate(&self, s: &Session, envelope: Vec<u8>, plan: Vec<u8>, hash: [u8; 32]) -> Result<u64> {
-        self.escalate_proved(s, envelope, plan, hash).await.map(|(t, _)| t)
+    /// Seals `body` once to every POC in `to`, signs the plan `plan` makes for that exact
+    /// envelope (its id and hash), sends `Escalate`, checks the relay's signed acceptance,
+    /// and records the alert as sent (with its plan, if it escalates). The one path for
+    /// alerts, follow-ups and a drill's alerts.
+    pub(crate) async fn send_alert(
+        &self,
+        s: &Session,
+        to: &[Poc],
+        fields: &HeaderFields,
+        body: &AlertBody,
+        plan: impl FnOnce([u8; 16], [u8; 32]) -> Result<Plan>,
+    ) -> Result<SentAlert> {
+        let plaintext = body.encode().map_err(|e| Error::Usage(e.to_string()))?;
+        let pubs: Vec<PublicIdentity> = to.iter().map(|p| p.public.clone()).collect();
+        let sealed = pocnet_crypto::seal(&mut pocnet_crypto::os_rng(), &self.identity, &pubs, fields, &plaintext)?;
+        let signed = plan(sealed.message_id, sealed.envelope_hash)?
+            .sign(&self.identity)
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        let (stored_at_ms, proof) = self
+            .escalate(
+                s,
+                sealed.bytes.clone(),
+                signed.as_bytes().to_vec(),
+                sealed.envelope_hash,
+            )
+            .await?;
+        let keys: Vec<[u8; 32]> = to.iter().map(|p| *p.key.as_bytes()).collect();
+        let handles: Vec<String> = to.iter().map(|p| p.handle_text()).collect();
+        let id = MessageId(sealed.message_id);
+        let escalates = matches!(signed.plan().kind, PlanKind::Escalate { .. });
+        self.record_sent_alert(
+            id,
+            EnvelopeHash(sealed.envelope_hash),
+            body,
+            &plaintext,
+            &keys,
+            &handles,
+            fields,
+            stored_at_ms,
+            escalates.then(|| signed.as_bytes().to_vec()),
+        )?;
+        Ok(SentAlert {
+            id,
+            envelope: sealed.bytes,
+            plan: signed.into_bytes(),
+            stored_at_ms,
+            proof,
+        })
     }
 
     /// Sends `Escalate`; returns the relay's signed acceptance time and its proof (checked).
-    pub(crate) async fn escalate_proved(
+    async fn escalate(
         &self,
         s: &Session,
         envelope: Vec<u8>,
@@ -354,7 +384,7 @@ impl Client {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn record_sent_alert(
+    fn record_sent_alert(
         &self,
         id: MessageId,
         hash: EnvelopeHash,
@@ -444,9 +474,7 @@ impl Client {
         let PlanKind::Escalate { states, .. } = &plan.plan().kind else {
             unreachable!("checked by sent_alert")
         };
-        let mut pubs = Vec::new();
-        let mut keys = Vec::new();
-        let mut handles = Vec::new();
+        let mut to: Vec<Poc> = Vec::new();
         let mut shown = Vec::new();
         let mut left_out = Vec::new();
         for st in states {
@@ -457,10 +485,8 @@ impl Client {
                     let Ok(key) = IdentityKey::from_bytes(k) else { continue };
                     match dir.by_key(&key) {
                         Some(p) => {
-                            pubs.push(p.public.clone());
-                            keys.push(*k);
-                            handles.push(p.handle_text());
                             names.push(p.handle_text());
+                            to.push(p.clone());
                         }
                         None => left_out.push(format!("{} (no longer in the directory)", key.fingerprint().short())),
                     }
@@ -469,11 +495,11 @@ impl Client {
             }
             shown.push((st.state.clone(), ranks_shown));
         }
-        if keys.is_empty() {
+        if to.is_empty() {
             return Err(Error::NoRecipients);
         }
         let now = now_ms();
-        let (msg_type, stop, body) = match what {
+        let (stop, mut body) = match what {
             FollowUp::Update {
                 description,
                 instruction,
@@ -491,7 +517,7 @@ impl Client {
                         b.headline = truncate_line(&format!("ALL CLEAR: {}", original.headline), 160);
                     }
                 }
-                (MsgType::Update, all_clear, b)
+                (all_clear, b)
             }
             FollowUp::Cancel { reason } => {
                 let mut b = original.clone();
@@ -499,17 +525,14 @@ impl Client {
                 b.description = reason;
                 b.instruction = String::new();
                 b.headline = truncate_line(&format!("CANCELLED: {}", original.headline), 160);
-                (MsgType::Cancel, true, b)
+                (true, b)
             }
         };
-        let mut body = body;
-        body.msg_type = msg_type;
         body.references = vec![m.id.0];
         body.ack_within_ms = 0;
         body.repeats = 0;
         body.sent_ms = now;
         body.sender_handle = self.handle().unwrap_or_default().to_string();
-        let plaintext = body.encode().map_err(|e| Error::Usage(e.to_string()))?;
         let fields = HeaderFields {
             suite: Suite::XWing,
             content_type: ContentType::Alert,
@@ -519,36 +542,18 @@ impl Client {
             log_head: Some(log.head()),
             ..HeaderFields::message(now)
         };
-        let sealed = pocnet_crypto::seal(&mut pocnet_crypto::os_rng(), &self.identity, &pubs, &fields, &plaintext)?;
-        let fplan = Plan {
-            version: pocnet_core::alert::PLAN_VERSION,
-            alert: sealed.message_id,
-            envelope_hash: sealed.envelope_hash,
-            kind: PlanKind::FollowUp { of: m.id.0, stop },
-        };
-        let signed = fplan.sign(&self.identity).map_err(|e| Error::Usage(e.to_string()))?;
-        let bytes = sealed.bytes.len();
-        let accepted_ms = self
-            .escalate(s, sealed.bytes, signed.as_bytes().to_vec(), sealed.envelope_hash)
+        let of = m.id.0;
+        let sent = self
+            .send_alert(s, &to, &fields, &body, |id, hash| {
+                Ok(Plan::follow_up(id, hash, of, stop))
+            })
             .await?;
-        let fid = MessageId(sealed.message_id);
-        self.record_sent_alert(
-            fid,
-            EnvelopeHash(sealed.envelope_hash),
-            &body,
-            &plaintext,
-            &keys,
-            &handles,
-            &fields,
-            accepted_ms,
-            None,
-        )?;
         Ok(Raised {
-            id: fid.to_hex(),
+            id: sent.id.to_hex(),
             states: shown,
-            recipients: keys.len(),
-            accepted_ms,
-            bytes,
+            recipients: to.len(),
+            accepted_ms: sent.stored_at_ms,
+            bytes: sent.envelope.len(),
             left_out,
         })
     }

@@ -42,6 +42,12 @@ pub struct Sent {
     pub stored_at: u64,
     /// Envelope bytes.
     pub bytes: usize,
+    /// The sealed envelope itself (a drill record keeps it).
+    #[serde(skip)]
+    pub envelope: Vec<u8>,
+    /// The relay's acceptance proof (checked).
+    #[serde(skip)]
+    pub proof: pocnet_wire::AcceptProof,
 }
 
 /// Counts from one sync.
@@ -110,7 +116,8 @@ impl Client {
         };
         let sealed = pocnet_crypto::seal(&mut pocnet_crypto::os_rng(), &self.identity, &pubs, &fields, &plaintext)?;
         let bytes = sealed.bytes.len();
-        let stored_at = match s.request(&Request::Send { envelope: sealed.bytes }).await? {
+        let request = Request::Send { envelope: sealed.bytes };
+        let (stored_at, proof) = match s.request(&request).await? {
             Response::Accepted {
                 envelope_hash,
                 stored_at_ms,
@@ -123,9 +130,12 @@ impl Client {
                         "the relay acknowledged a different envelope hash; report this relay".into(),
                     ));
                 }
-                stored_at_ms
+                (stored_at_ms, proof)
             }
             other => return Err(Error::Protocol(format!("unexpected answer to Send: {other:?}"))),
+        };
+        let Request::Send { envelope } = request else {
+            unreachable!("built above")
         };
         let attachments: Vec<AttachmentRecord> = msg
             .attachments
@@ -167,6 +177,8 @@ impl Client {
             recipients: handles,
             stored_at,
             bytes,
+            envelope,
+            proof,
         })
     }
 
