@@ -471,6 +471,16 @@ impl Store {
         )
     }
 
+    /// Messages of one direction and content type, newest first.
+    pub fn list_of(&self, direction: Direction, content_type: ContentType) -> Result<Vec<StoredMessage>> {
+        self.messages(
+            &format!(
+                "SELECT {COLS} FROM messages WHERE direction = ?1 AND content_type = ?2 ORDER BY received_at DESC"
+            ),
+            params![direction.as_str(), content_type as u8],
+        )
+    }
+
     /// Finds one message by id prefix (hex); errors if none or several match.
     pub fn find(&self, prefix: &str) -> Result<StoredMessage> {
         let p = prefix.trim().to_ascii_lowercase();

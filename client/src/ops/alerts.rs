@@ -748,10 +748,7 @@ impl Client {
     /// Every received alert (and follow-up), newest first.
     pub fn alerts_received(&self) -> Result<Vec<AlertView>> {
         let mut out = Vec::new();
-        for m in self.store.list(Direction::In)? {
-            if m.content_type != ContentType::Alert {
-                continue;
-            }
+        for m in self.store.list_of(Direction::In, ContentType::Alert)? {
             if let Some(v) = self.alert_view(&m)? {
                 out.push(v);
             }
