@@ -3,13 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use pocnet_client::app::Client;
-use pocnet_client::ops::directory::{date, Trust};
+use pocnet_client::ops::directory::{date, DirectoryRow, Trust};
 use pocnet_client::ops::governance::{parse_category, parse_rank, Pending};
 use pocnet_client::profile::passphrase;
 use pocnet_client::render::{self, line};
 use pocnet_client::{now_ms, Error};
 use pocnet_core::directory::Poc;
-use serde::Serialize;
 
 use crate::{ask_heard, print_json, DirCmd, NatCmd, RoundCmd, SecCmd};
 
@@ -65,24 +64,8 @@ pub fn alarm(c: &Client) {
     }
 }
 
-/// One directory row, as listed.
-#[derive(Serialize)]
-struct Row {
-    handle: String,
-    name: String,
-    position: String,
-    institution: String,
-    email: String,
-    phones: Vec<String>,
-    languages: Vec<String>,
-    time_zone: String,
-    working_hours: String,
-    fingerprint: String,
-    trust: Trust,
-    stale: bool,
-    confirmed: String,
-    log_entry: u64,
-}
+/// One directory row, as listed (the portal shows the same struct).
+type Row = DirectoryRow;
 
 fn row(c: &Client, p: &Poc, now: u64) -> Row {
     let log = c.local_log().ok().flatten();
@@ -90,22 +73,7 @@ fn row(c: &Client, p: &Poc, now: u64) -> Row {
         .as_ref()
         .and_then(|l| c.trust(l.directory(), p).ok())
         .unwrap_or(Trust::Attested);
-    Row {
-        handle: p.handle_text(),
-        name: p.contact.name.clone(),
-        position: p.contact.position.clone(),
-        institution: p.contact.institution.clone(),
-        email: p.contact.email.clone(),
-        phones: p.contact.phones.clone(),
-        languages: p.contact.languages.clone(),
-        time_zone: p.contact.time_zone.clone(),
-        working_hours: p.contact.working_hours.clone(),
-        fingerprint: p.key.fingerprint().to_hex(),
-        trust,
-        stale: p.is_stale(now),
-        confirmed: date(p.confirmed_ms),
-        log_entry: p.updated_index,
-    }
+    DirectoryRow::new(p, trust, now)
 }
 
 fn print_rows(rows: &[Row]) {
@@ -125,7 +93,11 @@ fn print_rows(rows: &[Row]) {
     }
 }
 
-impl Row {
+trait TrustLabel {
+    fn trust_label(&self) -> &'static str;
+}
+
+impl TrustLabel for Row {
     fn trust_label(&self) -> &'static str {
         self.trust.label()
     }

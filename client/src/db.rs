@@ -471,6 +471,26 @@ impl Store {
         )
     }
 
+    /// One page of messages of one direction, newest first.
+    pub fn list_page(&self, direction: Direction, limit: usize, offset: usize) -> Result<Vec<StoredMessage>> {
+        self.messages(
+            &format!(
+                "SELECT {COLS} FROM messages WHERE direction = ?1 ORDER BY received_at DESC, rowid DESC LIMIT ?2 OFFSET ?3"
+            ),
+            params![direction.as_str(), limit as i64, offset as i64],
+        )
+    }
+
+    /// How many messages of one direction the store holds.
+    pub fn count(&self, direction: Direction) -> Result<u64> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM messages WHERE direction = ?1",
+            [direction.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
     /// Messages of one direction and content type, newest first.
     pub fn list_of(&self, direction: Direction, content_type: ContentType) -> Result<Vec<StoredMessage>> {
         self.messages(

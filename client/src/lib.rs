@@ -14,6 +14,7 @@ mod fsutil;
 pub mod net;
 pub mod ops;
 pub mod pipe;
+pub mod portal;
 pub mod profile;
 pub mod render;
 pub mod types;

@@ -194,6 +194,20 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         rate: u32,
     },
+    /// The portal: this profile in a web browser, served on 127.0.0.1 only. Prints a
+    /// sign-in link that works once; keep this running while you use it (Ctrl-C stops it).
+    Portal {
+        /// Open the link in the default browser.
+        #[arg(long)]
+        open: bool,
+        /// Port on 127.0.0.1 (default: a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// A folder of drill records (`*.record`) or one record to list under Drills
+        /// (repeatable).
+        #[arg(long)]
+        drills: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -876,6 +890,24 @@ async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Drill { what } => drill_cmd::drill(cli.json, what).await?,
         Command::Demo { dir, rate } => drill_cmd::demo(cli.json, dir, rate).await?,
+        Command::Portal { open, port, drills } => {
+            let c = Client::open(&home, pass()?.as_bytes())?;
+            let running = pocnet_client::portal::start(c, pocnet_client::portal::Options { port, drills }).await?;
+            // The link carries the one-time token: stdout only, never a log.
+            println!("portal: {}", running.url);
+            eprintln!(
+                "the portal serves this profile on 127.0.0.1:{} only; the link works once (Ctrl-C stops it)",
+                running.addr.port()
+            );
+            let _ = std::io::stdout().flush();
+            if open {
+                open_browser(&running.url);
+            }
+            tokio::select! {
+                r = running.wait() => r?,
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
         Command::Incident { what } => {
             let c = Client::open(&home, pass()?.as_bytes())?;
             alert_cmd::incident(&c, cli.json, what)?
@@ -915,4 +947,28 @@ fn main() {
         eprintln!("pocnet: {}", render::line(&e.to_string()));
         std::process::exit(e.exit_code());
     }
+}
+
+/// Hands the sign-in link to the desktop's browser (xdg-open, open, or start).
+fn open_browser(url: &str) {
+    let tries: &[(&str, &[&str])] = if cfg!(target_os = "macos") {
+        &[("open", &[])]
+    } else if cfg!(windows) {
+        &[("cmd", &["/C", "start", ""])]
+    } else {
+        &[("xdg-open", &[]), ("sensible-browser", &[])]
+    };
+    for (cmd, pre) in tries {
+        if std::process::Command::new(cmd)
+            .args(*pre)
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .is_ok()
+        {
+            return;
+        }
+    }
+    eprintln!("could not start a browser: open the link above yourself");
 }

@@ -447,3 +447,4 @@ impl Default for Poc {
         Poc::new()
     }
 }
+pub mod portal;

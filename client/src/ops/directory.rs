@@ -66,6 +66,75 @@ fn log_err(e: LogError) -> Error {
     Error::RelayLied(e.to_string())
 }
 
+/// One directory row, as the CLI lists it and the portal shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DirectoryRow {
+    /// `STATE.category.rank`.
+    pub handle: String,
+    /// Contact details (the POC's own text).
+    pub name: String,
+    /// Position.
+    pub position: String,
+    /// Institution.
+    pub institution: String,
+    /// E-mail.
+    pub email: String,
+    /// Phones.
+    pub phones: Vec<String>,
+    /// Languages (BCP 47 tags).
+    pub languages: Vec<String>,
+    /// Time zone.
+    pub time_zone: String,
+    /// Working hours.
+    pub working_hours: String,
+    /// Identity key fingerprint (hex).
+    pub fingerprint: String,
+    /// Where the key stands for this user.
+    pub trust: Trust,
+    /// Not confirmed for over a year.
+    pub stale: bool,
+    /// When the details were last confirmed (`YYYY-MM-DD`).
+    pub confirmed: String,
+    /// The log entry that last changed the record.
+    pub log_entry: u64,
+}
+
+impl DirectoryRow {
+    /// The row of one POC, with `trust` as this user holds it.
+    pub fn new(p: &Poc, trust: Trust, now: u64) -> DirectoryRow {
+        DirectoryRow {
+            handle: p.handle_text(),
+            name: p.contact.name.clone(),
+            position: p.contact.position.clone(),
+            institution: p.contact.institution.clone(),
+            email: p.contact.email.clone(),
+            phones: p.contact.phones.clone(),
+            languages: p.contact.languages.clone(),
+            time_zone: p.contact.time_zone.clone(),
+            working_hours: p.contact.working_hours.clone(),
+            fingerprint: p.key.fingerprint().to_hex(),
+            trust,
+            stale: p.is_stale(now),
+            confirmed: date(p.confirmed_ms),
+            log_entry: p.updated_index,
+        }
+    }
+}
+
+impl Client {
+    /// Rows for `pocs` of the verified directory `dir`, with this user's trust in each.
+    pub fn directory_rows<'a>(
+        &self,
+        dir: &Directory,
+        pocs: impl IntoIterator<Item = &'a Poc>,
+        now: u64,
+    ) -> Result<Vec<DirectoryRow>> {
+        pocs.into_iter()
+            .map(|p| Ok(DirectoryRow::new(p, self.trust(dir, p)?, now)))
+            .collect()
+    }
+}
+
 /// The local date of a Unix-ms time, `YYYY-MM-DD` (UTC).
 pub fn date(ms: u64) -> String {
     let days = (ms / 86_400_000) as i64;

@@ -215,8 +215,33 @@ impl Client {
         s: &Session,
         follow: bool,
         stop_after: Option<usize>,
+        on_message: impl FnMut(&StoredMessage, ContentType),
+        on_caught_up: impl FnMut(),
+    ) -> Result<SyncStats> {
+        self.sync_inner(s, follow, stop_after, on_message, on_caught_up, || {})
+            .await
+    }
+
+    /// Follows the relay like [`Client::sync_with`], and also calls `on_item` after every
+    /// stored delivery, receipts included (a live view redraws an alert's status on it).
+    pub async fn sync_events(
+        &self,
+        s: &Session,
+        on_message: impl FnMut(&StoredMessage, ContentType),
+        on_caught_up: impl FnMut(),
+        on_item: impl FnMut(),
+    ) -> Result<SyncStats> {
+        self.sync_inner(s, true, None, on_message, on_caught_up, on_item).await
+    }
+
+    async fn sync_inner(
+        &self,
+        s: &Session,
+        follow: bool,
+        stop_after: Option<usize>,
         mut on_message: impl FnMut(&StoredMessage, ContentType),
         mut on_caught_up: impl FnMut(),
+        mut on_item: impl FnMut(),
     ) -> Result<SyncStats> {
         s.require_member()?;
         let mut stats = SyncStats::default();
@@ -237,6 +262,7 @@ impl Client {
                         }
                         // Acknowledge only after the message is committed locally.
                         s.request(&Request::Ack { seqs: vec![seq] }).await?;
+                        on_item();
                         if stop_after.is_some_and(|n| stats.new_messages >= n) {
                             return Ok(stats);
                         }
