@@ -145,6 +145,65 @@ fn chrome(ctx: &Ctx) -> Chrome {
     Chrome { open_alerts }
 }
 
+/// The context every page shares: words, language, session token, who, where.
+#[allow(clippy::too_many_arguments)]
+fn base_context(
+    lang: Lang,
+    csrf: &str,
+    me: &str,
+    role: Role,
+    online: bool,
+    path: &str,
+    active: &str,
+    alerts: &[Value],
+) -> Value {
+    let mut nav: Vec<(&str, &str)> = vec![
+        ("home", "/"),
+        ("directory", "/directory"),
+        ("messages", "/messages"),
+        ("alerts", "/alerts"),
+        ("rounds", "/rounds"),
+        ("drills", "/drills"),
+        ("policies", "/policies"),
+    ];
+    if role == Role::Other {
+        nav.retain(|(k, _)| *k != "rounds");
+    }
+    json!({
+        "tr": i18n::strings(lang),
+        "lang": lang.tag(),
+        "langs": i18n::LANGS,
+        "csrf": csrf,
+        "me": me,
+        "role": role,
+        "online": online,
+        "nav": nav,
+        "active": active,
+        "path": path,
+        "open_alerts": alerts,
+        "exercise_label": exercise_label(lang),
+        "exercise_short": label(lang, Label::Exercise).split(['—', '-']).next().unwrap_or("EXERCISE").trim(),
+        "notice": Value::Null,
+        "problem": Value::Null,
+        "title": "",
+    })
+}
+
+/// `template` drawn with `base` plus `data`'s keys.
+fn draw(
+    env: &Environment<'static>,
+    template: &str,
+    mut base: Value,
+    data: Value,
+) -> std::result::Result<String, minijinja::Error> {
+    if let (Some(obj), Value::Object(extra)) = (base.as_object_mut(), data) {
+        for (k, v) in extra {
+            obj.insert(k, v);
+        }
+    }
+    env.get_template(template).and_then(|t| t.render(&base))
+}
+
 /// Renders `template` with the common context plus `data`'s keys.
 pub(crate) fn render(
     app: &App,
@@ -155,43 +214,17 @@ pub(crate) fn render(
     chrome_alerts: &[Value],
     data: Value,
 ) -> Response {
-    let lang = sess.lang;
-    let mut nav: Vec<(&str, &str)> = vec![
-        ("home", "/"),
-        ("directory", "/directory"),
-        ("messages", "/messages"),
-        ("alerts", "/alerts"),
-        ("rounds", "/rounds"),
-        ("drills", "/drills"),
-        ("policies", "/policies"),
-    ];
-    if app.role == Role::Other {
-        nav.retain(|(k, _)| *k != "rounds");
-    }
-    let mut ctx = json!({
-        "tr": i18n::strings(lang),
-        "lang": lang.tag(),
-        "langs": i18n::LANGS,
-        "csrf": sess.csrf,
-        "me": app.me,
-        "role": app.role,
-        "online": app.handle.online(),
-        "nav": nav,
-        "active": active,
-        "path": path,
-        "open_alerts": chrome_alerts,
-        "exercise_label": exercise_label(lang),
-        "exercise_short": label(lang, Label::Exercise).split(['—', '-']).next().unwrap_or("EXERCISE").trim(),
-        "notice": Value::Null,
-        "problem": Value::Null,
-        "title": "",
-    });
-    if let (Some(obj), Value::Object(extra)) = (ctx.as_object_mut(), data) {
-        for (k, v) in extra {
-            obj.insert(k, v);
-        }
-    }
-    match app.env.get_template(template).and_then(|t| t.render(&ctx)) {
+    let base = base_context(
+        sess.lang,
+        &sess.csrf,
+        &app.me,
+        app.role,
+        app.handle.online(),
+        path,
+        active,
+        chrome_alerts,
+    );
+    match draw(&app.env, template, base, data) {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
             tracing::error!("portal: template {template}: {e:#}");
@@ -979,4 +1012,81 @@ async fn incident(State(app): State<App>, Extension(sess): Extension<Sess>, Path
         Ok(json!({"title": "", "t": t.json()}))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::directory::Trust;
+
+    fn page_html(template: &str, data: Value) -> String {
+        let base = base_context(Lang::En, "c0ffee", "CL.primary", Role::Poc, true, "/", "home", &[]);
+        draw(&environment(), template, base, data).unwrap()
+    }
+
+    #[test]
+    fn every_word_a_template_asks_for_exists_in_every_language() {
+        let keys = i18n::strings(Lang::En);
+        for (name, src) in TEMPLATES {
+            for part in src.split("tr.").skip(1) {
+                let key: String = part
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(keys.contains_key(key.as_str()), "{name} asks for tr.{key}");
+            }
+        }
+        // Keys built from values: every alert POC state and every trust step.
+        for st in [
+            "held",
+            "released",
+            "delivered",
+            "read",
+            "acknowledged",
+            "not_needed",
+            "unreached",
+            "stopped",
+        ] {
+            assert!(keys.contains_key(format!("st_{st}").as_str()), "st_{st}");
+        }
+        for t in [Trust::Attested, Trust::VoiceVerified, Trust::Changed] {
+            let k = serde_json::to_value(t).unwrap().as_str().unwrap().replace('-', "_");
+            assert!(keys.contains_key(format!("trust_{k}").as_str()), "trust_{k}");
+        }
+    }
+
+    const HOSTILE: &str = "<img src=x onerror=alert(1)>\"'><script>alert(2)</script>";
+
+    #[test]
+    fn text_from_other_parties_is_escaped_in_every_place_it_appears() {
+        let m = json!({
+            "id": "00ff", "direction": "in", "peer": HOSTILE, "peer_unverified": true, "recipients": [HOSTILE],
+            "subject": HOSTILE, "body": HOSTILE, "tlp": "TLP:AMBER", "tlp_class": "amber", "exercise": true,
+            "alert": false, "created_at": 1, "received_at": 2, "read_at": null,
+            "attachments": [{"name": HOSTILE, "size": 1, "state": "kept"}],
+        });
+        let html = page_html("message.html", json!({"m": m, "tlp_meaning": "x", "incident": HOSTILE}));
+        assert!(!html.contains("<img src=x"), "{html}");
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+        let dir = json!({"states": [{"code": "CL", "authority": HOSTILE, "pocs": [{
+            "handle": HOSTILE, "name": HOSTILE, "position": HOSTILE, "institution": HOSTILE, "email": HOSTILE,
+            "phones": [HOSTILE], "trust": "attested", "stale": true, "confirmed": HOSTILE, "fingerprint": "ab".repeat(32),
+        }]}], "log_size": 3, "origin": HOSTILE});
+        let html = page_html("directory.html", dir);
+        assert!(
+            !html.contains("<img src=x") && !html.contains("<script>alert"),
+            "{html}"
+        );
+        // An attribute cannot be closed from inside a value.
+        assert!(!html.contains("data-handle=\"<"), "{html}");
+    }
+
+    #[test]
+    fn durations_read_plainly() {
+        assert_eq!(duration(45_000), "45 s");
+        assert_eq!(duration(12 * 60_000), "12 min");
+        assert_eq!(duration(3 * 3_600_000 + 5 * 60_000), "3 h 05 min");
+        assert_eq!(duration(2 * 86_400_000 + 4 * 3_600_000), "2 d 4 h");
+    }
 }
