@@ -1076,8 +1076,8 @@ impl Store {
                 message_id,
             };
             let plain = self.key.open("policy", &id, &sealed)?;
-            let record: PolicyFileRecord = serde_json::from_slice(&plain)
-                .map_err(|e| Error::DamagedStore(format!("policy record: {e}")))?;
+            let record: PolicyFileRecord =
+                serde_json::from_slice(&plain).map_err(|e| Error::DamagedStore(format!("policy record: {e}")))?;
             out.push(HeldPolicy {
                 sender,
                 record,

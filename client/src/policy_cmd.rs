@@ -102,6 +102,28 @@ pub fn reminder_line(state: &str, last_ms: u64, now: u64) -> String {
     format!("{state} has published no policy update for {months} months (the annual-update rule)")
 }
 
+/// Best effort, before a listing: the directory log and any documents waiting at the relay.
+/// Offline, the listing is the verified log already held.
+async fn refresh(c: &Client) {
+    let s = match c.connect().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(
+                "offline: listing the directory log already held ({})",
+                line(&e.to_string())
+            );
+            return;
+        }
+    };
+    if let Err(e) = c.sync_directory(&s).await {
+        tracing::warn!("directory not refreshed: {}", line(&e.to_string()));
+    }
+    if let Err(e) = c.sync(&s, false, None, |_, _| {}).await {
+        tracing::warn!("new documents not fetched: {}", line(&e.to_string()));
+    }
+    s.close().await;
+}
+
 pub async fn policy(c: &Client, json: bool, what: PolicyCmd) -> Result<(), Error> {
     let lang = c.own_language().tag().to_string();
     match what {
@@ -113,9 +135,9 @@ pub async fn policy(c: &Client, json: bool, what: PolicyCmd) -> Result<(), Error
             lang,
             supersedes,
         } => {
-            let kind: PolicyKind = kind.parse().map_err(|_| {
-                Error::Usage("--type must be strategy, white-paper, law, regulation or other".into())
-            })?;
+            let kind: PolicyKind = kind
+                .parse()
+                .map_err(|_| Error::Usage("--type must be strategy, white-paper, law, regulation or other".into()))?;
             let lang = lang.trim().to_ascii_lowercase();
             let draft = PolicyDraft {
                 document: supersedes,
@@ -141,15 +163,7 @@ pub async fn policy(c: &Client, json: bool, what: PolicyCmd) -> Result<(), Error
             }
         }
         PolicyCmd::List { state } => {
-            if let Ok(s) = c.connect().await {
-                if let Err(e) = c.sync_directory(&s).await {
-                    tracing::warn!("directory not refreshed: {}", line(&e.to_string()));
-                }
-                if let Err(e) = c.sync(&s, false, None, |_, _| {}).await {
-                    tracing::warn!("new documents not fetched: {}", line(&e.to_string()));
-                }
-                s.close().await;
-            }
+            refresh(c).await;
             let docs = c.policies(state.as_deref())?;
             let now = now_ms();
             let due: Vec<(String, u64)> = c
@@ -172,6 +186,7 @@ pub async fn policy(c: &Client, json: bool, what: PolicyCmd) -> Result<(), Error
             }
         }
         PolicyCmd::Show { document } => {
+            refresh(c).await;
             let d = c.policy(&document)?;
             if json {
                 print_json(&d);
@@ -202,6 +217,7 @@ pub async fn policy(c: &Client, json: bool, what: PolicyCmd) -> Result<(), Error
             }
         }
         PolicyCmd::Get { document, version, out } => {
+            refresh(c).await;
             let path = c.policy_save(&document, version, &out)?;
             if json {
                 print_json(&serde_json::json!({ "path": path }));
@@ -210,6 +226,7 @@ pub async fn policy(c: &Client, json: bool, what: PolicyCmd) -> Result<(), Error
             }
         }
         PolicyCmd::Verify { file } => {
+            refresh(c).await;
             let check = c.policy_verify(&file)?;
             if json {
                 print_json(&check);

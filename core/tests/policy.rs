@@ -55,7 +55,15 @@ fn action(f: impl FnOnce(&mut Action)) -> Action {
     a
 }
 
-fn fields(a: &mut Action) -> (&mut String, &mut String, &mut Vec<(String, String)>, &mut String, &mut String) {
+fn fields(
+    a: &mut Action,
+) -> (
+    &mut String,
+    &mut String,
+    &mut Vec<(String, String)>,
+    &mut String,
+    &mut String,
+) {
     match a {
         Action::PolicyPublish {
             date,
@@ -87,7 +95,11 @@ fn an_authority_publishes_and_supersedes_and_history_stays() {
     assert_eq!(vs[1].kind, PolicyKind::Strategy);
     assert_eq!(vs[1].sha256, [2; 32]);
     assert_eq!(vs[1].title_in("en"), "National Cybersecurity Policy");
-    assert_eq!(vs[1].title_in("fr"), "Política Nacional de Ciberseguridad", "falls back to the first");
+    assert_eq!(
+        vs[1].title_in("fr"),
+        "Política Nacional de Ciberseguridad",
+        "falls back to the first"
+    );
     assert_eq!(w.dir.policies().count(), 1);
     assert_eq!(w.dir.policy_by_hash(&[1; 32]).len(), 1);
     assert_eq!(w.dir.policy_by_hash(&[1; 32])[0].version, 1);
@@ -155,7 +167,11 @@ fn versions_follow_one_another_within_one_state() {
     ));
     w.push(publish(&w.cl, t, "CL", DOC, 1).unwrap()).unwrap();
     // Version 1 again (a new document with a used id), a gap, a repeat.
-    for (v, want) in [(1, "exists already"), (3, "next version must be 2"), (1, "exists already")] {
+    for (v, want) in [
+        (1, "exists already"),
+        (3, "next version must be 2"),
+        (1, "exists already"),
+    ] {
         let t = w.tick();
         let r = refusal(w.push(publish(&w.cl, t, "CL", DOC, v).unwrap()));
         assert!(r.to_string().contains(want), "{r}");
@@ -179,16 +195,22 @@ fn fields_are_bounded_and_checked() {
     let ok = action(|_| {});
     assert!(ok.check().is_ok());
     let bad: Vec<(&str, Action)> = vec![
-        ("version", action(|a| {
-            if let Action::PolicyPublish { version, .. } = a {
-                *version = 0
-            }
-        })),
-        ("state", action(|a| {
-            if let Action::PolicyPublish { state, .. } = a {
-                *state = "XX".into()
-            }
-        })),
+        (
+            "version",
+            action(|a| {
+                if let Action::PolicyPublish { version, .. } = a {
+                    *version = 0
+                }
+            }),
+        ),
+        (
+            "state",
+            action(|a| {
+                if let Action::PolicyPublish { state, .. } = a {
+                    *state = "XX".into()
+                }
+            }),
+        ),
         ("date", action(|a| *fields(a).0 = "2023-02-29".into())),
         ("date", action(|a| *fields(a).0 = "2024-13-01".into())),
         ("date", action(|a| *fields(a).0 = "15/03/2024".into())),
@@ -197,12 +219,15 @@ fn fields_are_bounded_and_checked() {
         ("language", action(|a| *fields(a).1 = "ES".into())),
         ("language", action(|a| *fields(a).1 = "spa".into())),
         ("titles", action(|a| fields(a).2.clear())),
-        ("titles", action(|a| {
-            let t = fields(a).2;
-            for i in 0..8 {
-                t.push((format!("a{}", (b'a' + i) as char), "x".into()));
-            }
-        })),
+        (
+            "titles",
+            action(|a| {
+                let t = fields(a).2;
+                for i in 0..8 {
+                    t.push((format!("a{}", (b'a' + i) as char), "x".into()));
+                }
+            }),
+        ),
         ("titles", action(|a| fields(a).2.push(("es".into(), "again".into())))),
         ("titles", action(|a| fields(a).2.swap(0, 1))),
         ("title", action(|a| fields(a).2[1].1 = "evil\u{202E}fdp.exe".into())),
@@ -215,13 +240,19 @@ fn fields_are_bounded_and_checked() {
         ("file name", action(|a| *fields(a).3 = "n".repeat(256))),
         ("file name", action(|a| *fields(a).3 = "a\u{1b}[2J.pdf".into())),
         ("media type", action(|a| *fields(a).4 = "pdf".into())),
-        ("media type", action(|a| *fields(a).4 = "application/pdf; x=\u{e9}".into())),
+        (
+            "media type",
+            action(|a| *fields(a).4 = "application/pdf; x=\u{e9}".into()),
+        ),
         ("media type", action(|a| *fields(a).4 = "application /pdf".into())),
-        ("size", action(|a| {
-            if let Action::PolicyPublish { size, .. } = a {
-                *size = u64::MAX
-            }
-        })),
+        (
+            "size",
+            action(|a| {
+                if let Action::PolicyPublish { size, .. } = a {
+                    *size = u64::MAX
+                }
+            }),
+        ),
     ];
     for (what, a) in bad {
         let e = a.check().expect_err(what);
@@ -259,12 +290,18 @@ fn the_annual_update_rule_reminds_after_twelve_months() {
     assert_eq!(stale[0], ("CL".to_string(), t));
     // Re-enrolling the same key (new name) does not restart the clock; a new key does.
     let t2 = w.tick();
-    let st = w.sec().authority_enrol(t2, "MX", w.mx.public_key(), "Renamed", "SRE").unwrap();
+    let st = w
+        .sec()
+        .authority_enrol(t2, "MX", w.mx.public_key(), "Renamed", "SRE")
+        .unwrap();
     w.push(st).unwrap();
     assert_eq!(w.dir.authority("MX").unwrap().enrolled_ms, enrolled + 1000);
     let new_mx = identity("authority MX 2");
     let t3 = w.tick();
-    let st = w.sec().authority_enrol(t3, "MX", new_mx.public_key(), "New", "SRE").unwrap();
+    let st = w
+        .sec()
+        .authority_enrol(t3, "MX", new_mx.public_key(), "New", "SRE")
+        .unwrap();
     w.push(st).unwrap();
     assert_eq!(w.dir.authority("MX").unwrap().enrolled_ms, t3);
     // A state without an authority is not reminded.

@@ -456,7 +456,9 @@ impl RelayLog {
             },
             Action::PolicyPublish { state, .. } => match v.dir.authority(state) {
                 Some(a) if &a.key == peer => Ok(()),
-                _ => Err(format!("only {state}'s national authority publishes {state}'s policy documents")),
+                _ => Err(format!(
+                    "only {state}'s national authority publishes {state}'s policy documents"
+                )),
             },
             Action::Remove { .. }
             | Action::RankChange { .. }

@@ -113,14 +113,20 @@ mod policy_tests {
         let mut longer = b.clone();
         longer.push(0);
         assert_eq!(PolicyNotice::decode(&longer), Err(PolicyNoticeError::Trailing(1)));
-        assert!(matches!(PolicyNotice::decode(&b[..b.len() - 1]), Err(PolicyNoticeError::Decode(_))));
+        assert!(matches!(
+            PolicyNotice::decode(&b[..b.len() - 1]),
+            Err(PolicyNoticeError::Decode(_))
+        ));
         // The statement length 300 as an over-long varint: same meaning, other bytes.
         let mut padded = vec![0xac, 0x82, 0x00];
         padded.extend_from_slice(&b[2..]);
         assert_eq!(PolicyNotice::decode(&padded), Err(PolicyNoticeError::NonCanonical));
         let mut big = notice();
         big.statement = vec![0; MAX_POLICY_STATEMENT + 1];
-        assert!(matches!(PolicyNotice::decode(&big.encode()), Err(PolicyNoticeError::TooLarge(_))));
+        assert!(matches!(
+            PolicyNotice::decode(&big.encode()),
+            Err(PolicyNoticeError::TooLarge(_))
+        ));
         let mut long = notice();
         long.attachment.name = "n".repeat(MAX_POLICY_FILE_NAME + 1);
         assert_eq!(

@@ -249,11 +249,16 @@ impl Client {
             .map(|vs| self.document_views(vs, log.leaf_hashes(), &held))
             .collect();
         out.sort_by(|a, b| {
-            (a.current.state.as_str(), std::cmp::Reverse(a.current.date.as_str()), &a.current.document).cmp(&(
-                b.current.state.as_str(),
-                std::cmp::Reverse(b.current.date.as_str()),
-                &b.current.document,
-            ))
+            (
+                a.current.state.as_str(),
+                std::cmp::Reverse(a.current.date.as_str()),
+                &a.current.document,
+            )
+                .cmp(&(
+                    b.current.state.as_str(),
+                    std::cmp::Reverse(b.current.date.as_str()),
+                    &b.current.document,
+                ))
         });
         Ok(out)
     }
@@ -297,7 +302,8 @@ impl Client {
         };
         let path = self.profile.attachments().join(format!("{}.env", h.record.envelope));
         let mut input = std::io::BufReader::new(
-            std::fs::File::open(&path).ctx(|| "the policy document's envelope is no longer in the profile".to_string())?,
+            std::fs::File::open(&path)
+                .ctx(|| "the policy document's envelope is no longer in the profile".to_string())?,
         );
         let mut out = HashWriter {
             hash: Sha256::new(),
@@ -350,7 +356,10 @@ impl Client {
             .policy_by_hash(&sha)
             .into_iter()
             .map(|v| {
-                let latest = dir.policy(&v.document).and_then(|vs| vs.last()).map_or(0, |l| l.version);
+                let latest = dir
+                    .policy(&v.document)
+                    .and_then(|vs| vs.last())
+                    .map_or(0, |l| l.version);
                 let leaf = log.leaf_hashes().get(v.index as usize);
                 let is_held = leaf.is_some_and(|l| held.iter().any(|(h, _)| h == l));
                 view(v, v.version < latest, is_held)
@@ -437,10 +446,7 @@ impl Client {
         for group in members.chunks(MAX_RECIPIENTS) {
             self.send_policy(s, group, &st, file, sha256, size).await?;
         }
-        let v = check
-            .policy(&document)
-            .and_then(|vs| vs.last())
-            .expect("applied above");
+        let v = check.policy(&document).and_then(|vs| vs.last()).expect("applied above");
         let mut out = view(v, false, false);
         out.log_index = 0;
         Ok(out)
@@ -539,7 +545,9 @@ impl Client {
         let notice = PolicyNotice::decode(&opened.plaintext).map_err(|e| reject(&e))?;
         let st = Statement::parse(&notice.statement).map_err(|e| reject(&format!("the statement: {e}")))?;
         if st.author() != sender {
-            return Err(reject(&"the statement is signed by another key than the envelope's sender"));
+            return Err(reject(
+                &"the statement is signed by another key than the envelope's sender",
+            ));
         }
         if st.origin() != dir.origin() {
             return Err(reject(&"the statement is for another directory log"));
@@ -553,7 +561,10 @@ impl Client {
             ..
         } = st.action()
         else {
-            return Err(reject(&format!("the statement is a {}, not a PolicyPublish", st.action().kind())));
+            return Err(reject(&format!(
+                "the statement is a {}, not a PolicyPublish",
+                st.action().kind()
+            )));
         };
         if state != &authority.state {
             return Err(reject(&format!(
@@ -582,7 +593,9 @@ impl Client {
         };
         let (digest, len) = self.kept_plaintext_hash(&envelope, sender).await?;
         if digest != *sha256 || len != *size {
-            return Err(reject(&"the file's SHA-256 or size is not the one the signed statement names"));
+            return Err(reject(
+                &"the file's SHA-256 or size is not the one the signed statement names",
+            ));
         }
         let record = PolicyFileRecord {
             statement: pocnet_crypto::to_hex(st.as_bytes()),

@@ -500,7 +500,10 @@ impl Action {
                     language_code("policy title language", lang)?;
                     text("policy title", title, 1, MAX_POLICY_TITLE)?;
                     if titles[..i].iter().any(|(l, _)| l == lang) {
-                        return Err(field("policy titles", format!("give one title per language; {lang} is twice")));
+                        return Err(field(
+                            "policy titles",
+                            format!("give one title per language; {lang} is twice"),
+                        ));
                     }
                 }
                 if &titles[0].0 != language {
@@ -522,7 +525,10 @@ impl Action {
                     ));
                 }
                 if *size > MAX_POLICY_SIZE {
-                    return Err(field("policy size", format!("is over the limit of {MAX_POLICY_SIZE} bytes")));
+                    return Err(field(
+                        "policy size",
+                        format!("is over the limit of {MAX_POLICY_SIZE} bytes"),
+                    ));
                 }
                 Ok(())
             }
@@ -564,7 +570,10 @@ fn language_code(name: &'static str, s: &str) -> Result<(), EntryError> {
     if s.len() == 2 && s.bytes().all(|b| b.is_ascii_lowercase()) {
         Ok(())
     } else {
-        Err(field(name, format!("{s:?} is not a two-letter ISO 639-1 code such as es or en")))
+        Err(field(
+            name,
+            format!("{s:?} is not a two-letter ISO 639-1 code such as es or en"),
+        ))
     }
 }
 

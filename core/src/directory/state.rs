@@ -304,7 +304,11 @@ pub enum Refusal {
     NoSuchPolicy { document: String, version: u32 },
     /// A version of another state's document.
     #[error("policy document {document} is {owner}'s; {state} cannot publish a version of it")]
-    PolicyOtherState { document: String, owner: String, state: String },
+    PolicyOtherState {
+        document: String,
+        owner: String,
+        state: String,
+    },
     /// A version that is not the next one.
     #[error("policy document {document} is at version {latest}; the next version must be {}, not {found}", latest + 1)]
     PolicyVersion { document: String, latest: u32, found: u32 },
