@@ -485,6 +485,12 @@ async fn national_on(ctx: &Ctx, c: &Client, s: &pocnet_client::net::Session, wha
                         "reminder: {stale} record(s) not confirmed for a year; ask those POCs to run `pocnet directory confirm`"
                     );
                 }
+                if let Some((_, last)) = dir.policy_stale_states(now).into_iter().find(|(s, _)| *s == me) {
+                    println!(
+                        "reminder: {}; publish with `pocnet policy publish`",
+                        crate::policy_cmd::reminder_line(&me, last, now)
+                    );
+                }
             }
         }
     }

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::types::{receipt_kind_code, receipt_kind_from_code, Direction, EnvelopeHash, MessageId, Peer};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// HKDF info (and AAD prefix) for the store key.
 const STORE_LABEL: &[u8] = b"pocnet/v1/client-store";
@@ -145,7 +145,31 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS contacts(
      CREATE TABLE IF NOT EXISTS alerts(message_id BLOB NOT NULL, direction TEXT NOT NULL, peer BLOB NOT NULL,
         body BLOB NOT NULL, record TEXT NOT NULL, PRIMARY KEY(direction, peer, message_id));
      CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, to_key BLOB NOT NULL,
-        receipt BLOB NOT NULL UNIQUE);";
+        receipt BLOB NOT NULL UNIQUE);
+     CREATE TABLE IF NOT EXISTS policy_files(peer BLOB NOT NULL, message_id BLOB NOT NULL, record BLOB NOT NULL,
+        received_at INTEGER NOT NULL, PRIMARY KEY(peer, message_id));";
+
+/// A policy document this profile holds (inside the sealed `policy` column of
+/// `policy_files`): the national authority's signed statement and the attachment envelope
+/// kept in the profile, still encrypted.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PolicyFileRecord {
+    /// The exact signed `PolicyPublish` statement (hex).
+    pub statement: String,
+    /// The kept attachment envelope's name (its envelope hash, hex).
+    pub envelope: String,
+}
+
+/// A held policy document with who sent it.
+#[derive(Clone, Debug)]
+pub struct HeldPolicy {
+    /// The national authority key that sent (and signed) it.
+    pub sender: IdentityKey,
+    /// The record.
+    pub record: PolicyFileRecord,
+    /// When it arrived (Unix ms).
+    pub received_at: u64,
+}
 
 /// An attachment as the store records it (inside the sealed `attachments` column).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -1020,6 +1044,67 @@ impl Store {
             true
         })?;
         Ok(ring)
+    }
+
+    /// Keeps a received policy document's record (sealed); `false` if it was kept already.
+    pub fn policy_file_save(
+        &self,
+        sender: &IdentityKey,
+        id: MessageId,
+        record: &PolicyFileRecord,
+        now: u64,
+    ) -> Result<bool> {
+        let row = RowId {
+            direction: Direction::In,
+            peer: *sender.as_bytes(),
+            message_id: id,
+        };
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO policy_files(peer, message_id, record, received_at) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                sender.as_bytes().as_slice(),
+                id.0.as_slice(),
+                self.key.seal("policy", &row, &json(record)),
+                now as i64
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Every policy document held, opened.
+    pub fn policy_files(&self) -> Result<Vec<HeldPolicy>> {
+        let mut s = self
+            .conn
+            .prepare("SELECT peer, message_id, record, received_at FROM policy_files ORDER BY received_at")?;
+        let rows = s.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (peer, mid, sealed, at) = row?;
+            let sender = key_from(peer)?;
+            let message_id = MessageId::from_slice(&mid)
+                .ok_or_else(|| Error::DamagedStore("a policy row has a malformed id".into()))?;
+            let id = RowId {
+                direction: Direction::In,
+                peer: *sender.as_bytes(),
+                message_id,
+            };
+            let plain = self.key.open("policy", &id, &sealed)?;
+            let record: PolicyFileRecord =
+                serde_json::from_slice(&plain).map_err(|e| Error::DamagedStore(format!("policy record: {e}")))?;
+            out.push(HeldPolicy {
+                sender,
+                record,
+                received_at: at as u64,
+            });
+        }
+        Ok(out)
     }
 
     /// Queues a signed receipt to send (kept until the relay has it).

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod alert_cmd;
 mod commands;
 mod drill_cmd;
+mod policy_cmd;
 use alert_cmd::{AlertCmd, IncidentCmd};
 use commands::cli_ctx;
 use pocnet_client::app::{Client, Enrolment, Outgoing};
@@ -172,6 +173,12 @@ enum Command {
         /// A note above the forwarded text.
         #[arg(long, default_value = "")]
         note: String,
+    },
+    /// The policy repository: national cyber policies, strategies, laws and regulations,
+    /// signed by each state's national authority and listed on the directory log.
+    Policy {
+        #[command(subcommand)]
+        what: policy_cmd::PolicyCmd,
     },
     /// Incidents: one timeline from the signed records (md, json, html).
     Incident {
@@ -887,6 +894,12 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Alert { what } => {
             let c = Client::open(&home, pass()?.as_bytes())?;
             alert_cmd::alert(&c, cli.json, what).await?
+        }
+        Command::Policy { what } => {
+            let c = Client::open(&home, pass()?.as_bytes())?;
+            let r = policy_cmd::policy(&c, cli.json, what).await;
+            commands::alarm(&c);
+            r?
         }
         Command::Drill { what } => drill_cmd::drill(cli.json, what).await?,
         Command::Demo { dir, rate } => drill_cmd::demo(cli.json, dir, rate).await?,

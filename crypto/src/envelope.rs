@@ -89,6 +89,9 @@ pub enum ContentType {
     RoundResponse = 6,
     /// A directory (key log) entry.
     DirectoryEntry = 7,
+    /// A national policy document: a signed `PolicyPublish` statement and the file as an
+    /// attachment envelope, from a state's national authority.
+    Policy = 8,
 }
 
 impl ContentType {
@@ -102,6 +105,7 @@ impl ContentType {
             5 => ContentType::RoundChallenge,
             6 => ContentType::RoundResponse,
             7 => ContentType::DirectoryEntry,
+            8 => ContentType::Policy,
             _ => return Err(Error::NonCanonical("unknown content type")),
         })
     }

@@ -647,8 +647,8 @@ fn header_parse_enforces_every_stated_limit() {
         "content type 0"
     );
     assert!(
-        matches!(mutate(&|h| h[ct] = 8), Err(Error::NonCanonical(_))),
-        "content type 8"
+        matches!(mutate(&|h| h[ct] = 9), Err(Error::NonCanonical(_))),
+        "content type 9"
     );
     assert!(matches!(mutate(&|h| h[tlp] = 6), Err(Error::NonCanonical(_))), "TLP 6");
     assert!(

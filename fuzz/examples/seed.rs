@@ -368,7 +368,28 @@ fn main() {
             .nominate(NOW_MS + 2, "CL", Category::CyberPolicy, Rank::Primary, contact.clone(), &other().public())
             .unwrap();
         let approval = a.approve(NOW_MS + 3, &nomination, &other().public(), NOW_MS + 3).unwrap();
+        // A policy document published by CL's authority (two titles, every field set).
+        let policy = Author::new(sender(), ORIGIN)
+            .policy_publish(
+                NOW_MS + 5,
+                "CL",
+                [0x42; 16],
+                1,
+                pocnet_core::directory::PolicyKind::Strategy,
+                "2024-03-15",
+                "es",
+                vec![
+                    ("es".into(), "Política Nacional de Ciberseguridad".into()),
+                    ("en".into(), "National Cybersecurity Policy".into()),
+                ],
+                "politica-nacional.pdf",
+                "application/pdf",
+                1_234_567,
+                [0x5a; 32],
+            )
+            .unwrap();
         for st in [
+            policy,
             enrol.clone(),
             a.witness_policy(NOW_MS + 1, vec![], 0).unwrap(),
             approval.clone(),

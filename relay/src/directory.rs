@@ -454,6 +454,12 @@ impl RelayLog {
                 Some(a) if &a.key == peer => Ok(()),
                 _ => Err(format!("only {state}'s national authority nominates {state}'s POCs")),
             },
+            Action::PolicyPublish { state, .. } => match v.dir.authority(state) {
+                Some(a) if &a.key == peer => Ok(()),
+                _ => Err(format!(
+                    "only {state}'s national authority publishes {state}'s policy documents"
+                )),
+            },
             Action::Remove { .. }
             | Action::RankChange { .. }
             | Action::Revoke { .. }

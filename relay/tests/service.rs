@@ -596,6 +596,54 @@ fn appends_are_refused_whole_for_a_wrong_signer_another_states_nomination_a_bad_
 }
 
 #[test]
+fn an_append_with_a_policy_publication_by_another_states_authority_is_refused() {
+    rt().block_on(async {
+        let w = world(Config::default()).await;
+        let cl = w.member("CL", "primary").await;
+        let mx_auth = w.authority("MX");
+        w.publish().await;
+        let cl_auth = w.authority("CL");
+        let before = w.snapshot().await;
+        let publication = |by: &Identity, t: u64, state: &str| {
+            Author::new(by, ORIGIN)
+                .policy_publish(
+                    t,
+                    state,
+                    [7; 16],
+                    1,
+                    pocnet_core::directory::PolicyKind::Law,
+                    "2024-01-31",
+                    "es",
+                    vec![("es".into(), "Ley de Ciberseguridad".into())],
+                    "ley.pdf",
+                    "application/pdf",
+                    1024,
+                    [1; 32],
+                )
+                .unwrap()
+                .into_bytes()
+        };
+        // MX's authority publishing a "CL" law, appended by the Secretariat itself.
+        let forged = publication(&mx_auth, w.tick(), "CL");
+        let note = w.note_over(std::slice::from_ref(&forged), &w.sec);
+        let r = w.append(&w.sec, vec![forged.clone()], note).await;
+        assert_eq!(code(&r), Some(ErrorCode::BadDirectory), "{r:?}");
+        assert_eq!(w.snapshot().await, before, "nothing refused was stored");
+        // Nor may MX's authority offer it to the Secretariat.
+        let r = w
+            .svc
+            .handle(mx_auth.public_key(), Request::Submit { statement: forged })
+            .await;
+        assert_eq!(code(&r), Some(ErrorCode::BadDirectory), "{r:?}");
+        // CL's own authority's is appended.
+        let good = publication(&cl_auth, w.tick(), "CL");
+        let note = w.note_over(std::slice::from_ref(&good), &w.sec);
+        assert_eq!(w.append(&w.sec, vec![good], note).await, Response::Done);
+        assert_eq!(w.hello(&cl).await.unwrap().handle, "CL.primary");
+    });
+}
+
+#[test]
 fn admission_follows_the_log_through_rank_change_removal_and_revocation() {
     rt().block_on(async {
         let w = world(Config::default()).await;

@@ -81,7 +81,7 @@ pub fn max_envelope_len(size: u64) -> Result<u64> {
 }
 
 /// A file name another party chose, made safe to use inside a directory.
-fn safe_name(name: &str) -> String {
+pub(crate) fn safe_name(name: &str) -> String {
     let base = Path::new(name)
         .file_name()
         .and_then(|n| n.to_str())

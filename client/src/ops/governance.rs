@@ -348,6 +348,21 @@ impl Client {
                 Action::KeyRotation { .. } => ("new encryption key".into(), None),
                 Action::ContactUpdate { .. } => ("new contact details".into(), None),
                 Action::Confirm => ("details confirmed as still correct".into(), None),
+                Action::PolicyPublish {
+                    state,
+                    document,
+                    version,
+                    kind,
+                    titles,
+                    ..
+                } => (
+                    format!(
+                        "list {state}'s {kind} {} version {version}: {}",
+                        pocnet_crypto::to_hex(document),
+                        titles.first().map(|(_, t)| t.as_str()).unwrap_or_default()
+                    ),
+                    None,
+                ),
                 other => (other.kind().to_string(), None),
             };
             // Would the rules accept it now? (A nomination is checked as its approval would be.)
@@ -412,7 +427,7 @@ impl Client {
 
     /// Secretariat: publishes every waiting statement the rules accept that needs no
     /// voice check (removals, rank changes, revocations, key rotations, contact updates,
-    /// confirmations); dismisses those they refuse. Returns (published, refused).
+    /// confirmations, policy publications); dismisses those they refuse. Returns (published, refused).
     pub async fn publish_pending(&self, s: &Session) -> Result<(Vec<Pending>, Vec<Pending>)> {
         let pending = self.pending(s).await?;
         let log = self.log()?;

@@ -373,6 +373,11 @@ impl Client {
             }
             return Ok(None);
         }
+        // A national authority's policy document: its own rules (the sender is an authority,
+        // not a POC), and no receipt.
+        if h.content_type == ContentType::Policy {
+            return self.receive_policy(s, &sender, &opened).await;
+        }
         let mut alert = None;
         let mut body: MessageBody = match h.content_type {
             ContentType::Message => postcard::from_bytes(&opened.plaintext)

@@ -7,6 +7,7 @@ pub mod contacts;
 pub mod directory;
 pub mod governance;
 pub mod messaging;
+pub mod policy;
 pub mod rotation;
 pub mod rounds;
 pub mod status;

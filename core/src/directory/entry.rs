@@ -50,6 +50,16 @@ pub const MAX_REASON: usize = 500;
 pub const MAX_HANDLE: usize = 32;
 /// At most this many witnesses in a policy.
 pub const MAX_WITNESSES: usize = 32;
+/// At most this many titles on a policy document (one per language).
+pub const MAX_POLICY_TITLES: usize = 8;
+/// Bound on one policy document title.
+pub const MAX_POLICY_TITLE: usize = 500;
+/// Bound on a policy document's file name (as attachment names).
+pub const MAX_FILE_NAME: usize = 255;
+/// Bound on a policy document's media type (RFC 6838: 127 + `/` + 127).
+pub const MAX_MEDIA_TYPE: usize = 255;
+/// Largest policy document, in plaintext bytes (the envelope body limit).
+pub const MAX_POLICY_SIZE: u64 = pocnet_crypto::envelope::MAX_BODY_LEN;
 
 /// What a statement says: signer, time and action, before the author key and signature.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +117,60 @@ impl fmt::Display for Rank {
             Rank::Alternate => f.write_str("alternate"),
             Rank::Further(n) => write!(f, "further{n}"),
         }
+    }
+}
+
+/// What kind of document a policy publication is. The variant order is the wire format:
+/// append only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PolicyKind {
+    /// A national cyber (security) strategy.
+    Strategy,
+    /// A white paper.
+    WhitePaper,
+    /// A law.
+    Law,
+    /// A regulation.
+    Regulation,
+    /// Anything else.
+    Other,
+}
+
+impl PolicyKind {
+    /// Every kind, in wire order.
+    pub const ALL: [PolicyKind; 5] = [
+        PolicyKind::Strategy,
+        PolicyKind::WhitePaper,
+        PolicyKind::Law,
+        PolicyKind::Regulation,
+        PolicyKind::Other,
+    ];
+    /// The kind as the CLI spells it: `strategy`, `white-paper`, `law`, `regulation`, `other`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::Strategy => "strategy",
+            PolicyKind::WhitePaper => "white-paper",
+            PolicyKind::Law => "law",
+            PolicyKind::Regulation => "regulation",
+            PolicyKind::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for PolicyKind {
+    type Err = EntryError;
+    fn from_str(s: &str) -> Result<Self, EntryError> {
+        let t = s.trim().to_ascii_lowercase().replace(['_', ' '], "-");
+        PolicyKind::ALL
+            .into_iter()
+            .find(|k| k.name() == t || (t == "whitepaper" && *k == PolicyKind::WhitePaper))
+            .ok_or_else(|| field("policy type", "must be strategy, white-paper, law, regulation or other"))
     }
 }
 
@@ -247,6 +311,31 @@ pub enum Action {
     },
     /// By the POC itself: the details are still correct.
     Confirm,
+    /// By a state's national authority: publishes version `version` of a policy document.
+    PolicyPublish {
+        /// ISO 3166-1 alpha-2 code; must be the author's state.
+        state: String,
+        /// Stable id across versions; chosen at random for version 1.
+        document: [u8; 16],
+        /// 1 for a new document, else exactly the latest listed version + 1.
+        version: u32,
+        /// What kind of document.
+        kind: PolicyKind,
+        /// The document's own date, `YYYY-MM-DD` (a real date).
+        date: String,
+        /// The document's language: ISO 639-1, two lower-case letters.
+        language: String,
+        /// (ISO 639-1 language, title); the first is in `language`; 1 to 8, languages unique.
+        titles: Vec<(String, String)>,
+        /// The file's name: no path separators.
+        file_name: String,
+        /// Its media type, such as `application/pdf`.
+        media_type: String,
+        /// Plaintext size in bytes.
+        size: u64,
+        /// SHA-256 of the plaintext file.
+        sha256: [u8; 32],
+    },
 }
 
 /// An [`Action`]'s variant without its data, for reports and messages.
@@ -266,6 +355,7 @@ pub enum ActionKind {
     Revoke,
     ContactUpdate,
     Confirm,
+    PolicyPublish,
 }
 
 impl ActionKind {
@@ -285,6 +375,7 @@ impl ActionKind {
             ActionKind::Revoke => "Revoke",
             ActionKind::ContactUpdate => "ContactUpdate",
             ActionKind::Confirm => "Confirm",
+            ActionKind::PolicyPublish => "PolicyPublish",
         }
     }
 }
@@ -312,6 +403,7 @@ impl Action {
             Action::Revoke { .. } => ActionKind::Revoke,
             Action::ContactUpdate { .. } => ActionKind::ContactUpdate,
             Action::Confirm => ActionKind::Confirm,
+            Action::PolicyPublish { .. } => ActionKind::PolicyPublish,
         }
     }
 
@@ -381,8 +473,117 @@ impl Action {
             }
             Action::ContactUpdate { contact } => contact.check(),
             Action::Confirm => Ok(()),
+            Action::PolicyPublish {
+                state,
+                version,
+                date,
+                language,
+                titles,
+                file_name,
+                media_type,
+                size,
+                ..
+            } => {
+                state_code(state)?;
+                if *version == 0 {
+                    return Err(field("policy version", "must be 1 or more"));
+                }
+                policy_date(date)?;
+                language_code("policy language", language)?;
+                if titles.is_empty() || titles.len() > MAX_POLICY_TITLES {
+                    return Err(field(
+                        "policy titles",
+                        format!("must be 1 to {MAX_POLICY_TITLES}; there are {}", titles.len()),
+                    ));
+                }
+                for (i, (lang, title)) in titles.iter().enumerate() {
+                    language_code("policy title language", lang)?;
+                    text("policy title", title, 1, MAX_POLICY_TITLE)?;
+                    if titles[..i].iter().any(|(l, _)| l == lang) {
+                        return Err(field(
+                            "policy titles",
+                            format!("give one title per language; {lang} is twice"),
+                        ));
+                    }
+                }
+                if &titles[0].0 != language {
+                    return Err(field(
+                        "policy titles",
+                        format!("the first title must be in the document's language {language}"),
+                    ));
+                }
+                file_name_check(file_name)?;
+                if media_type.len() > MAX_MEDIA_TYPE
+                    || !media_type.bytes().all(|b| b.is_ascii_graphic())
+                    || !media_type
+                        .split_once('/')
+                        .is_some_and(|(t, s)| !t.is_empty() && !s.is_empty() && !s.contains('/'))
+                {
+                    return Err(field(
+                        "policy media type",
+                        format!("must be type/subtype in printable ASCII, at most {MAX_MEDIA_TYPE} bytes"),
+                    ));
+                }
+                if *size > MAX_POLICY_SIZE {
+                    return Err(field(
+                        "policy size",
+                        format!("is over the limit of {MAX_POLICY_SIZE} bytes"),
+                    ));
+                }
+                Ok(())
+            }
         }
     }
+}
+
+/// `YYYY-MM-DD`, a real calendar date from year 1900 to 9999.
+fn policy_date(s: &str) -> Result<(), EntryError> {
+    let bad = || field("policy date", format!("{s:?} is not a real date written YYYY-MM-DD"));
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| -> Result<u32, EntryError> {
+        if b[r.clone()].iter().all(u8::is_ascii_digit) {
+            Ok(s[r].parse().map_err(|_| bad())?)
+        } else {
+            Err(bad())
+        }
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(bad()),
+    };
+    if y < 1900 || d == 0 || d > days {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// An ISO 639-1 code: two lower-case ASCII letters.
+fn language_code(name: &'static str, s: &str) -> Result<(), EntryError> {
+    if s.len() == 2 && s.bytes().all(|b| b.is_ascii_lowercase()) {
+        Ok(())
+    } else {
+        Err(field(
+            name,
+            format!("{s:?} is not a two-letter ISO 639-1 code such as es or en"),
+        ))
+    }
+}
+
+/// A file name: 1 to 255 bytes, no path separators, not `.` or `..`, no control characters.
+fn file_name_check(s: &str) -> Result<(), EntryError> {
+    text("policy file name", s, 1, MAX_FILE_NAME)?;
+    if s.contains(['/', '\\']) || s == "." || s == ".." {
+        return Err(field("policy file name", "must be a plain file name, with no path"));
+    }
+    Ok(())
 }
 
 /// Why a statement's bytes were refused.
@@ -810,6 +1011,40 @@ impl<'a> Author<'a> {
     /// POC: new contact details.
     pub fn contact_update(&self, time_ms: u64, contact: Contact) -> Result<Statement, EntryError> {
         self.sign(time_ms, Action::ContactUpdate { contact })
+    }
+    /// National authority: publishes a version of a policy document of its state.
+    #[allow(clippy::too_many_arguments)]
+    pub fn policy_publish(
+        &self,
+        time_ms: u64,
+        state: &str,
+        document: [u8; 16],
+        version: u32,
+        kind: PolicyKind,
+        date: &str,
+        language: &str,
+        titles: Vec<(String, String)>,
+        file_name: &str,
+        media_type: &str,
+        size: u64,
+        sha256: [u8; 32],
+    ) -> Result<Statement, EntryError> {
+        self.sign(
+            time_ms,
+            Action::PolicyPublish {
+                state: state.into(),
+                document,
+                version,
+                kind,
+                date: date.into(),
+                language: language.into(),
+                titles,
+                file_name: file_name.into(),
+                media_type: media_type.into(),
+                size,
+                sha256,
+            },
+        )
     }
     /// POC: details still correct.
     pub fn confirm(&self, time_ms: u64) -> Result<Statement, EntryError> {

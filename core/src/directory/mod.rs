@@ -8,10 +8,12 @@ pub mod publish;
 pub mod state;
 
 pub use entry::{
-    Action, ActionKind, Author, Category, Contact, EntryError, Handle, Rank, Statement, StatementBody, WitnessKey,
+    Action, ActionKind, Author, Category, Contact, EntryError, Handle, PolicyKind, Rank, Statement, StatementBody,
+    WitnessKey,
 };
 pub use log::{Anchor, ForkEvidence, HeadCheck, LogError, LogState};
 pub use publish::{vkey, Publisher};
 pub use state::{
-    Applied, Authority, Directory, DirectoryError, Former, LookupError, Poc, Refusal, WitnessPolicy, STALE_AFTER_MS,
+    Applied, Authority, Directory, DirectoryError, Former, LookupError, Poc, PolicyVersion, Refusal, WitnessPolicy,
+    STALE_AFTER_MS,
 };

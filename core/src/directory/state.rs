@@ -11,7 +11,9 @@ use pocnet_crypto::{Fingerprint, IdentityKey, PublicIdentity};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use super::entry::{Action, ActionKind, Category, Contact, EntryError, Handle, Rank, Statement, WitnessKey};
+use super::entry::{
+    Action, ActionKind, Category, Contact, EntryError, Handle, PolicyKind, Rank, Statement, WitnessKey,
+};
 
 /// A record not confirmed for longer than this is stale (365 days, in milliseconds).
 pub const STALE_AFTER_MS: u64 = 365 * 24 * 60 * 60 * 1000;
@@ -87,6 +89,53 @@ pub struct Authority {
     pub institution: String,
     /// Log entry that enrolled this key.
     pub enrolled_index: u64,
+    /// When this key was first enrolled for the state (that entry's time, Unix ms).
+    pub enrolled_ms: u64,
+}
+
+/// One version of a policy document, as the log lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyVersion {
+    /// ISO 3166-1 alpha-2 code of the publishing state.
+    pub state: String,
+    /// The document's stable id.
+    pub document: [u8; 16],
+    /// The version (1, 2, ...).
+    pub version: u32,
+    /// What kind of document.
+    pub kind: PolicyKind,
+    /// The document's own date, `YYYY-MM-DD`.
+    pub date: String,
+    /// The document's language (ISO 639-1).
+    pub language: String,
+    /// (language, title) pairs; the first is in `language`.
+    pub titles: Vec<(String, String)>,
+    /// The file's name.
+    pub file_name: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// SHA-256 of the plaintext file.
+    pub sha256: [u8; 32],
+    /// The log entry that published this version.
+    pub index: u64,
+    /// The statement's time (Unix milliseconds).
+    pub time_ms: u64,
+    /// The national authority key that signed it.
+    pub author: IdentityKey,
+}
+
+impl PolicyVersion {
+    /// The title in `lang` (ISO 639-1), or the first title if there is none in it.
+    pub fn title_in(&self, lang: &str) -> &str {
+        self.titles
+            .iter()
+            .find(|(l, _)| l == lang)
+            .or(self.titles.first())
+            .map(|(_, t)| t.as_str())
+            .unwrap_or_default()
+    }
 }
 
 /// A POC no longer listed: removed by its authority, or its key revoked.
@@ -247,6 +296,22 @@ pub enum Refusal {
     /// The new Secretariat key is the current one.
     #[error("the new Secretariat key is the current one")]
     SameSecretariatKey,
+    /// Version 1 of a policy document whose id is in use.
+    #[error("policy document {document} exists already: a new document needs a new id, a new version the next number")]
+    PolicyDocumentExists { document: String },
+    /// A later version of a document the log does not hold.
+    #[error("policy document {document} is not in the log, so there is no version {version} to follow")]
+    NoSuchPolicy { document: String, version: u32 },
+    /// A version of another state's document.
+    #[error("policy document {document} is {owner}'s; {state} cannot publish a version of it")]
+    PolicyOtherState {
+        document: String,
+        owner: String,
+        state: String,
+    },
+    /// A version that is not the next one.
+    #[error("policy document {document} is at version {latest}; the next version must be {}, not {found}", latest + 1)]
+    PolicyVersion { document: String, latest: u32, found: u32 },
 }
 
 /// Why a lookup found nothing usable.
@@ -290,6 +355,8 @@ pub struct Directory {
     signed_at: Arc<BTreeMap<[u8; 32], u64>>,
     /// SHA-256 of every statement applied: none appears twice.
     seen: Arc<BTreeSet<[u8; 32]>>,
+    /// Every version of every policy document, oldest first, by document id.
+    policies: Arc<BTreeMap<[u8; 16], Vec<PolicyVersion>>>,
 }
 
 fn short(k: &IdentityKey) -> String {
@@ -315,6 +382,7 @@ impl Directory {
             approved: Arc::default(),
             signed_at: Arc::default(),
             seen: Arc::default(),
+            policies: Arc::default(),
         }
     }
 
@@ -510,6 +578,10 @@ impl Directory {
                 self.secretariat_only(st)?;
                 let k = key(k)?;
                 let same = self.authorities.get(state).is_some_and(|a| a.key == k);
+                let enrolled_ms = match self.authorities.get(state) {
+                    Some(a) if same => a.enrolled_ms,
+                    _ => st.time_ms(),
+                };
                 if !same {
                     self.check_new_key(&k)?;
                 }
@@ -525,6 +597,7 @@ impl Directory {
                         name: name.clone(),
                         institution: institution.clone(),
                         enrolled_index: index,
+                        enrolled_ms,
                     },
                 );
                 if !same {
@@ -765,6 +838,68 @@ impl Directory {
                 poc.updated_index = index;
                 out.updated = Some(*st.author());
             }
+            Action::PolicyPublish {
+                state,
+                document,
+                version,
+                kind: policy_kind,
+                date,
+                language,
+                titles,
+                file_name,
+                media_type,
+                size,
+                sha256,
+            } => {
+                self.authority_only(kind, st.author(), state)?;
+                let doc = pocnet_crypto::to_hex(document);
+                match self.policies.get(document) {
+                    None if *version == 1 => {}
+                    None => {
+                        return Err(Refusal::NoSuchPolicy {
+                            document: doc,
+                            version: *version,
+                        })
+                    }
+                    Some(_) if *version == 1 => return Err(Refusal::PolicyDocumentExists { document: doc }),
+                    Some(vs) => {
+                        let last = vs.last().expect("a listed document has a version");
+                        if &last.state != state {
+                            return Err(Refusal::PolicyOtherState {
+                                document: doc,
+                                owner: last.state.clone(),
+                                state: state.clone(),
+                            });
+                        }
+                        if *version != last.version + 1 {
+                            return Err(Refusal::PolicyVersion {
+                                document: doc,
+                                latest: last.version,
+                                found: *version,
+                            });
+                        }
+                    }
+                }
+                Arc::make_mut(&mut self.policies)
+                    .entry(*document)
+                    .or_default()
+                    .push(PolicyVersion {
+                        state: state.clone(),
+                        document: *document,
+                        version: *version,
+                        kind: *policy_kind,
+                        date: date.clone(),
+                        language: language.clone(),
+                        titles: titles.clone(),
+                        file_name: file_name.clone(),
+                        media_type: media_type.clone(),
+                        size: *size,
+                        sha256: *sha256,
+                        index,
+                        time_ms: st.time_ms(),
+                        author: *st.author(),
+                    });
+            }
         }
         Ok(out)
     }
@@ -876,6 +1011,43 @@ impl Directory {
     /// Listed POCs whose records are stale at `now_ms`, sorted by handle.
     pub fn stale(&self, now_ms: u64) -> Vec<&Poc> {
         self.members().into_iter().filter(|p| p.is_stale(now_ms)).collect()
+    }
+    /// Every policy document: each item is one document's versions, oldest first.
+    pub fn policies(&self) -> impl Iterator<Item = &[PolicyVersion]> {
+        self.policies.values().map(Vec::as_slice)
+    }
+    /// One policy document's versions, oldest first.
+    pub fn policy(&self, document: &[u8; 16]) -> Option<&[PolicyVersion]> {
+        self.policies.get(document).map(Vec::as_slice)
+    }
+    /// Every listed version whose file has this SHA-256, in log order.
+    pub fn policy_by_hash(&self, sha256: &[u8; 32]) -> Vec<&PolicyVersion> {
+        let mut v: Vec<&PolicyVersion> = self
+            .policies
+            .values()
+            .flatten()
+            .filter(|p| &p.sha256 == sha256)
+            .collect();
+        v.sort_by_key(|p| p.index);
+        v
+    }
+    /// States with a national authority whose latest policy publication (or, with none, the
+    /// authority's enrolment) is more than 365 days before `now_ms`: the annual-update
+    /// rule. Each with that time (Unix ms), by state code.
+    pub fn policy_stale_states(&self, now_ms: u64) -> Vec<(String, u64)> {
+        let mut last: BTreeMap<&str, u64> = BTreeMap::new();
+        for p in self.policies.values().flatten() {
+            let e = last.entry(p.state.as_str()).or_insert(0);
+            *e = (*e).max(p.time_ms);
+        }
+        self.authorities
+            .values()
+            .map(|a| {
+                let t = last.get(a.state.as_str()).copied().unwrap_or(a.enrolled_ms);
+                (a.state.clone(), t)
+            })
+            .filter(|(_, t)| now_ms.saturating_sub(*t) > STALE_AFTER_MS)
+            .collect()
     }
     /// The handle `key` holds now: a POC handle, `XX.authority` or `secretariat`.
     pub fn handle_of(&self, key: &IdentityKey) -> Option<Handle> {
