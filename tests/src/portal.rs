@@ -208,6 +208,11 @@ impl Driver {
 
     /// A new headless Chromium session with its own empty profile.
     pub async fn browser(&self) -> fantoccini::Client {
+        self.browser_downloading_to(None).await
+    }
+
+    /// As [`Driver::browser`], saving downloads into `dir` without asking.
+    pub async fn browser_downloading_to(&self, downloads: Option<&Path>) -> fantoccini::Client {
         let dir = tempfile::Builder::new()
             .prefix("chromium-")
             .tempdir_in(self._profiles.path())
@@ -221,7 +226,12 @@ impl Driver {
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--window-size=1280,900",
                     format!("--user-data-dir={}", dir.display()),
-                ]
+                ],
+                "prefs": {
+                    "download.default_directory": downloads.map(|d| d.display().to_string()).unwrap_or_default(),
+                    "download.prompt_for_download": false,
+                    "safebrowsing.enabled": false,
+                },
             }
         });
         let caps = match caps {

@@ -199,10 +199,34 @@ async fn in_a_real_browser_a_poc_reads_the_directory_acknowledges_an_alert_the_s
         "amber",
     ]);
 
+    // US's national authority publishes its strategy; the Secretariat lists it in the log.
+    let work = tempfile::tempdir().unwrap();
+    let original = work.path().join("strategy.pdf");
+    let content = "%PDF-1.7 National Cybersecurity Strategy of the United States (test edition)\n".repeat(200);
+    std::fs::write(&original, &content).unwrap();
+    let en_title = "National <i>Cybersecurity</i> Strategy";
+    relay.authority("US").json(&[
+        "policy",
+        "publish",
+        original.to_str().unwrap(),
+        "--title",
+        "Estrategia Nacional de Ciberseguridad",
+        "--title",
+        &format!("en={en_title}"),
+        "--type",
+        "strategy",
+        "--date",
+        "2024-03-15",
+        "--lang",
+        "es",
+    ]);
+    sec.json(&["secretariat", "publish"]);
+
     let driver = Driver::start();
     let cl_portal = Portal::start(&cl, &[]);
     let us_portal = Portal::start(&us, &[]);
-    let b = driver.browser().await;
+    let downloads = tempfile::tempdir().unwrap();
+    let b = driver.browser_downloading_to(Some(downloads.path())).await;
     let sender = driver.browser().await;
 
     // Sign in with the token; read the directory.
@@ -226,9 +250,16 @@ async fn in_a_real_browser_a_poc_reads_the_directory_acknowledges_an_alert_the_s
 
     // The hostile subject renders as text: no element made from it.
     b.goto(&format!("{}/messages", cl_portal.base)).await.unwrap();
-    let link = b.find(Locator::Css("a.subject")).await.unwrap();
-    assert_eq!(link.text().await.unwrap(), hostile);
-    link.click().await.unwrap();
+    let mut link = None;
+    for a in b.find_all(Locator::Css("a.subject")).await.unwrap() {
+        if a.text().await.unwrap() == hostile {
+            link = Some(a);
+        }
+    }
+    link.expect("the hostile subject is listed, as text")
+        .click()
+        .await
+        .unwrap();
     let subject = wait_text(&b, "#subject", |t| !t.is_empty()).await;
     assert_eq!(subject, hostile, "the subject is shown as the text it is");
     assert!(
@@ -338,10 +369,74 @@ async fn in_a_real_browser_a_poc_reads_the_directory_acknowledges_an_alert_the_s
         .unwrap_or_else(|| panic!("round {round} in {list}"));
     assert_eq!(entry[2], 1, "one answer recorded: {entry}");
 
+    // The policy repository: the document as the log lists it, downloaded by the browser,
+    // then verified against the log by another POC's client.
+    b.goto(&format!("{}/policies", cl_portal.base)).await.unwrap();
+    let title = wait_text(&b, "a.policy-title", |t| !t.is_empty()).await;
+    assert_eq!(title, en_title, "the English title, as text");
+    b.find(Locator::Css("a.policy-title"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let version = wait_text(&b, "table.history tr.current th", |t| !t.is_empty()).await;
+    assert!(version.starts_with('1'), "{version}");
+    b.find(Locator::Css("a.download")).await.unwrap().click().await.unwrap();
+    let saved = downloads.path().join("strategy.pdf");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !(saved.exists() && std::fs::read(&saved).map(|b| b.len() == content.len()).unwrap_or(false)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the browser never saved the download"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(std::fs::read(&saved).unwrap(), content.as_bytes());
+    let says = _cl2.ok(&["policy", "verify", saved.to_str().unwrap()]);
+    assert!(says.contains("US's national authority published version 1"), "{says}");
+
     // French, chosen in the page, with the keyboard.
     choose_language(&b, "fr").await;
     let nav = wait_text(&b, "nav", |t| t.contains("Annuaire")).await;
     assert!(nav.contains("Vérifications de contact"));
+
+    // On a phone's width nothing spills sideways (wide tables scroll inside their box),
+    // and the first Tab from the top lands on "skip to content".
+    b.set_window_size(390, 844).await.unwrap();
+    for page in [
+        "/",
+        "/directory",
+        "/messages",
+        &format!("/alerts/{id}"),
+        "/rounds",
+        "/policies",
+    ] {
+        b.goto(&format!("{}{page}", cl_portal.base)).await.unwrap();
+        let fits = b
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            fits,
+            serde_json::Value::Bool(true),
+            "{page} is wider than a phone screen"
+        );
+    }
+    b.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("\u{E004}")
+        .await
+        .unwrap();
+    let focused = b
+        .execute("return document.activeElement.className;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, serde_json::json!("skip"), "keyboard users can skip the header");
 
     b.close().await.unwrap();
     sender.close().await.unwrap();

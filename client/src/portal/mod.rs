@@ -20,6 +20,7 @@
 mod actor;
 mod i18n;
 mod pages;
+mod policy;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -42,6 +42,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("drills.html", include_str!("templates/drills.html")),
     ("drill.html", include_str!("templates/drill.html")),
     ("incident.html", include_str!("templates/incident.html")),
+    ("policies.html", include_str!("templates/policies.html")),
+    ("policy.html", include_str!("templates/policy.html")),
     ("error.html", include_str!("templates/error.html")),
 ];
 
@@ -92,6 +94,9 @@ pub(crate) fn router(app: App) -> Router {
         .route("/drills", get(drills))
         .route("/drills/{n}", get(drill))
         .route("/incidents/{id}", get(incident))
+        .route("/policies", get(super::policy::policies))
+        .route("/policies/{doc}", get(super::policy::policy))
+        .route("/policies/{doc}/file", get(super::policy::policy_file))
         .with_state(app)
 }
 
@@ -239,7 +244,7 @@ pub(crate) fn render(
 
 /// Runs `f` on the client thread with the page chrome, and renders the result; an error
 /// becomes the error page with the operation's own words.
-async fn page<F, Fut>(
+pub(crate) async fn page<F, Fut>(
     app: App,
     sess: Sess,
     path: String,
