@@ -32,8 +32,49 @@ impl Portal {
     pub fn start(poc: &Poc, extra: &[&str]) -> Portal {
         let mut args = vec!["portal"];
         args.extend_from_slice(extra);
-        let mut child = poc
-            .cmd(&args)
+        Portal::spawn(poc.cmd(&args))
+    }
+
+    /// Starts the portal for the profile at `home` (unlocked with `passphrase`).
+    pub fn start_at(home: &Path, passphrase: &str, extra: &[&str]) -> Portal {
+        let mut c = Command::new(crate::bin("pocnet"));
+        c.arg("portal")
+            .args(extra)
+            .env("POCNET_HOME", home)
+            .env("POCNET_PASSPHRASE", passphrase)
+            .env("POCNET_LOG", "warn");
+        Portal::spawn(c)
+    }
+
+    /// Signs in with raw HTTP; returns the `Cookie` header value.
+    pub fn sign_in(&self) -> String {
+        let r = http(
+            self.port,
+            &format!(
+                "GET /login?token={} HTTP/1.1\r\nHost: 127.0.0.1:{}",
+                self.token(),
+                self.port
+            ),
+            "",
+        );
+        assert_eq!(r.status, 303, "{r:?}");
+        r.header("set-cookie").unwrap().split(';').next().unwrap().to_string()
+    }
+
+    /// GET `path` with the session cookie.
+    pub fn get(&self, cookie: &str, path: &str) -> Reply {
+        http(
+            self.port,
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCookie: {cookie}",
+                self.port
+            ),
+            "",
+        )
+    }
+
+    fn spawn(mut cmd: Command) -> Portal {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -76,6 +76,44 @@ fn the_silent_state_drill_runs_end_to_end_its_record_re_verifies_and_nothing_pas
     let v = pocnet(&["drill", "verify", bad.to_str().unwrap()]).output().unwrap();
     assert_eq!(v.status.code(), Some(13), "{}", String::from_utf8_lossy(&v.stderr));
 
+    // The portal shows the after-action report, verified from the record, under the
+    // EXERCISE banner; a tampered record is named as not verifying; a POC's drill alert
+    // carries the EXERCISE banner there too.
+    let jm2 = std::fs::read_dir(dir.join("network"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().contains("JM") && p.to_string_lossy().contains("alternate"))
+        .expect("JM's alternate has a profile in the drill network");
+    let portal = pocnet_tests::portal::Portal::start_at(
+        &jm2,
+        DRILL_PASSPHRASE,
+        &["--drills", record.to_str().unwrap(), "--drills", bad.to_str().unwrap()],
+    );
+    let cookie = portal.sign_in();
+    let listed = portal.get(&cookie, "/drills");
+    assert!(listed.body.contains("drill.record") && listed.body.contains("tampered.record"));
+    let good = portal.get(&cookie, "/drills/0");
+    assert_eq!(good.status, 200);
+    assert!(good.body.contains("class=\"exercise\""), "EXERCISE banner");
+    assert!(
+        good.body.contains("Verified:") && good.body.contains("JM.alternate"),
+        "{}",
+        good.body
+    );
+    let tampered = portal.get(&cookie, "/drills/1");
+    assert!(tampered.body.contains("does NOT verify"), "{}", tampered.body);
+    let alerts = portal.get(&cookie, "/alerts");
+    let id = alerts
+        .body
+        .split("href=\"/alerts/")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the drill alert is listed")
+        .to_string();
+    let page = portal.get(&cookie, &format!("/alerts/{id}"));
+    assert!(page.body.contains("class=\"exercise\""), "{}", page.body);
+    drop(portal);
+
     // Every POC's store holds drill traffic only, marked as such: nothing shows as real.
     let mut seen = 0;
     for entry in std::fs::read_dir(dir.join("network")).unwrap() {

@@ -441,3 +441,64 @@ async fn in_a_real_browser_a_poc_reads_the_directory_acknowledges_an_alert_the_s
     b.close().await.unwrap();
     sender.close().await.unwrap();
 }
+
+/// The `csrf` value of the first form on a page.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a CSRF token in the page")
+        .to_string()
+}
+
+#[test]
+fn the_secretariat_starts_a_contact_check_from_the_portal_and_a_poc_cannot() {
+    let relay = Relay::start();
+    let cl = Poc::enrolled(&relay, "CL", "primary");
+    let sec = Portal::start(&relay.secretariat, &[]);
+    let cookie = sec.sign_in();
+    let page = sec.get(&cookie, "/rounds");
+    assert!(
+        page.body.contains("id=\"start-round\""),
+        "the Secretariat is offered the form"
+    );
+    let csrf = csrf_of(&page.body);
+    let post = |p: &Portal, cookie: &str, body: &str| {
+        http(
+            p.port,
+            &format!(
+                "POST /rounds/start HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCookie: {cookie}\r\nOrigin: http://127.0.0.1:{}\r\nContent-Type: application/x-www-form-urlencoded",
+                p.port, p.port
+            ),
+            body,
+        )
+    };
+    let r = post(
+        &sec,
+        &cookie,
+        &format!("csrf={csrf}&states=CL&hours=24&question=Is+your+24%2F7+line+staffed%3F&exercise=1"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("Round started"), "{}", r.body);
+    drop(sec);
+
+    // The POC has the challenge, with the question, marked as an exercise.
+    cl.ok(&["inbox"]);
+    let pending = cl.json(&["round", "pending"]);
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+
+    // A POC's portal offers no such form, and refuses the request even with its own token.
+    let mine = Portal::start(&cl, &[]);
+    let cookie = mine.sign_in();
+    let page = mine.get(&cookie, "/rounds");
+    assert!(!page.body.contains("id=\"start-round\""));
+    assert!(page.body.contains("line staffed?"), "the question is shown to answer");
+    assert!(page.body.contains("class=\"exercise\""), "and marked as an exercise");
+    let r = post(
+        &mine,
+        &cookie,
+        &format!("csrf={}&states=CL&hours=24", csrf_of(&page.body)),
+    );
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("only the Secretariat starts rounds"), "{}", r.body);
+}
