@@ -292,6 +292,8 @@ async fn in_a_real_browser_a_poc_reads_the_directory_acknowledges_an_alert_the_s
         "10m",
         "--repeat",
         "0",
+        "--incident",
+        "SCL-1",
     ])["id"]
         .as_str()
         .unwrap()
@@ -324,6 +326,13 @@ async fn in_a_real_browser_a_poc_reads_the_directory_acknowledges_an_alert_the_s
     // The sender's open page changes by itself.
     let after = wait_text(&sender, acked, |_| true).await;
     assert!(after.contains("acuse de recibo"), "{after}");
+    // The incident's timeline holds the alert and the acknowledgement.
+    sender
+        .goto(&format!("{}/incidents/SCL-1", us_portal.base))
+        .await
+        .unwrap();
+    let timeline = wait_text(&sender, "main table", |t| t.contains("SCL airport")).await;
+    assert!(timeline.contains("CL.primary"), "{timeline}");
 
     // A contact check from the Secretariat, answered in the portal.
     let round = sec.json(&["round", "start", "--state", "CL", "--deadline-hours", "24"])["round"]
@@ -480,6 +489,22 @@ fn the_secretariat_starts_a_contact_check_from_the_portal_and_a_poc_cannot() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("Round started"), "{}", r.body);
+    // Its report, with the chart, from the rounds page.
+    let id = r
+        .body
+        .split("href=\"/rounds/")
+        .nth(1)
+        .and_then(|x| x.split('"').next())
+        .expect("the round is listed")
+        .to_string();
+    let report = sec.get(&cookie, &format!("/rounds/{id}"));
+    assert_eq!(report.status, 200);
+    assert!(report.body.contains("<svg class=\"chart\""), "a chart");
+    assert!(
+        report.body.contains("<th scope=\"row\">CL.primary</th>"),
+        "{}",
+        report.body
+    );
     drop(sec);
 
     // The POC has the challenge, with the question, marked as an exercise.
