@@ -527,3 +527,42 @@ fn the_secretariat_starts_a_contact_check_from_the_portal_and_a_poc_cannot() {
     assert_eq!(r.status, 422);
     assert!(r.body.contains("only the Secretariat starts rounds"), "{}", r.body);
 }
+
+#[test]
+fn a_changed_key_blocks_sending_from_the_portal_as_in_the_cli() {
+    let relay = Relay::start();
+    let cl = Poc::enrolled(&relay, "CL", "primary");
+    let mx = Poc::enrolled(&relay, "MX", "primary");
+    cl.ok(&["send", "MX.primary", "-m", "hello"]);
+    mx.ok(&["inbox"]);
+    mx.ok(&["send", "CL.primary", "-m", "hello back"]);
+    // CL's key is revoked and a new key listed for the same handle.
+    relay
+        .authority("CL")
+        .ok(&["national", "revoke", "CL.primary", "--reason", "lost"]);
+    relay.secretariat.ok(&["secretariat", "publish"]);
+    let _new_cl = Poc::enrolled(&relay, "CL", "primary");
+
+    let portal = Portal::start(&mx, &[]);
+    let cookie = portal.sign_in();
+    let dir = portal.get(&cookie, "/directory");
+    assert!(
+        dir.body
+            .contains("class=\"poc trust-changed\" data-handle=\"CL.primary\""),
+        "the directory shows the change"
+    );
+    let form = portal.get(&cookie, "/send");
+    let r = http(
+        portal.port,
+        &format!(
+            "POST /send HTTP/1.1\r\nHost: 127.0.0.1:{p}\r\nCookie: {cookie}\r\nOrigin: http://127.0.0.1:{p}\r\nContent-Type: application/x-www-form-urlencoded",
+            p = portal.port
+        ),
+        &format!("csrf={}&to=CL.primary&tlp=amber&subject=to+the+new+key&text=x", csrf_of(&form.body)),
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("class=\"problem\""), "{}", r.body);
+    assert!(r.body.contains("pocnet verify CL.primary --accept"), "{}", r.body);
+    let out = portal.get(&cookie, "/messages?box=out");
+    assert!(!out.body.contains("to the new key"), "nothing was sent");
+}
