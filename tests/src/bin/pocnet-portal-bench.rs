@@ -18,7 +18,10 @@
 //!    sizes. Each request is a fresh TCP connection (`Connection: close`). Ceilings: GET
 //!    `/static/portal.css` through the same server and client (the bare HTTP round trip:
 //!    Host check, session lookup, security headers, no client-thread job), and the store's
-//!    own `list_page(In, 51, 0)` plus both counts on a second open of the profile.
+//!    own `list_page(In, 51, 0)` plus both counts on a second open of the profile. For
+//!    where a page's time goes: the calls the pages make, timed one by one on that second
+//!    open, and the listing's and the alert banner's queries in raw SQLite on a snapshot of
+//!    the store (`VACUUM INTO`), without and with an index (the profile is not changed).
 //! 2. Acknowledgement → open page. The profile raises an alert (`pocnet alert raise`, the
 //!    CLI, while the portal runs) to `--ack-states` states; the cyber primary of each is a
 //!    probe connection watching. The bench opens the alert's server-sent-events stream with
@@ -251,16 +254,16 @@ fn sse(s: &Session, path: &str, tx: tokio::sync::mpsc::UnboundedSender<Sse>) {
                 let l = l.trim_end_matches(['\n', '\r']);
                 if let Some(d) = l.strip_prefix("data:") {
                     event_data.push_str(d.strip_prefix(' ').unwrap_or(d));
-                } else if l.is_empty() && !event_data.is_empty() {
-                    if tx
+                } else if l.is_empty()
+                    && !event_data.is_empty()
+                    && tx
                         .send(Sse {
                             at,
                             data: std::mem::take(&mut event_data),
                         })
                         .is_err()
-                    {
-                        return;
-                    }
+                {
+                    return;
                 }
             }
         }
