@@ -12,10 +12,15 @@ use std::process::{Child, Command, Output, Stdio};
 /// Passphrase used for every test key.
 pub const PASS: &str = "test passphrase for pocnet";
 
-/// Path of a workspace binary, built by `cargo test --workspace`.
+/// Path of a workspace binary, built by `cargo test --workspace` (or, for the load tools in
+/// `src/bin`, by `cargo build --release -p pocnet -p pocnet-tests`: beside the tool itself).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let here = exe.parent().expect("executable's folder");
+    if here.join(name).is_file() {
+        return here.join(name);
+    }
+    let dir = here.parent().expect("target dir");
     let p = dir.join(name);
     assert!(
         p.exists(),
