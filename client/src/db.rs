@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::types::{receipt_kind_code, receipt_kind_from_code, Direction, EnvelopeHash, MessageId, Peer};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// HKDF info (and AAD prefix) for the store key.
 const STORE_LABEL: &[u8] = b"pocnet/v1/client-store";
@@ -365,6 +365,22 @@ impl Store {
             // Version 3 and before: no incident column (messages filed before it have none).
             tx.execute_batch("ALTER TABLE messages ADD COLUMN incident TEXT")?;
         }
+        // Version 5 and before: listings and lookups scanned every message (the portal's
+        // first page at 10,000 messages spent ~20 ms per scan; BENCHMARKS.md).
+        let has_content_type: bool = tx.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'content_type'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? > 0;
+        tx.execute_batch(
+            "CREATE INDEX IF NOT EXISTS messages_by_time ON messages(direction, received_at);
+             CREATE INDEX IF NOT EXISTS messages_by_id ON messages(message_id);",
+        )?;
+        if has_content_type {
+            tx.execute_batch(
+                "CREATE INDEX IF NOT EXISTS messages_by_type ON messages(direction, content_type, received_at);",
+            )?;
+        }
         if had_messages && version == 0 {
             // Version 0: subject, body and attachments in plaintext. Seal them in place.
             let mut rows = Vec::new();
@@ -531,10 +547,14 @@ impl Store {
         if p.is_empty() || p.len() > 32 || !p.chars().all(|ch| ch.is_ascii_hexdigit()) {
             return Err(Error::BadMessageId(prefix.to_string()));
         }
-        let rows = self.messages(
-            &format!("SELECT {COLS} FROM messages WHERE hex(message_id) LIKE ?1 || '%'"),
-            [p.to_ascii_uppercase()],
-        )?;
+        let rows = match pocnet_crypto::from_hex(&p).filter(|b| b.len() == 16) {
+            // A whole id (as links and scripts give it): one index lookup.
+            Some(id) => self.messages(&format!("SELECT {COLS} FROM messages WHERE message_id = ?1"), [id])?,
+            None => self.messages(
+                &format!("SELECT {COLS} FROM messages WHERE hex(message_id) LIKE ?1 || '%'"),
+                [p.to_ascii_uppercase()],
+            )?,
+        };
         let count = rows.len();
         match rows.into_iter().next() {
             None => Err(Error::UnknownMessage(p)),
@@ -1284,6 +1304,59 @@ mod tests {
             attachments: &[],
             incident: None,
         }
+    }
+
+    #[test]
+    fn listings_pages_and_lookups_by_id_use_an_index_not_a_scan_and_page_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = id();
+        let s = Store::open(&dir.path().join("client.db"), &me).unwrap();
+        let plan = |sql: &str| -> String {
+            let mut st = s.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = st.query_map([], |r| r.get::<_, String>(3)).unwrap();
+            rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("; ")
+        };
+        let page = plan("SELECT * FROM messages WHERE direction = 'in' ORDER BY received_at DESC, rowid DESC LIMIT 51");
+        assert!(
+            page.contains("INDEX messages_by_time") && !page.contains("TEMP B-TREE"),
+            "{page}"
+        );
+        let by_type =
+            plan("SELECT * FROM messages WHERE direction = 'in' AND content_type = 4 ORDER BY received_at DESC");
+        assert!(
+            by_type.contains("INDEX messages_by_type") && !by_type.contains("TEMP B-TREE"),
+            "{by_type}"
+        );
+        let by_id = plan("SELECT * FROM messages WHERE message_id = x'00'");
+        assert!(by_id.contains("INDEX messages_by_id"), "{by_id}");
+
+        let peer_key = id().public_key().clone();
+        let peer = Peer::Known {
+            handle: "CL.primary".into(),
+        };
+        for i in 0..5u8 {
+            let mut m = new(&peer_key, &peer, "s", "b");
+            m.id = MessageId([i; 16]);
+            m.received_at = 100 + i as u64;
+            assert!(s.insert_message(&m).unwrap());
+        }
+        let first: Vec<u8> = s
+            .list_page(Direction::In, 2, 0)
+            .unwrap()
+            .iter()
+            .map(|m| m.id.0[0])
+            .collect();
+        let second: Vec<u8> = s
+            .list_page(Direction::In, 2, 2)
+            .unwrap()
+            .iter()
+            .map(|m| m.id.0[0])
+            .collect();
+        assert_eq!((first, second), (vec![4, 3], vec![2, 1]));
+        assert_eq!(s.count(Direction::In).unwrap(), 5);
+        assert_eq!(s.count(Direction::Out).unwrap(), 0);
+        assert_eq!(s.find(&"03".repeat(16)).unwrap().id, MessageId([3; 16]));
+        assert_eq!(s.find("0303").unwrap().id, MessageId([3; 16]));
     }
 
     #[test]
