@@ -366,3 +366,52 @@ pub fn delivery_frame(envelope_len: usize) -> Vec<u8> {
         envelope: vec![0x42; envelope_len],
     }))
 }
+
+/// p50 / p99 / max of `v` (ms).
+#[derive(Clone, Copy, Debug)]
+pub struct Dist {
+    /// How many values.
+    pub n: usize,
+    /// Smallest (the first, for a cold start).
+    pub min: f64,
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+/// The distribution of `v` (ms).
+pub fn dist(mut v: Vec<f64>) -> Dist {
+    let n = v.len();
+    let p50 = percentile(&mut v, 0.50);
+    let p99 = percentile(&mut v, 0.99);
+    let max = v.iter().copied().fold(f64::NAN, f64::max);
+    let min = v.iter().copied().fold(f64::NAN, f64::min);
+    Dist { n, min, p50, p99, max }
+}
+
+impl Dist {
+    /// One Markdown cell: first, p50, p99, max.
+    pub fn md(&self) -> String {
+        let d = if self.max < 1.0 {
+            3
+        } else if self.p50 < 1.0 {
+            2
+        } else {
+            1
+        };
+        format!(
+            "first {:.d$}, p50 {:.d$}, p99 {:.d$}, max {:.d$} ms",
+            self.min, self.p50, self.p99, self.max
+        )
+    }
+    /// One JSON object.
+    pub fn json(&self) -> String {
+        format!(
+            "{{\"n\":{},\"min_ms\":{:.3},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3}}}",
+            self.n, self.min, self.p50, self.p99, self.max
+        )
+    }
+}

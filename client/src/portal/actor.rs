@@ -42,6 +42,16 @@ impl Ctx {
         self.session.borrow().clone()
     }
 
+    /// Brings the verified log up to date (a consistency proof) when the relay answers;
+    /// offline, pages show the log as last verified.
+    pub async fn refresh_directory(&self) {
+        if let Some(s) = self.live_session() {
+            if let Err(e) = self.client.sync_directory(&s).await {
+                tracing::warn!("portal: directory not brought up to date: {e}");
+            }
+        }
+    }
+
     /// Tells every open live page that something changed here.
     pub fn changed(&self) {
         self.changes.send_modify(|n| *n = n.wrapping_add(1));

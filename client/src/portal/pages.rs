@@ -360,13 +360,7 @@ async fn directory(State(app): State<App>, Extension(sess): Extension<Sess>) -> 
         "directory.html",
         |ctx, _| async move {
             let c = &ctx.client;
-            // Bring the verified log up to date first when the relay answers (a consistency
-            // proof); offline, the page shows the log as last verified.
-            if let Some(s) = ctx.live_session() {
-                if let Err(e) = c.sync_directory(&s).await {
-                    tracing::warn!("portal: directory not brought up to date: {e}");
-                }
-            }
+            ctx.refresh_directory().await;
             let Some(log) = c.local_log()? else {
                 return Ok(json!({"title": "", "states": [], "log_size": 0, "origin": ""}));
             };
@@ -773,32 +767,7 @@ async fn rounds(State(app): State<App>, Extension(sess): Extension<Sess>) -> Res
         "/rounds".into(),
         "rounds",
         "rounds.html",
-        |ctx, _| async move {
-            let c = &ctx.client;
-            let pending: Vec<Value> = c
-                .round_unanswered()?
-                .iter()
-                .map(|p| {
-                    let ch = pocnet_core::round::Challenge::parse(&p.challenge).ok();
-                    let question = ch.as_ref().and_then(|c| match &c.request {
-                        pocnet_core::round::Request::Question(q) => Some(q.clone()),
-                        _ => None,
-                    });
-                    json!({
-                        "round": pocnet_crypto::to_hex(&p.round_id), "deadline": ch.as_ref().map(|c| c.deadline_ms),
-                        "question": question, "exercise": p.exercise,
-                    })
-                })
-                .collect();
-            let rounds: Vec<Value> = c
-                .round_list()?
-                .into_iter()
-                .map(
-                    |(id, targets, answered, at)| json!({"id": id, "targets": targets, "answered": answered, "at": at}),
-                )
-                .collect();
-            Ok(json!({"title": "", "pending": pending, "rounds": rounds}))
-        },
+        |ctx, _| async move { rounds_data(&ctx) },
     )
     .await
 }

@@ -39,12 +39,8 @@ pub(crate) async fn policies(State(app): State<App>, Extension(sess): Extension<
         "policies.html",
         |ctx, lang| async move {
             let c = &ctx.client;
-            // A newly listed version is in the log: bring it up to date when the relay answers.
-            if let Some(s) = ctx.live_session() {
-                if let Err(e) = c.sync_directory(&s).await {
-                    tracing::warn!("portal: directory not brought up to date: {e}");
-                }
-            }
+            // A newly listed version is in the log.
+            ctx.refresh_directory().await;
             let docs: Vec<Value> = c.policies(None)?.iter().map(|d| doc_row(d, lang.tag())).collect();
             let reminders = c.policy_reminders(crate::now_ms())?;
             Ok(json!({"title": "", "docs": docs, "reminders": reminders}))

@@ -38,7 +38,7 @@ use pocnet_core::alert::{Plan, StatePlan};
 use pocnet_core::directory::Rank;
 use pocnet_crypto::{ContentType, HeaderFields, Identity, Receipt, ReceiptKind, Sealed, Suite};
 use pocnet_tests::bench::{
-    bare_fanout, bare_round_trips, delivery_frame, enrol, percentile, sqlite_commit_ms, unthrottled,
+    bare_fanout, bare_round_trips, delivery_frame, dist, enrol, sqlite_commit_ms, unthrottled, Dist,
 };
 use pocnet_tests::probe::{identity, Raw, Secretariat};
 use pocnet_wire::{encode, Delivery, FrameDecoder, Release, Request, Response, StepReport, MAX_FRAME};
@@ -249,47 +249,6 @@ fn signed_plan(
         .sign(sender)
         .expect("sign the plan")
         .into_bytes()
-}
-
-/// p50 / p99 / max of `v` (ms).
-#[derive(Clone, Copy, Debug)]
-struct Dist {
-    n: usize,
-    min: f64,
-    p50: f64,
-    p99: f64,
-    max: f64,
-}
-
-fn dist(mut v: Vec<f64>) -> Dist {
-    let n = v.len();
-    let p50 = percentile(&mut v, 0.50);
-    let p99 = percentile(&mut v, 0.99);
-    let max = v.iter().copied().fold(f64::NAN, f64::max);
-    let min = v.iter().copied().fold(f64::NAN, f64::min);
-    Dist { n, min, p50, p99, max }
-}
-
-impl Dist {
-    fn md(&self) -> String {
-        let d = if self.max < 1.0 {
-            3
-        } else if self.p50 < 1.0 {
-            2
-        } else {
-            1
-        };
-        format!(
-            "first {:.d$}, p50 {:.d$}, p99 {:.d$}, max {:.d$} ms",
-            self.min, self.p50, self.p99, self.max
-        )
-    }
-    fn json(&self) -> String {
-        format!(
-            "{{\"n\":{},\"min_ms\":{:.3},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3}}}",
-            self.n, self.min, self.p50, self.p99, self.max
-        )
-    }
 }
 
 /// One wave of releases (steps due together).

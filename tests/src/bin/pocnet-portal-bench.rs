@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use pocnet_client::db::NewMessage;
 use pocnet_client::types::{Direction, EnvelopeHash, MessageId, Peer};
 use pocnet_crypto::{ContentType, Identity, IdentityKey, KdfParams, Receipt, ReceiptKind, Tlp};
-use pocnet_tests::bench::{connect_all, percentile, unthrottled};
+use pocnet_tests::bench::{connect_all, dist, unthrottled, Dist};
 use pocnet_tests::portal::{http, Portal, Reply};
 use pocnet_tests::probe::{identity, Raw, Secretariat};
 use pocnet_tests::{Poc, PASS};
@@ -101,34 +101,6 @@ fn args() -> Args {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// p50 / p99 / max of `v` (ms).
-#[derive(Clone, Copy, Debug)]
-struct Dist {
-    n: usize,
-    min: f64,
-    p50: f64,
-    p99: f64,
-    max: f64,
-}
-
-fn dist(mut v: Vec<f64>) -> Dist {
-    let n = v.len();
-    let p50 = percentile(&mut v, 0.50);
-    let p99 = percentile(&mut v, 0.99);
-    let max = v.iter().copied().fold(f64::NAN, f64::max);
-    let min = v.iter().copied().fold(f64::NAN, f64::min);
-    Dist { n, min, p50, p99, max }
-}
-
-impl Dist {
-    fn json(&self) -> String {
-        format!(
-            "{{\"n\":{},\"min_ms\":{:.3},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3}}}",
-            self.n, self.min, self.p50, self.p99, self.max
-        )
-    }
 }
 
 /// A page's timings: the first request, then the warm ones.
