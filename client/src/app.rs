@@ -49,6 +49,10 @@ pub struct Client {
     /// The stored log as last verified, keyed by the checkpoint note it was verified
     /// against: re-verified from the first entry once per process, not once per call.
     pub(crate) verified_log: std::sync::Mutex<Option<(String, pocnet_core::directory::LogState)>>,
+    /// One directory sync at a time: tasks sharing this client (the portal's pages and its
+    /// watch, a drill's rounds beside its loop) would otherwise append the same new leaves
+    /// twice.
+    pub(crate) dir_sync: tokio::sync::Mutex<()>,
 }
 
 impl Client {
@@ -64,6 +68,7 @@ impl Client {
             identity,
             store,
             verified_log: std::sync::Mutex::new(None),
+            dir_sync: tokio::sync::Mutex::new(()),
         };
         c.reseal_legacy_attachments()?;
         Ok(c)

@@ -261,6 +261,7 @@ impl Client {
     /// first sync, then only new entries with a consistency proof. A checkpoint that
     /// cannot be consistent with ours is a fork: evidence kept, alarm raised.
     pub async fn sync_directory(&self, s: &Session) -> Result<DirSync> {
+        let _one_at_a_time = self.dir_sync.lock().await;
         let anchor = self.anchor()?;
         let note_text = match s.request(&Request::LogCheckpoint).await {
             Ok(Response::Checkpoint { note }) => note,
