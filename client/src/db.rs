@@ -1330,7 +1330,7 @@ mod tests {
         let by_id = plan("SELECT * FROM messages WHERE message_id = x'00'");
         assert!(by_id.contains("INDEX messages_by_id"), "{by_id}");
 
-        let peer_key = id().public_key().clone();
+        let peer_key = *id().public_key();
         let peer = Peer::Known {
             handle: "CL.primary".into(),
         };
