@@ -46,6 +46,15 @@ async fn choose_language(b: &Browser, tag: &str) {
     assert_eq!(lang.as_deref(), Some(tag), "{}", b.source().await.unwrap());
 }
 
+/// With `POCNET_PORTAL_SHOTS=DIR`, saves a PNG of what the browser shows (for a person
+/// to look at; nothing is asserted on pixels).
+async fn shot(b: &Browser, name: &str) {
+    if let Ok(dir) = std::env::var("POCNET_PORTAL_SHOTS") {
+        let png = b.screenshot().await.unwrap();
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
 async fn sign_in(b: &Browser, p: &Portal) {
     b.goto(&p.url).await.unwrap();
     let me = b.find(Locator::Id("me")).await.unwrap().text().await.unwrap();
@@ -277,6 +286,7 @@ async fn in_a_real_browser_a_poc_reads_the_directory_acknowledges_an_alert_the_s
         .await
         .unwrap();
     assert_eq!(tlp, "TLP:AMBER");
+    shot(&b, "message").await;
 
     // An alert to CL; the sender watches its status page.
     let id = us.json(&[
@@ -325,6 +335,7 @@ async fn in_a_real_browser_a_poc_reads_the_directory_acknowledges_an_alert_the_s
 
     // The sender's open page changes by itself.
     let after = wait_text(&sender, acked, |_| true).await;
+    shot(&sender, "alert-status").await;
     assert!(after.contains("acuse de recibo"), "{after}");
     // The incident's timeline holds the alert and the acknowledgement.
     sender
@@ -409,6 +420,8 @@ async fn in_a_real_browser_a_poc_reads_the_directory_acknowledges_an_alert_the_s
     choose_language(&b, "fr").await;
     let nav = wait_text(&b, "nav", |t| t.contains("Annuaire")).await;
     assert!(nav.contains("Vérifications de contact"));
+    b.goto(&format!("{}/directory", cl_portal.base)).await.unwrap();
+    shot(&b, "directory-fr").await;
 
     // On a phone's width nothing spills sideways (wide tables scroll inside their box),
     // and the first Tab from the top lands on "skip to content".
@@ -434,6 +447,9 @@ async fn in_a_real_browser_a_poc_reads_the_directory_acknowledges_an_alert_the_s
             serde_json::Value::Bool(true),
             "{page} is wider than a phone screen"
         );
+        if page.starts_with("/alerts/") {
+            shot(&b, "alert-phone").await;
+        }
     }
     b.find(Locator::Css("body"))
         .await
