@@ -364,23 +364,7 @@ impl Client {
         plan: Vec<u8>,
         hash: [u8; 32],
     ) -> Result<(u64, pocnet_wire::AcceptProof)> {
-        match s.request(&Request::Escalate { envelope, plan }).await? {
-            Response::Accepted {
-                envelope_hash,
-                stored_at_ms,
-                proof,
-                ..
-            } => {
-                self.check_relay_signature(&envelope_hash, stored_at_ms, &proof)?;
-                if envelope_hash != hash {
-                    return Err(Error::Protocol(
-                        "the relay acknowledged a different envelope hash; report this relay".into(),
-                    ));
-                }
-                Ok((stored_at_ms, proof))
-            }
-            other => Err(Error::Protocol(format!("unexpected answer to Escalate: {other:?}"))),
-        }
+        self.accepted(s, &Request::Escalate { envelope, plan }, &hash).await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -676,18 +660,9 @@ impl Client {
             let sealed = pocnet_crypto::seal(&mut pocnet_crypto::os_rng(), &self.identity, &pubs, &fields, &plaintext)?;
             let hash = sealed.envelope_hash;
             let mid = sealed.message_id;
-            let accepted = match s.request(&Request::Send { envelope: sealed.bytes }).await? {
-                Response::Accepted {
-                    envelope_hash,
-                    stored_at_ms,
-                    proof,
-                    ..
-                } if envelope_hash == hash => {
-                    self.check_relay_signature(&envelope_hash, stored_at_ms, &proof)?;
-                    stored_at_ms
-                }
-                other => return Err(Error::Protocol(format!("unexpected answer to Send: {other:?}"))),
-            };
+            let (accepted, _) = self
+                .accepted(s, &Request::Send { envelope: sealed.bytes }, &hash)
+                .await?;
             self.record_sent_alert(
                 MessageId(mid),
                 EnvelopeHash(hash),

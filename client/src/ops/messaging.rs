@@ -117,23 +117,7 @@ impl Client {
         let sealed = pocnet_crypto::seal(&mut pocnet_crypto::os_rng(), &self.identity, &pubs, &fields, &plaintext)?;
         let bytes = sealed.bytes.len();
         let request = Request::Send { envelope: sealed.bytes };
-        let (stored_at, proof) = match s.request(&request).await? {
-            Response::Accepted {
-                envelope_hash,
-                stored_at_ms,
-                proof,
-                ..
-            } => {
-                self.check_relay_signature(&envelope_hash, stored_at_ms, &proof)?;
-                if envelope_hash != sealed.envelope_hash {
-                    return Err(Error::Protocol(
-                        "the relay acknowledged a different envelope hash; report this relay".into(),
-                    ));
-                }
-                (stored_at_ms, proof)
-            }
-            other => return Err(Error::Protocol(format!("unexpected answer to Send: {other:?}"))),
-        };
+        let (stored_at, proof) = self.accepted(s, &request, &sealed.envelope_hash).await?;
         let Request::Send { envelope } = request else {
             unreachable!("built above")
         };
@@ -192,6 +176,53 @@ impl Client {
     ) -> Result<()> {
         let key = self.profile.relay_key().ok_or(Error::NotEnrolledHere)?;
         pocnet_wire::verify_acceptance(&key, envelope_hash, stored_at, proof).map_err(|_| Error::BadRelaySignature)
+    }
+
+    /// Sends `request` (a `Send` or an `Escalate` of an envelope whose hash we computed as
+    /// `hash`) and returns the relay's acceptance time and proof, both checked: signed by
+    /// the pinned relay key, for exactly this envelope.
+    pub(crate) async fn accepted(
+        &self,
+        s: &Session,
+        request: &Request,
+        hash: &[u8; 32],
+    ) -> Result<(u64, pocnet_wire::AcceptProof)> {
+        match s.request(request).await? {
+            Response::Accepted {
+                envelope_hash,
+                stored_at_ms,
+                proof,
+                ..
+            } => {
+                self.check_relay_signature(&envelope_hash, stored_at_ms, &proof)?;
+                if envelope_hash != *hash {
+                    return Err(Error::Protocol(
+                        "the relay acknowledged a different envelope hash; report this relay".into(),
+                    ));
+                }
+                Ok((stored_at_ms, proof))
+            }
+            other => {
+                let what = if matches!(request, Request::Escalate { .. }) {
+                    "Escalate"
+                } else {
+                    "Send"
+                };
+                Err(Error::Protocol(format!("unexpected answer to {what}: {other:?}")))
+            }
+        }
+    }
+
+    /// `Send`s a sealed envelope; returns the relay's checked acceptance.
+    pub(crate) async fn send_sealed(
+        &self,
+        s: &Session,
+        sealed: &pocnet_crypto::Sealed,
+    ) -> Result<(u64, pocnet_wire::AcceptProof)> {
+        let request = Request::Send {
+            envelope: sealed.bytes.clone(),
+        };
+        self.accepted(s, &request, &sealed.envelope_hash).await
     }
 
     /// Receives the backlog (and, with `follow`, everything after), storing each message

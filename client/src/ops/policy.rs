@@ -16,7 +16,7 @@ use pocnet_core::directory::{Directory, PolicyKind, PolicyVersion, Statement};
 use pocnet_crypto::envelope::MAX_RECIPIENTS;
 use pocnet_crypto::{ContentType, HeaderFields, IdentityKey, PublicIdentity, Suite, Tlp};
 use pocnet_wire::content::PolicyNotice;
-use pocnet_wire::{Request, Response};
+use pocnet_wire::Request;
 use sha2::{Digest, Sha256};
 
 use crate::app::Client;
@@ -182,6 +182,14 @@ fn find_document<'a>(dir: &'a Directory, prefix: &str) -> Result<&'a [PolicyVers
     }
 }
 
+/// Whether this profile holds the file of `v`: a kept envelope whose statement is exactly
+/// `v`'s log leaf.
+fn is_held(v: &PolicyVersion, leaf_hashes: &[[u8; 32]], held: &[([u8; 32], HeldPolicy)]) -> bool {
+    leaf_hashes
+        .get(v.index as usize)
+        .is_some_and(|l| held.iter().any(|(h, _)| h == l))
+}
+
 /// A hasher that is also a writer, for streaming decryption.
 struct HashWriter<W> {
     hash: Sha256,
@@ -225,11 +233,7 @@ impl Client {
         let history: Vec<PolicyView> = vs
             .iter()
             .rev()
-            .map(|v| {
-                let leaf = leaf_hashes.get(v.index as usize);
-                let is_held = leaf.is_some_and(|l| held.iter().any(|(h, _)| h == l));
-                view(v, v.version < latest, is_held)
-            })
+            .map(|v| view(v, v.version < latest, is_held(v, leaf_hashes, held)))
             .collect();
         let current = history.first().cloned().expect("a listed document has a version");
         PolicyDocument { current, history }
@@ -360,9 +364,7 @@ impl Client {
                     .policy(&v.document)
                     .and_then(|vs| vs.last())
                     .map_or(0, |l| l.version);
-                let leaf = log.leaf_hashes().get(v.index as usize);
-                let is_held = leaf.is_some_and(|l| held.iter().any(|(h, _)| h == l));
-                view(v, v.version < latest, is_held)
+                view(v, v.version < latest, is_held(v, log.leaf_hashes(), &held))
             })
             .collect();
         Ok(PolicyCheck {
@@ -496,23 +498,9 @@ impl Client {
             &fields,
             &notice.encode(),
         )?;
-        match s.request(&Request::Send { envelope: sealed.bytes }).await? {
-            Response::Accepted {
-                envelope_hash,
-                stored_at_ms,
-                proof,
-                ..
-            } => {
-                self.check_relay_signature(&envelope_hash, stored_at_ms, &proof)?;
-                if envelope_hash != sealed.envelope_hash {
-                    return Err(Error::Protocol(
-                        "the relay acknowledged a different envelope hash; report this relay".into(),
-                    ));
-                }
-                Ok(())
-            }
-            other => Err(Error::Protocol(format!("unexpected answer to Send: {other:?}"))),
-        }
+        self.accepted(s, &Request::Send { envelope: sealed.bytes }, &sealed.envelope_hash)
+            .await
+            .map(|_| ())
     }
 
     /// A `Policy` envelope, opened: accepted only from a national authority of the verified

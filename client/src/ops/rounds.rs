@@ -17,7 +17,7 @@ use pocnet_core::round::{
     SignedAnswer, Target, TargetRecord,
 };
 use pocnet_crypto::{ContentType, HeaderFields, IdentityKey, PublicIdentity, Receipt, ReceiptKind, Suite, Tlp};
-use pocnet_wire::{AcceptProof, Cancel, Request, Response};
+use pocnet_wire::{Cancel, Request, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::app::Client;
@@ -258,32 +258,6 @@ impl Client {
             reminders: held,
             deadline_ms,
         })
-    }
-
-    /// Sends a sealed envelope; returns the relay's signed acceptance.
-    async fn send_sealed(&self, s: &Session, sealed: &pocnet_crypto::Sealed) -> Result<(u64, AcceptProof)> {
-        match s
-            .request(&Request::Send {
-                envelope: sealed.bytes.clone(),
-            })
-            .await?
-        {
-            Response::Accepted {
-                envelope_hash,
-                stored_at_ms,
-                proof,
-                ..
-            } => {
-                let key = self.profile.relay_key().ok_or(Error::NotEnrolledHere)?;
-                pocnet_wire::verify_acceptance(&key, &envelope_hash, stored_at_ms, &proof)
-                    .map_err(|_| Error::BadRelaySignature)?;
-                if envelope_hash != sealed.envelope_hash {
-                    return Err(Error::Protocol("the relay acknowledged another envelope".into()));
-                }
-                Ok((stored_at_ms, proof))
-            }
-            other => Err(Error::Protocol(format!("unexpected answer to Send: {other:?}"))),
-        }
     }
 
     /// POC: a challenge (or reminder) arrived. Returns the text to show in the inbox.
