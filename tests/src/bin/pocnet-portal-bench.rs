@@ -54,41 +54,28 @@ const PER_STATE: usize = 6;
 /// Messages on one page of the portal's listing.
 const PAGE: usize = 50;
 
+/// The portal's speed through the real `pocnet portal` binary (127.0.0.1 only).
+#[derive(clap::Parser)]
 struct Args {
+    /// Probe POCs listed in the directory (6 to 1,200).
+    #[arg(long, default_value_t = 1000)]
     pocs: usize,
+    /// Received messages in the profile's store (at most 100,000).
+    #[arg(long, default_value_t = 10_000)]
     messages: usize,
+    /// Warm requests per page (1 to 200).
+    #[arg(long, default_value_t = 20)]
     warm: usize,
+    /// States whose primary acknowledges, one at a time (1 to 50).
+    #[arg(long, default_value_t = 20)]
     ack_states: usize,
+    /// One line of JSON instead of Markdown.
+    #[arg(long)]
     json: bool,
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        pocs: 1000,
-        messages: 10_000,
-        warm: 20,
-        ack_states: 20,
-        json: false,
-    };
-    let v: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < v.len() {
-        if v[i] == "--json" {
-            a.json = true;
-            i += 1;
-            continue;
-        }
-        let val = v.get(i + 1).unwrap_or_else(|| panic!("{} needs a value", v[i]));
-        let n: usize = val.parse().unwrap_or_else(|_| panic!("{} takes a number", v[i]));
-        match v[i].as_str() {
-            "--pocs" => a.pocs = n,
-            "--messages" => a.messages = n,
-            "--warm" => a.warm = n,
-            "--ack-states" => a.ack_states = n,
-            other => panic!("unknown argument {other}"),
-        }
-        i += 2;
-    }
+    let a = <Args as clap::Parser>::parse();
     assert!((PER_STATE..=1200).contains(&a.pocs), "--pocs from {PER_STATE} to 1200");
     assert!(a.messages <= 100_000, "--messages at most 100000");
     assert!((1..=200).contains(&a.warm), "--warm from 1 to 200");
